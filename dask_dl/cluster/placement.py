@@ -1,0 +1,111 @@
+"""Put the encoded training data on the workers and remember who holds what.
+
+One statistics pass builds the DataInfo; a second encodes every partition into a float32 block that
+is persisted on the worker that computed it. The iteration loop then sends one training task per
+worker over the blocks that worker already holds — data never moves through the client.
+"""
+from __future__ import annotations
+
+import logging
+
+import dask
+from distributed import wait
+import numpy as np
+
+from ..data import encode
+from ..data.schema import RESPONSE, build_data_info, merge_stats, partition_stats, tree_merge
+from . import tasks
+from .loop import TrainingData
+
+logger = logging.getLogger("dask_dl")
+
+
+def compute_data_info(client, frame, roles: dict, params: dict, response_kind: str, response_name: str,
+                      distribution: str):
+    """The one distributed statistics pass over the training frame."""
+    features = [c for c in frame.columns if c != RESPONSE]
+    numeric = [c for c in features if roles[c] == "numeric"]
+    categorical = [c for c in features if roles[c] == "categorical"]
+    parts = frame.to_delayed()
+    stats = tree_merge([dask.delayed(partition_stats)(p, numeric, categorical, response_kind) for p in parts],
+                       merge_stats)
+    merged = client.compute(stats).result()
+    return build_data_info(merged, features, roles, params, response_kind, response_name, distribution)
+
+
+def _encoded_blocks(client, frame, info):
+    info_d = dask.delayed(info, traverse=False)
+    blocks = [dask.delayed(encode.encode_training_block)(p, info_d) for p in frame.to_delayed()]
+    futures = client.compute(blocks)
+    wait(futures)
+    bad = [f for f in futures if f.status == "error"]
+    if bad:
+        bad[0].result()  # re-raise the worker's error (e.g. an unseen response class) here
+    return futures
+
+
+def place_training_data(client, frame, info, valid_frame, cfg, seed: int) -> TrainingData:
+    """Encode + persist training (and validation) blocks; group them by worker; draw scoring samples."""
+    p = cfg.params
+    futures = _encoded_blocks(client, frame, info)
+    rows = client.gather(client.map(tasks.block_rows, futures, pure=False))
+    keep = [(f, r) for f, r in zip(futures, rows) if r > 0]
+    if not keep:
+        raise ValueError("no training rows left: every row has a missing response"
+                         + (" or a missing predictor (missing_values_handling='Skip')" if info.skip_missing else ""))
+    futures = [f for f, _ in keep]
+    rows_of = {f.key: r for f, r in keep}
+    n_rows = int(sum(rows_of.values()))
+    workers = sorted(client.nthreads())
+    if p["reproducible"]:
+        # one worker, one thread, partition order: bit-identical for a seed (H2O forces one chunk)
+        by_worker = {workers[0]: futures}
+    else:
+        by_worker = _group_by_holder(client, futures)
+        if p["force_load_balance"] and len(by_worker) < min(len(workers), len(futures)):
+            client.rebalance(futures)
+            by_worker = _group_by_holder(client, futures)
+    rows_by_worker = {w: sum(rows_of[f.key] for f in fs) for w, fs in by_worker.items()}
+    # scoring samples (H2O: Bernoulli(S/N) per row, drawn once at set-up)
+    s_train = int(p["score_training_samples"])
+    frac = s_train / n_rows if 0 < s_train < n_rows else 1.0
+    score_train = [client.submit(encode.sample_block, f, frac, seed + i, pure=False) for i, f in enumerate(futures)]
+    score_valid = None
+    if valid_frame is not None:
+        vfut = _encoded_blocks(client, valid_frame, info)
+        vrows = client.gather(client.map(tasks.block_rows, vfut, pure=False))
+        n_valid = int(sum(vrows))
+        if n_valid == 0:
+            raise ValueError("validation_data has no rows with a response")
+        s_valid = int(p["score_validation_samples"])
+        vfrac = s_valid / n_valid if 0 < s_valid < n_valid else 1.0
+        score_valid = vfut if vfrac >= 1.0 else \
+            [client.submit(encode.sample_block, f, vfrac, seed + 1 + i, pure=False) for i, f in enumerate(vfut)]
+    wait(score_train + (score_valid or []))
+    if info.n_rows_total > n_rows and not info.skip_missing:
+        logger.warning("dask_dl: %d training rows have a missing response and are skipped",
+                       info.n_rows_total - n_rows)
+    return TrainingData(blocks_by_worker=by_worker, rows_by_worker=rows_by_worker, score_train=score_train,
+                        score_valid=score_valid, n_rows=n_rows)
+
+
+def _group_by_holder(client, futures) -> dict:
+    who = client.who_has(futures)
+    out: dict = {}
+    for f in futures:
+        holders = sorted(who.get(f.key) or ())
+        out.setdefault(holders[0] if holders else None, []).append(f)
+    if None in out:  # not yet placed (should not happen after wait): give them to the first worker
+        orphans = out.pop(None)
+        first = sorted(client.nthreads())[0]
+        out.setdefault(first, []).extend(orphans)
+    return out
+
+
+def warm_workers(client) -> None:
+    """Compile or load the numba kernels on every worker before the first timed round."""
+    client.run(tasks.warm_up)
+
+
+def seed_for(cfg) -> int:
+    return int(np.uint32(cfg.seed))

@@ -1,0 +1,86 @@
+"""pandas partition -> float32 design matrix (+ response), exactly as the network sees it.
+
+The same function encodes training, validation and prediction data, so missing values are treated
+identically everywhere: numeric NA -> the training mean (0 after standardisation), categorical NA and
+unseen levels -> the column's "missing" slot (see docs/h2o-differences.md).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .schema import RESPONSE, DataError, DataInfo, level_strings
+
+
+def encode_features(df: pd.DataFrame, info: DataInfo) -> tuple[np.ndarray, np.ndarray]:
+    """Return (X float32 C-contiguous of width info.n_inputs, row_has_na bool)."""
+    n = len(df)
+    X = np.zeros((n, info.n_inputs), dtype=np.float32)
+    has_na = np.zeros(n, dtype=bool)
+    rows = np.arange(n)
+    for col, off in zip(info.columns, info.offsets()):
+        if col.name not in df.columns:
+            raise DataError(f"column {col.name!r} used in training is missing from the data")
+        s = df[col.name]
+        if col.kind == "numeric":
+            v = s.to_numpy(dtype=np.float64, na_value=np.nan)
+            na = np.isnan(v)
+            sub, mul = info.sub_mul(col)
+            if na.any():
+                has_na |= na
+                v = np.where(na, col.mean, v)
+            X[:, off] = (v - sub) * mul
+        else:
+            k = len(col.levels)
+            codes = pd.Index(col.levels).get_indexer(level_strings(s))
+            na = codes < 0              # NA or a level unseen in training
+            has_na |= s.isna().to_numpy()
+            if info.use_all_factor_levels:
+                slot = np.where(na, k, codes)
+            else:                        # first level has no slot; the missing bucket is the last
+                slot = np.where(na, k - 1, codes - 1)
+            keep = slot >= 0
+            X[rows[keep], off + slot[keep]] = 1.0
+    return X, has_na
+
+
+def encode_response(y: pd.Series, info: DataInfo) -> np.ndarray:
+    """Training target as float32: class index (NaN if NA), or the (standardised) numeric value."""
+    if info.response_kind == "classification":
+        idx = pd.Index(info.classes)
+        codes = idx.get_indexer(y.astype(object).where(y.notna(), None))
+        na = y.isna().to_numpy()
+        unseen = (codes < 0) & ~na
+        if unseen.any():
+            bad = pd.unique(y[unseen])[:5]
+            raise DataError(f"response {info.response_name!r} has classes {list(bad)} that the training data "
+                            f"does not have (training classes: {info.classes})")
+        return np.where(na, np.nan, codes).astype(np.float32)
+    v = y.to_numpy(dtype=np.float64, na_value=np.nan)
+    if np.isinf(v).any():
+        raise DataError(f"response {info.response_name!r} holds infinite values; a regression target must be finite")
+    return info.response_to_target(v).astype(np.float32)
+
+
+def encode_training_block(df: pd.DataFrame, info: DataInfo) -> tuple[np.ndarray, np.ndarray]:
+    """(X, y) of the rows that train: rows with a response (and, with Skip, without any NA)."""
+    X, has_na = encode_features(df, info)
+    y = encode_response(df[RESPONSE], info)
+    keep = ~np.isnan(y)
+    if info.skip_missing:
+        keep &= ~has_na
+    if not keep.all():
+        X, y = X[keep], y[keep]
+    return np.ascontiguousarray(X), y
+
+
+def sample_block(block: tuple, fraction: float, seed: int) -> tuple:
+    """A Bernoulli(fraction) subset of a block's rows (at least one row), for scoring samples."""
+    X, y = block
+    if fraction >= 1.0 or len(y) == 0:
+        return X, y
+    rng = np.random.default_rng(seed)
+    keep = rng.random(len(y)) < fraction
+    if not keep.any():
+        keep[rng.integers(len(y))] = True
+    return X[keep], y[keep]

@@ -1,0 +1,310 @@
+"""DataInfo: column roles, categorical levels, means and sigmas — computed in ONE distributed pass.
+
+DataInfo is small (a few numbers per column), travels with the model (JSON-serialisable) and is
+broadcast to workers to encode partitions. The input layout follows H2O: categorical blocks first,
+sorted by decreasing cardinality, then the numeric columns in frame order; every categorical block
+ends with a "missing" slot.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+RESPONSE = "__dask_dl_response__"  # internal name of the response column inside training frames
+
+
+class DataError(ValueError):
+    """Bad input data, named by column."""
+
+
+@dataclass
+class ColumnInfo:
+    name: str
+    kind: str                       # "numeric" | "categorical"
+    mean: float = 0.0
+    sigma: float = 1.0
+    min: float = 0.0
+    max: float = 0.0
+    na_count: int = 0
+    levels: list = field(default_factory=list)
+
+    @property
+    def width(self) -> int:
+        return 1 if self.kind == "numeric" else 0  # categorical width depends on use_all_factor_levels
+
+
+@dataclass
+class DataInfo:
+    """Everything needed to turn a raw partition into the network's input (and back)."""
+    feature_names: list             # input columns as the user gave them, in order
+    columns: list                   # ColumnInfo of the USED columns, in input-layout order
+    ignored: list                   # [(name, reason)]
+    standardize: bool
+    use_all_factor_levels: bool
+    skip_missing: bool
+    response_name: str
+    response_kind: str              # "classification" | "regression"
+    classes: list = field(default_factory=list)
+    response_mean: float = 0.0
+    response_sigma: float = 1.0
+    standardize_response: bool = False
+    n_rows: int = 0                 # training rows with a response (the epoch denominator)
+    n_rows_total: int = 0
+
+    # ---------------------------------------------------------------------------------- layout
+    def block_width(self, col: ColumnInfo) -> int:
+        if col.kind == "numeric":
+            return 1
+        k = len(col.levels)
+        return k + 1 if self.use_all_factor_levels else k
+
+    @property
+    def n_inputs(self) -> int:
+        return sum(self.block_width(c) for c in self.columns)
+
+    def offsets(self) -> list:
+        off, out = 0, []
+        for c in self.columns:
+            out.append(off)
+            off += self.block_width(c)
+        return out
+
+    def coef_names(self) -> list:
+        """H2O's expanded input names: ``col.level``, ``col.missing(NA)``, ``col``."""
+        names = []
+        for c in self.columns:
+            if c.kind == "numeric":
+                names.append(c.name)
+                continue
+            levels = c.levels if self.use_all_factor_levels else c.levels[1:]
+            names.extend(f"{c.name}.{lv}" for lv in levels)
+            names.append(f"{c.name}.missing(NA)")
+        return names
+
+    def sub_mul(self, col: ColumnInfo) -> tuple:
+        if self.standardize:
+            return col.mean, 1.0 / col.sigma if col.sigma > 0 else 1.0
+        return 0.0, 1.0
+
+    # ------------------------------------------------------------------------------ response
+    def response_to_target(self, y: np.ndarray) -> np.ndarray:
+        if self.standardize_response:
+            return (y - self.response_mean) / self.response_sigma
+        return y
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["classes"] = [_jsonable(c) for c in self.classes]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DataInfo":
+        d = dict(d)
+        d["columns"] = [ColumnInfo(**c) for c in d["columns"]]
+        d["ignored"] = [tuple(x) for x in d["ignored"]]
+        return cls(**d)
+
+
+def _jsonable(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+# ------------------------------------------------------------------------------ column roles
+def column_role(name, dtype) -> str:
+    """'numeric' or 'categorical'; anything else is refused with the column's name."""
+    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
+        if pd.api.types.is_complex_dtype(dtype):
+            raise DataError(f"column {name!r} has complex dtype {dtype}; expected a numeric (real) or "
+                            "categorical (category/object/string) column")
+        return "numeric"
+    if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_object_dtype(dtype) \
+            or pd.api.types.is_string_dtype(dtype):
+        return "categorical"
+    raise DataError(f"column {name!r} has dtype {dtype}; expected a numeric or categorical "
+                    "(category/object/string) column — convert it (e.g. datetimes to numbers) or drop it")
+
+
+def level_strings(s: pd.Series) -> pd.Series:
+    """Categorical values as strings (NA stays NA), the form levels are stored in."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = s.cat.categories.astype(str)
+        codes = s.cat.codes.to_numpy()
+        out = np.where(codes >= 0, np.asarray(cats, dtype=object)[np.maximum(codes, 0)], None)
+        return pd.Series(out, index=s.index, dtype=object)
+    mask = s.isna().to_numpy()
+    out = s.astype(object).to_numpy(copy=True)
+    out[~mask] = [str(v) for v in out[~mask]]
+    out[mask] = None
+    return pd.Series(out, index=s.index, dtype=object)
+
+
+# ------------------------------------------------------------------------ per-partition stats
+def partition_stats(df: pd.DataFrame, numeric: list, categorical: list, response_kind: str) -> dict:
+    """Mergeable statistics of one partition: (n, mean, M2, min, max, na) per numeric column,
+    level counts per categorical column, and the response's statistics."""
+    out = {"rows": len(df), "num": {}, "cat": {}}
+    for c in numeric:
+        v = df[c].to_numpy(dtype=np.float64, na_value=np.nan)
+        inf = np.isinf(v)
+        if inf.any():
+            raise DataError(f"column {c!r} holds infinite values; expected finite numbers or NA")
+        ok = ~np.isnan(v)
+        n = int(ok.sum())
+        if n:
+            vv = v[ok]
+            m = float(vv.mean())
+            out["num"][c] = (n, m, float(((vv - m) ** 2).sum()), float(vv.min()), float(vv.max()), len(v) - n)
+        else:
+            out["num"][c] = (0, 0.0, 0.0, math.inf, -math.inf, len(v))
+    for c in categorical:
+        out["cat"][c] = (level_strings(df[c]).value_counts(dropna=True).to_dict(), int(df[c].isna().sum()))
+    y = df[RESPONSE]
+    if response_kind == "regression":
+        v = y.to_numpy(dtype=np.float64, na_value=np.nan)
+        if np.isinf(v).any():
+            raise DataError("the response holds infinite values; a regression target must be finite (NA rows "
+                            "are skipped)")
+        ok = ~np.isnan(v)
+        n = int(ok.sum())
+        m = float(v[ok].mean()) if n else 0.0
+        out["y"] = (n, m, float(((v[ok] - m) ** 2).sum()) if n else 0.0,
+                    float(v[ok].min()) if n else math.inf, float(v[ok].max()) if n else -math.inf, len(v) - n)
+    else:
+        out["y"] = y.dropna().value_counts().to_dict()
+    return out
+
+
+def merge_stats(a: dict, b: dict) -> dict:
+    """Combine two partition_stats results (Chan et al.'s parallel variance)."""
+    out = {"rows": a["rows"] + b["rows"], "num": {}, "cat": {}}
+    for c in a["num"]:
+        out["num"][c] = _merge_moments(a["num"][c], b["num"][c])
+    for c in a["cat"]:
+        counts = dict(a["cat"][c][0])
+        for k, v in b["cat"][c][0].items():
+            counts[k] = counts.get(k, 0) + v
+        out["cat"][c] = (counts, a["cat"][c][1] + b["cat"][c][1])
+    if isinstance(a["y"], dict):
+        ys = dict(a["y"])
+        for k, v in b["y"].items():
+            ys[k] = ys.get(k, 0) + v
+        out["y"] = ys
+    else:
+        out["y"] = _merge_moments(a["y"], b["y"])
+    return out
+
+
+def _merge_moments(a, b):
+    na, ma, m2a, loa, hia, nanA = a
+    nb, mb, m2b, lob, hib, nanB = b
+    n = na + nb
+    if n == 0:
+        return (0, 0.0, 0.0, min(loa, lob), max(hia, hib), nanA + nanB)
+    d = mb - ma
+    m = ma + d * nb / n
+    m2 = m2a + m2b + d * d * na * nb / n
+    return (n, m, m2, min(loa, lob), max(hia, hib), nanA + nanB)
+
+
+def tree_merge(parts: list, merge, split_every: int = 8):
+    """Pairwise-style tree of delayed merges (keeps the graph shallow for many partitions)."""
+    import dask
+    level = list(parts)
+    while len(level) > 1:
+        level = [dask.delayed(_merge_many)(level[i:i + split_every], merge)
+                 for i in range(0, len(level), split_every)]
+    return level[0]
+
+
+def _merge_many(items, merge):
+    acc = items[0]
+    for it in items[1:]:
+        acc = merge(acc, it)
+    return acc
+
+
+# ------------------------------------------------------------------------------- building
+def build_data_info(stats: dict, feature_names: list, roles: dict, params: dict, response_kind: str,
+                    response_name: str, distribution: str) -> DataInfo:
+    """Turn merged statistics into a DataInfo, applying H2O's column rules."""
+    n_total = stats["rows"]
+    if n_total == 0:
+        raise DataError("the training data has no rows")
+    columns, ignored = [], []
+    for name in feature_names:
+        if roles[name] == "numeric":
+            n, mean, m2, lo, hi, na = stats["num"][name]
+            if n == 0:
+                if params["ignore_const_cols"]:
+                    ignored.append((name, "all values are NA"))
+                    continue
+                raise DataError(f"column {name!r} is entirely NA; drop it or set ignore_const_cols=True")
+            if params["ignore_const_cols"] and lo == hi:
+                ignored.append((name, "constant"))
+                continue
+            sigma = math.sqrt(m2 / (n - 1)) if n > 1 else 0.0
+            columns.append(ColumnInfo(name, "numeric", mean=mean, sigma=sigma, min=lo, max=hi, na_count=na))
+        else:
+            counts, na = stats["cat"][name]
+            levels = sorted(counts)  # H2O's domain order: lexicographic
+            if not levels:
+                if params["ignore_const_cols"]:
+                    ignored.append((name, "all values are NA"))
+                    continue
+                raise DataError(f"column {name!r} is entirely NA; drop it or set ignore_const_cols=True")
+            if params["ignore_const_cols"] and len(levels) == 1:
+                ignored.append((name, "constant"))
+                continue
+            columns.append(ColumnInfo(name, "categorical", levels=levels, na_count=na))
+    if not columns:
+        raise DataError("no usable input column: every column is constant or entirely NA "
+                        f"(ignored: {[n for n, _ in ignored]})")
+    cats = [c for c in columns if c.kind == "categorical"]
+    nums = [c for c in columns if c.kind == "numeric"]
+    # H2O's (non-stable) swap sort by decreasing cardinality
+    for i in range(len(cats)):
+        for j in range(i + 1, len(cats)):
+            if len(cats[i].levels) < len(cats[j].levels):
+                cats[i], cats[j] = cats[j], cats[i]
+    info = DataInfo(feature_names=list(feature_names), columns=cats + nums, ignored=ignored,
+                    standardize=bool(params["standardize"]), use_all_factor_levels=bool(params["use_all_factor_levels"]),
+                    skip_missing=params["missing_values_handling"] == "Skip", response_name=response_name,
+                    response_kind=response_kind, n_rows_total=n_total)
+    y = stats["y"]
+    if response_kind == "classification":
+        if not y:
+            raise DataError(f"response {response_name!r} is entirely NA")
+        classes = _sorted_classes(list(y))
+        if len(classes) < 2:
+            raise DataError(f"response {response_name!r} has a single class {classes[0]!r}; a classifier "
+                            "needs at least 2")
+        info.classes = classes
+        info.n_rows = int(sum(y.values()))
+    else:
+        n, mean, m2, lo, hi, na = y
+        if n == 0:
+            raise DataError(f"response {response_name!r} is entirely NA")
+        if distribution in ("poisson", "tweedie") and lo < 0:
+            raise DataError(f"response {response_name!r} has negative values ({lo}); "
+                            f"distribution={distribution!r} needs y >= 0")
+        if distribution == "gamma" and lo <= 0:
+            raise DataError(f"response {response_name!r} has values <= 0 ({lo}); distribution='gamma' needs y > 0")
+        sigma = math.sqrt(m2 / (n - 1)) if n > 1 else 0.0
+        info.response_mean = mean
+        info.response_sigma = sigma if sigma > 0 else 1.0
+        info.standardize_response = bool(params["standardize"]) and distribution not in ("poisson", "gamma", "tweedie")
+        info.n_rows = int(n)
+    return info
+
+
+def _sorted_classes(values: list) -> list:
+    vals = [_jsonable(v) for v in values]
+    try:
+        return sorted(vals)
+    except TypeError:
+        return sorted(vals, key=str)

@@ -1,0 +1,55 @@
+"""Scoring-mode forward pass (predict, metrics, deep features) with BLAS matrix products.
+
+Scoring uses H2O's non-inverted dropout rule: no masks, each dropout hidden layer's output is
+multiplied by (1 - ratio); the input layer is never rescaled.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .network import MAXOUT, RECTIFIER, SOFTMAX, TANH, NetworkLayout
+
+CHUNK_ROWS = 8192  # bounds the temporaries: a few MB per chunk for wide layers
+
+
+def _hidden(layout: NetworkLayout, Z: np.ndarray, l: int) -> np.ndarray:
+    code = layout.hidden_code
+    if code == TANH:
+        A = np.tanh(Z)
+    elif code == RECTIFIER:
+        A = np.maximum(Z, 0.0)
+    elif code == MAXOUT:
+        A = np.maximum(Z[:, 0::2], Z[:, 1::2])
+    else:
+        raise ValueError(f"unknown hidden activation code {code}")
+    ratio = layout.dropout[l]
+    if ratio:
+        A *= (1.0 - ratio)
+    return A
+
+
+def forward(layout: NetworkLayout, state: np.ndarray, X: np.ndarray, upto: int | None = None) -> np.ndarray:
+    """Outputs of layer ``upto`` (default: the output layer) for every row of X, in scoring mode.
+
+    The output layer returns softmax probabilities (classifier) or the linear pre-activation
+    (regression, link space)."""
+    n_layers = layout.n_layers
+    upto = n_layers if upto is None else upto
+    X = np.asarray(X, dtype=state.dtype)
+    out = np.empty((X.shape[0], layout.units[upto]), dtype=state.dtype)
+    mats = [(layout.weight_matrix(state, l), layout.bias_vector(state, l)) for l in range(1, upto + 1)]
+    for s in range(0, X.shape[0], CHUNK_ROWS):
+        A = X[s:s + CHUNK_ROWS]
+        for l, (W, b) in enumerate(mats, start=1):
+            Z = A @ W.T + b
+            if l < n_layers:
+                A = _hidden(layout, Z, l)
+            elif layout.output_code == SOFTMAX:
+                Z -= Z.max(axis=1, keepdims=True)
+                np.exp(Z, out=Z)
+                Z /= Z.sum(axis=1, keepdims=True)
+                A = Z
+            else:
+                A = Z
+        out[s:s + CHUNK_ROWS] = A
+    return out

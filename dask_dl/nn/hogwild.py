@@ -1,0 +1,132 @@
+"""Train one shard: k plain Python threads run the nogil kernel on ONE shared state vector, lock-free.
+
+This is H2O's node-local Hogwild!: races between threads are intended. Threads, not numba's
+``parallel=True``: numba's default threading layer aborts when parallel code is entered from two
+threads at once (two Dask worker threads would do exactly that).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import kernels as K
+from .network import NetworkLayout
+
+
+@dataclass(frozen=True)
+class KernelSettings:
+    """Everything the kernel needs besides data and state, built once per fit."""
+    hp: np.ndarray       # float32 HP_* slots
+    opt: int
+    fast: bool
+    loss: int
+
+
+def settings_from_config(cfg) -> KernelSettings:
+    """Map a resolved TrainingConfig onto kernel slots."""
+    hp = np.zeros(K.N_HP, dtype=np.float64)
+    p = cfg.params
+    if p["adaptive_rate"]:
+        opt = K.ADADELTA
+    elif cfg.momentum_used:
+        opt = K.NESTEROV if p["nesterov_accelerated_gradient"] else K.MOMENTUM
+    else:
+        opt = K.SGD
+    hp[K.HP_RHO] = p["rho"]
+    hp[K.HP_OMR] = 1.0 - p["rho"]
+    hp[K.HP_EPS] = p["epsilon"]
+    hp[K.HP_RATE] = p["rate"]
+    hp[K.HP_ANNEAL] = p["rate_annealing"]
+    hp[K.HP_DECAY] = p["rate_decay"]
+    hp[K.HP_MOM_START] = p["momentum_start"]
+    hp[K.HP_MOM_RAMP] = p["momentum_ramp"]
+    hp[K.HP_MOM_STABLE] = p["momentum_stable"]
+    hp[K.HP_L1] = p["l1"]
+    hp[K.HP_L2] = p["l2"]
+    hp[K.HP_MAXW2] = p["max_w2"]
+    hp[K.HP_QALPHA] = p["quantile_alpha"]
+    hp[K.HP_TPOWER] = p["tweedie_power"]
+    hp[K.HP_HUBER] = 1.0
+    if cfg.kind == "regression":
+        loss = K.regression_code(cfg.distribution, cfg.loss)
+    else:
+        loss = K.loss_code(cfg.kind, cfg.loss)
+    return KernelSettings(hp=hp, opt=opt, fast=bool(p["fast_mode"]), loss=loss)
+
+
+def thread_seed(*parts: int) -> int:
+    """A 31-bit seed for numba's per-thread RNG, derived from (fit seed, iteration, worker, thread...)."""
+    return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def visiting_order(n_rows: int, n_samples: int, rng: np.random.Generator, shuffle: bool) -> np.ndarray:
+    """Row indices to visit for ``n_samples`` draws from ``n_rows`` rows: whole passes (sequential, or
+    permuted when shuffling) plus a random subset for the fractional rest, as H2O's iteration does."""
+    full, rest = divmod(int(n_samples), n_rows)
+    parts = [rng.permutation(n_rows) if shuffle else np.arange(n_rows) for _ in range(full)]
+    if rest:
+        parts.append(rng.permutation(n_rows)[:rest])
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+
+def train_shard(state: np.ndarray, layout: NetworkLayout, blocks, n_samples: int, ks: KernelSettings,
+                n_threads: int, seed_parts: tuple, n_seen: float, shuffle: bool = False) -> int:
+    """Train ``state`` in place on ``n_samples`` draws from ``blocks`` (a list of (X, y) arrays) with
+    ``n_threads`` HOGWILD! threads. Returns the number of samples trained."""
+    sizes = np.asarray([len(b[1]) for b in blocks], dtype=np.int64)
+    total = int(sizes.sum())
+    if total == 0 or n_samples <= 0:
+        return 0
+    # samples per block proportional to its rows (largest remainder keeps the total exact)
+    quota = n_samples * sizes / total
+    per_block = np.floor(quota).astype(np.int64)
+    short = int(n_samples - per_block.sum())
+    if short:
+        per_block[np.argsort(per_block - quota)[:short]] += 1
+    units, woff, boff = layout.units_array(), layout.w_offsets, layout.b_offsets
+    acts, drop = layout.act_codes(), layout.dropout_array()
+    hp = ks.hp.astype(state.dtype)
+    rng = np.random.default_rng([thread_seed(*seed_parts), 1])
+    done = 0
+    for bi, ((X, y), m) in enumerate(zip(blocks, per_block)):
+        if m == 0:
+            continue
+        n = len(y)
+        k = int(max(1, min(n_threads, n, m)))
+        jobs = []
+        for t in range(k):
+            lo, hi = n * t // k, n * (t + 1) // k
+            m_t = m * (t + 1) // k - m * t // k
+            rows = lo + visiting_order(hi - lo, m_t, rng, shuffle)
+            hp_t = hp.copy()
+            hp_t[K.HP_N0] = n_seen + done
+            hp_t[K.HP_NSTEP] = k  # every thread's step advances the shared sample count by ~k
+            ip = np.array([ks.opt, int(ks.fast), ks.loss, thread_seed(*seed_parts, bi, t)], dtype=np.int64)
+            jobs.append((state, layout.n_weights, layout.n_biases, units, woff, boff, acts, drop,
+                         X, y, rows, hp_t, ip))
+        if k == 1:
+            K.train_rows(*jobs[0])
+        else:
+            threads = [threading.Thread(target=K.train_rows, args=job) for job in jobs]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+        done += int(m)
+    return done
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the float32 kernels once in this process."""
+    from .network import build_layout, initial_state
+    for act in ("Rectifier", "Tanh", "Maxout"):
+        for classifier in (True, False):
+            layout = build_layout(3, [2], act, 2 if classifier else 1, classifier, 0.0, [0.0])
+            state = initial_state(layout, 1)
+            X = np.zeros((2, 3), dtype=np.float32)
+            y = np.zeros(2, dtype=np.float32)
+            ks = KernelSettings(hp=np.zeros(K.N_HP), opt=K.ADADELTA, fast=True,
+                                loss=K.CROSS_ENTROPY if classifier else K.GAUSSIAN)
+            train_shard(state, layout, [(X, y)], 2, ks, 1, (1,), 0.0)

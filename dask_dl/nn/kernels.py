@@ -1,0 +1,386 @@
+"""numba kernels: per-sample forward, backprop and in-place parameter update (H2O's algorithm).
+
+Everything here is ``nogil``: the shard trainer calls ``train_rows`` from several Python threads at
+once on the same state vector, lock-free (HOGWILD!). Nothing allocates inside the per-row loop; the
+scratch buffers are allocated once per ``train_rows`` call. Kernels are dtype-generic: training uses
+float32, the gradient tests run the very same code in float64.
+
+Layer indexing follows H2O: layer 0 is the input, 1..L the hidden layers, L+1 the output; weight
+matrix l (1-based) feeds layer l. Offsets come from ``network.NetworkLayout``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .network import LINEAR, MAXOUT, RECTIFIER, SOFTMAX, TANH
+
+# optimizer codes
+ADADELTA, SGD, MOMENTUM, NESTEROV = 0, 1, 2, 3
+# output error codes (classification)
+CROSS_ENTROPY, QUADRATIC_SOFTMAX = 0, 1
+# output error codes (regression; the honoured loss, see docs/h2o-differences.md)
+GAUSSIAN, LAPLACE, QUANTILE, HUBER, POISSON, GAMMA, TWEEDIE = 10, 11, 12, 13, 14, 15, 16
+
+# float hyper-parameter slots
+HP_RHO, HP_EPS, HP_RATE, HP_ANNEAL, HP_DECAY = 0, 1, 2, 3, 4
+HP_MOM_START, HP_MOM_RAMP, HP_MOM_STABLE, HP_L1, HP_L2 = 5, 6, 7, 8, 9
+HP_MAXW2, HP_QALPHA, HP_TPOWER, HP_HUBER, HP_N0, HP_NSTEP, HP_OMR = 10, 11, 12, 13, 14, 15, 16
+N_HP = 17
+# integer slots
+IP_OPT, IP_FAST, IP_LOSS, IP_SEED = 0, 1, 2, 3
+N_IP = 4
+
+DROPPED = 2  # unit_state value of a hidden unit dropped for this row
+EXP_CAP = 1e19
+
+
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
+def _capped_exp(v):
+    return min(np.exp(v), EXP_CAP)
+
+
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
+def _step(P, S1, S2, k, p, grad, opt, rho, omr, eps, rate, mom):
+    """Apply one optimizer step to parameter P[k] (current value p) with gradient grad."""
+    if opt == ADADELTA:
+        eg = rho * S1[k] + omr * grad * grad
+        S1[k] = eg
+        eta = np.sqrt((S2[k] + eps) / (eg + eps))
+        dx = eta * grad
+        S2[k] = rho * S2[k] + omr * dx * dx
+        P[k] = p - dx
+    elif opt == SGD:
+        P[k] = p - rate * grad
+    elif opt == MOMENTUM:
+        v = mom * S1[k] - rate * grad
+        S1[k] = v
+        P[k] = p + v
+    else:  # NESTEROV (Sutskever/Bengio form of the look-ahead step)
+        vp = S1[k]
+        v = mom * vp - rate * grad
+        S1[k] = v
+        P[k] = p - mom * vp + (1.0 + mom) * v
+
+
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
+def _l1_term(l1, w):
+    if w > 0.0:
+        return l1
+    if w < 0.0:
+        return -l1
+    return l1 - l1
+
+
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
+def _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom, fast):
+    """Update one unit's incoming weights from dense inputs; returns the sum of squared gradients.
+
+    One branch-free loop per optimizer so LLVM vectorises it; fast_mode's "skip zero inputs" is a
+    select (the skipped weight and its state keep their values), not a branch."""
+    gsq = g - g
+    n = w.shape[0]
+    if opt == ADADELTA:
+        for i in range(n):
+            a = prev[i]
+            wi = w[i]
+            grad = g * a + l2 * wi + _l1_term(l1, wi)
+            keep = (not fast) or a != 0.0
+            eg = rho * s1[i] + omr * grad * grad
+            eta = np.sqrt((s2[i] + eps) / (eg + eps))
+            dx = eta * grad
+            ex = rho * s2[i] + omr * dx * dx
+            s1[i] = eg if keep else s1[i]
+            s2[i] = ex if keep else s2[i]
+            w[i] = wi - dx if keep else wi
+            gsq += grad * grad if keep else grad - grad
+    elif opt == SGD:
+        for i in range(n):
+            a = prev[i]
+            wi = w[i]
+            grad = g * a + l2 * wi + _l1_term(l1, wi)
+            keep = (not fast) or a != 0.0
+            w[i] = wi - rate * grad if keep else wi
+            gsq += grad * grad if keep else grad - grad
+    else:
+        for i in range(n):
+            a = prev[i]
+            wi = w[i]
+            grad = g * a + l2 * wi + _l1_term(l1, wi)
+            if fast and a == 0.0:
+                continue
+            gsq += grad * grad
+            _step(w, s1, s2, i, wi, grad, opt, rho, omr, eps, rate, mom)
+    return gsq
+
+
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
+def output_error(A, E, co, n_out, out_code, loss, target, hp):
+    """Write dLoss/dz of the output pre-activations into E[co:co+n_out]."""
+    if out_code == SOFTMAX:
+        k_true = int(target)
+        if loss == CROSS_ENTROPY:
+            for k in range(n_out):
+                E[co + k] = A[co + k] - (1.0 if k == k_true else 0.0)
+        else:  # exact gradient of 0.5 * ||p - t||^2 through the softmax
+            s = 0.0
+            for k in range(n_out):
+                p = A[co + k]
+                s += p * (p - (1.0 if k == k_true else 0.0))
+            for k in range(n_out):
+                p = A[co + k]
+                E[co + k] = p * ((p - (1.0 if k == k_true else 0.0)) - s)
+        return
+    f = A[co]
+    t = target
+    if loss == GAUSSIAN:
+        d = 2.0 * (f - t)
+    elif loss == LAPLACE:
+        d = 1.0 if f > t else -1.0
+    elif loss == QUANTILE:
+        a = hp[HP_QALPHA]
+        d = -a if t > f else 1.0 - a
+    elif loss == HUBER:
+        delta = hp[HP_HUBER]
+        r = f - t
+        if abs(r) <= delta:
+            d = 2.0 * r
+        else:
+            d = 2.0 * delta if r > 0 else -2.0 * delta
+    elif loss == POISSON:
+        d = 2.0 * (_capped_exp(f) - t)
+    elif loss == GAMMA:
+        d = 2.0 * (1.0 - t * _capped_exp(-f))
+    else:  # TWEEDIE
+        p = hp[HP_TPOWER]
+        d = 2.0 * (_capped_exp((2.0 - p) * f) - t * _capped_exp((1.0 - p) * f))
+    E[co] = d
+
+
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
+def _softmax_inplace(a):
+    m = a[0]
+    for k in range(1, a.shape[0]):
+        m = max(m, a[k])
+    s = m - m
+    for k in range(a.shape[0]):
+        e = np.exp(a[k] - m)
+        a[k] = e
+        s += e
+    for k in range(a.shape[0]):
+        a[k] = a[k] / s
+
+
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
+def forward_train(W, B, units, woff, boff, aoff, acts, drop, x, A, nz, ustate):
+    """Training-mode forward pass for one row (dropout masks drawn here). Returns the number of
+    non-zero inputs (their indices are in nz[:nnz]).
+
+    Loops run over per-layer and per-row *views*: indexing one big scratch array with runtime
+    offsets stops LLVM from vectorising (measured 10x slower)."""
+    n_layers = units.shape[0] - 1
+    u0 = units[0]
+    nnz = 0
+    p_in = drop[0]
+    a0 = A[0:u0]
+    for i in range(u0):
+        v = x[i]
+        if p_in > 0.0 and np.random.random() < p_in:
+            v = 0.0
+        a0[i] = v
+        if v != 0.0:
+            nz[nnz] = i
+            nnz += 1
+    sparse_in = 2 * nnz < u0
+    for l in range(1, n_layers + 1):
+        n_in = units[l - 1]
+        n_out = units[l]
+        prev = A[aoff[l - 1]:aoff[l - 1] + n_in]
+        cur = A[aoff[l]:aoff[l] + n_out]
+        ust = ustate[aoff[l]:aoff[l] + n_out]
+        wo = woff[l - 1]
+        bo = boff[l - 1]
+        code = acts[l]
+        p = drop[l]
+        hidden = l < n_layers
+        n_ch = 2 if code == MAXOUT else 1
+        for j in range(n_out):
+            if hidden and p > 0.0 and np.random.random() < p:
+                cur[j] = 0.0
+                ust[j] = DROPPED
+                continue
+            best = B[bo + j * n_ch]
+            for c in range(n_ch):
+                r = j * n_ch + c
+                w = W[wo + r * n_in:wo + (r + 1) * n_in]
+                z = B[bo + r]
+                if l == 1 and sparse_in:
+                    for k in range(nnz):
+                        i = nz[k]
+                        z += w[i] * prev[i]
+                else:
+                    for i in range(n_in):
+                        z += w[i] * prev[i]
+                if c == 0 or z > best:
+                    best = z
+                    ust[j] = c
+            if code == TANH:
+                cur[j] = np.tanh(best)
+            elif code == RECTIFIER:
+                cur[j] = max(best, best - best)
+            else:  # MAXOUT, SOFTMAX (normalised below), LINEAR
+                cur[j] = best
+        if code == SOFTMAX:
+            _softmax_inplace(cur)
+    return nnz
+
+
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
+def backward_update(W, B, S1W, S2W, S1B, S2B, units, woff, boff, aoff, acts, A, E, nz, nnz, ustate,
+                    hp, opt, fast, n_seen):
+    """Backpropagate E (output error already set) and update every visited parameter in place."""
+    n_layers = units.shape[0] - 1
+    rho = hp[HP_RHO]
+    omr = hp[HP_OMR]
+    eps = hp[HP_EPS]
+    l1 = hp[HP_L1]
+    l2 = hp[HP_L2]
+    max_w2 = hp[HP_MAXW2]
+    cap_w2 = max_w2 < 3.0e38
+    # manual learning rate and momentum (documented H2O schedule; ignored by ADADELTA)
+    rate0 = hp[HP_RATE] / (1.0 + hp[HP_ANNEAL] * n_seen)
+    ramp = hp[HP_MOM_RAMP]
+    if ramp > 0.0 and n_seen < ramp:
+        mom = hp[HP_MOM_START] + (hp[HP_MOM_STABLE] - hp[HP_MOM_START]) * n_seen / ramp
+    else:
+        mom = hp[HP_MOM_STABLE] if ramp > 0.0 else hp[HP_MOM_START]
+    skip_zero = fast or (opt == SGD and l1 == 0.0 and l2 == 0.0)
+    sparse_in = 2 * nnz < units[0]
+    for l in range(n_layers, 0, -1):
+        n_in = units[l - 1]
+        n_out = units[l]
+        prev = A[aoff[l - 1]:aoff[l - 1] + n_in]
+        eprev = E[aoff[l - 1]:aoff[l - 1] + n_in]
+        cur = A[aoff[l]:aoff[l] + n_out]
+        ecur = E[aoff[l]:aoff[l] + n_out]
+        ust = ustate[aoff[l]:aoff[l] + n_out]
+        wo = woff[l - 1]
+        bo = boff[l - 1]
+        code = acts[l]
+        prev_hidden = l > 1
+        rate = rate0 * hp[HP_DECAY] ** (l - 1)
+        if prev_hidden:
+            eprev[:] = 0.0
+        for j in range(n_out):
+            if l == n_layers:
+                g = ecur[j]
+                r = j
+            else:
+                st = ust[j]
+                if st == DROPPED:
+                    continue
+                e = ecur[j]
+                a = cur[j]
+                if code == TANH:
+                    g = e * (1.0 - a * a)
+                    r = j
+                elif code == RECTIFIER:
+                    g = e if a > 0.0 else e - e
+                    r = j
+                else:  # MAXOUT: only the winning channel learns
+                    g = e
+                    r = 2 * j + st
+            if skip_zero and g == 0.0:
+                continue
+            w = W[wo + r * n_in:wo + (r + 1) * n_in]
+            s1 = S1W[wo + r * n_in:wo + (r + 1) * n_in]
+            s2 = S2W[wo + r * n_in:wo + (r + 1) * n_in]
+            gsq = g - g  # a zero of the state's dtype
+            if l == 1 and sparse_in and fast:
+                # fast_mode: only the non-zero inputs' weights move
+                for k in range(nnz):
+                    i = nz[k]
+                    wi = w[i]
+                    grad = g * prev[i] + l2 * wi + _l1_term(l1, wi)
+                    gsq += grad * grad
+                    _step(w, s1, s2, i, wi, grad, opt, rho, omr, eps, rate, mom)
+            else:
+                if prev_hidden:
+                    for i in range(n_in):
+                        eprev[i] += g * w[i]  # with the pre-update weights
+                gsq = _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom, fast)
+            if cap_w2:
+                s = gsq - gsq
+                for i in range(n_in):
+                    s += w[i] * w[i]
+                if s > max_w2:
+                    scale = np.sqrt(max_w2 / s)
+                    for i in range(n_in):
+                        w[i] *= scale
+            bk = bo + r
+            b = B[bk]
+            gb = g + l2 * b + _l1_term(l1, b)
+            if opt == ADADELTA:
+                # H2O: a bias's adaptive rate is driven by its unit's mean squared weight gradient
+                g2 = gsq / n_in
+                eg = rho * S1B[bk] + omr * g2
+                S1B[bk] = eg
+                eta = np.sqrt((S2B[bk] + eps) / (eg + eps))
+                S2B[bk] = rho * S2B[bk] + omr * eta * eta * g2
+                B[bk] = b - eta * gb
+            else:
+                _step(B, S1B, S2B, bk, b, gb, opt, rho, omr, eps, rate, mom)
+
+
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
+def train_rows(state, n_w, n_b, units, woff, boff, acts, drop, X, y, rows, hp, ip):
+    """Train on X[rows[0]], X[rows[1]], ... in that order, updating ``state`` in place (lock-free).
+
+    ``hp``/``ip`` hold the float/int hyper-parameters (slots HP_*/IP_*). Seeds this thread's RNG
+    stream (dropout) from ip[IP_SEED]. Returns the number of rows trained.
+    """
+    W = state[0:n_w]
+    B = state[n_w:n_w + n_b]
+    S1W = state[n_w + n_b:2 * n_w + n_b]
+    S2W = state[2 * n_w + n_b:3 * n_w + n_b]
+    S1B = state[3 * n_w + n_b:3 * n_w + 2 * n_b]
+    S2B = state[3 * n_w + 2 * n_b:3 * n_w + 3 * n_b]
+    n_layers = units.shape[0] - 1
+    aoff = np.zeros(n_layers + 2, dtype=np.int64)
+    for l in range(n_layers + 1):
+        aoff[l + 1] = aoff[l] + units[l]
+    A = np.zeros(aoff[n_layers + 1], dtype=state.dtype)
+    E = np.zeros(aoff[n_layers + 1], dtype=state.dtype)
+    ustate = np.zeros(aoff[n_layers + 1], dtype=np.int8)
+    nz = np.zeros(units[0], dtype=np.int64)
+    np.random.seed(ip[IP_SEED])
+    opt = ip[IP_OPT]
+    fast = ip[IP_FAST] != 0
+    loss = ip[IP_LOSS]
+    co = aoff[n_layers]
+    n_out = units[n_layers]
+    out_code = acts[n_layers]
+    n0 = hp[HP_N0]
+    step = hp[HP_NSTEP]
+    for t in range(rows.shape[0]):
+        r = rows[t]
+        nnz = forward_train(W, B, units, woff, boff, aoff, acts, drop, X[r], A, nz, ustate)
+        output_error(A, E, co, n_out, out_code, loss, y[r], hp)
+        backward_update(W, B, S1W, S2W, S1B, S2B, units, woff, boff, aoff, acts, A, E, nz, nnz, ustate,
+                        hp, opt, fast, n0 + t * step)
+    return rows.shape[0]
+
+
+def loss_code(kind: str, loss: str) -> int:
+    """Kernel code of the output error for a resolved (kind, loss)."""
+    if kind in ("binomial", "multinomial"):
+        return CROSS_ENTROPY if loss == "CrossEntropy" else QUADRATIC_SOFTMAX
+    return {"Quadratic": GAUSSIAN, "Absolute": LAPLACE, "Quantile": QUANTILE, "Huber": HUBER}.get(loss, -1)
+
+
+def regression_code(distribution: str, loss: str) -> int:
+    code = loss_code("regression", loss)
+    if code != -1:
+        return code
+    return {"poisson": POISSON, "gamma": GAMMA, "tweedie": TWEEDIE, "gaussian": GAUSSIAN,
+            "laplace": LAPLACE, "quantile": QUANTILE, "huber": HUBER}[distribution]

@@ -1,0 +1,140 @@
+"""Layer shapes, the flat float32 model state, and H2O's initialisation schemes.
+
+The whole trainable state of a network is ONE flat float32 vector (``state``) so that the Dask loop
+can broadcast, average and return it without knowing about neurons. Sections, in order:
+
+    W   all weight matrices, row-major, one row per receiving unit (Maxout: two rows per unit,
+        channel c of unit j is row 2j+c), so each neuron's incoming weights are contiguous
+    B   all biases (Maxout: two per unit)
+    S1W, S2W, S1B, S2B   optimizer state laid out like W and B (ADADELTA: E[g^2], E[dx^2];
+        momentum: the velocity in S1*, S2* unused)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# activation codes shared with the kernels
+TANH, RECTIFIER, MAXOUT = 0, 1, 2
+HIDDEN_CODES = {"Tanh": TANH, "Rectifier": RECTIFIER, "Maxout": MAXOUT}
+# output codes
+SOFTMAX, LINEAR = 10, 11
+
+
+@dataclass(frozen=True)
+class NetworkLayout:
+    """Shapes and offsets of every layer inside the flat state vector."""
+    units: tuple            # (u_0, u_1, ..., u_L, u_out)
+    hidden_code: int        # TANH / RECTIFIER / MAXOUT
+    output_code: int        # SOFTMAX / LINEAR
+    dropout: tuple          # (input ratio, hidden ratio per layer..., 0 for output)
+
+    @property
+    def n_layers(self) -> int:
+        """Number of weight matrices (hidden layers + output)."""
+        return len(self.units) - 1
+
+    def rows(self, l: int) -> int:
+        """Stored rows of weight matrix l (1-based receiving layer)."""
+        maxout = self.hidden_code == MAXOUT and l < self.n_layers
+        return self.units[l] * (2 if maxout else 1)
+
+    @property
+    def w_offsets(self) -> np.ndarray:
+        off = [0]
+        for l in range(1, self.n_layers + 1):
+            off.append(off[-1] + self.rows(l) * self.units[l - 1])
+        return np.asarray(off, dtype=np.int64)
+
+    @property
+    def b_offsets(self) -> np.ndarray:
+        off = [0]
+        for l in range(1, self.n_layers + 1):
+            off.append(off[-1] + self.rows(l))
+        return np.asarray(off, dtype=np.int64)
+
+    @property
+    def n_weights(self) -> int:
+        return int(self.w_offsets[-1])
+
+    @property
+    def n_biases(self) -> int:
+        return int(self.b_offsets[-1])
+
+    @property
+    def state_size(self) -> int:
+        return 3 * self.n_weights + 3 * self.n_biases
+
+    def act_codes(self) -> np.ndarray:
+        """Per-layer code array for the kernels: index 0 unused, 1..L hidden, L+1 output."""
+        return np.asarray([0] + [self.hidden_code] * (self.n_layers - 1) + [self.output_code], dtype=np.int64)
+
+    def dropout_array(self) -> np.ndarray:
+        return np.asarray(self.dropout, dtype=np.float32)
+
+    def units_array(self) -> np.ndarray:
+        return np.asarray(self.units, dtype=np.int64)
+
+    def split(self, state: np.ndarray):
+        """Views (W, B, S1W, S2W, S1B, S2B) into a flat state vector (no copies)."""
+        nw, nb = self.n_weights, self.n_biases
+        cuts = np.cumsum([nw, nb, nw, nw, nb])
+        return tuple(np.split(state, cuts))
+
+    def weight_matrix(self, state: np.ndarray, l: int) -> np.ndarray:
+        """Weight matrix of receiving layer l (1-based) as a (rows, u_{l-1}) view."""
+        W = self.split(state)[0]
+        o = self.w_offsets
+        return W[o[l - 1]:o[l]].reshape(self.rows(l), self.units[l - 1])
+
+    def bias_vector(self, state: np.ndarray, l: int) -> np.ndarray:
+        B = self.split(state)[1]
+        o = self.b_offsets
+        return B[o[l - 1]:o[l]]
+
+    def to_dict(self) -> dict:
+        return {"units": list(self.units), "hidden_code": self.hidden_code, "output_code": self.output_code,
+                "dropout": list(self.dropout)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NetworkLayout":
+        return cls(units=tuple(d["units"]), hidden_code=int(d["hidden_code"]), output_code=int(d["output_code"]),
+                   dropout=tuple(float(x) for x in d["dropout"]))
+
+
+def build_layout(n_inputs: int, hidden, hidden_activation: str, n_outputs: int, classifier: bool,
+                 input_dropout: float, hidden_dropout) -> NetworkLayout:
+    units = (int(n_inputs), *[int(h) for h in hidden], int(n_outputs))
+    drop = (float(input_dropout), *[float(r) for r in hidden_dropout], 0.0)
+    return NetworkLayout(units=units, hidden_code=HIDDEN_CODES[hidden_activation],
+                         output_code=SOFTMAX if classifier else LINEAR, dropout=drop)
+
+
+def initial_state(layout: NetworkLayout, seed: int, distribution: str = "UniformAdaptive",
+                  scale: float = 1.0) -> np.ndarray:
+    """A fresh flat state: weights drawn as H2O does (one RNG per matrix), biases per activation, zero
+    optimizer state."""
+    state = np.zeros(layout.state_size, dtype=np.float32)
+    n_layers = layout.n_layers
+    for l in range(1, n_layers + 1):
+        rng = np.random.default_rng([seed & 0xFFFFFFFF, 0xBAD5EED, l])
+        fan_in, fan_out = layout.units[l - 1], layout.units[l]
+        shape = (layout.rows(l), fan_in)
+        if distribution == "UniformAdaptive":
+            r = np.sqrt(6.0 / (fan_in + fan_out))
+            if l == n_layers and layout.output_code == SOFTMAX:
+                r *= 4.0  # H2O: classifier output layer drawn from U(-4r, 4r)
+            w = rng.uniform(-r, r, size=shape)
+        elif distribution == "Uniform":
+            w = rng.uniform(-scale, scale, size=shape)
+        elif distribution == "Normal":
+            w = rng.normal(0.0, scale, size=shape)
+        else:
+            raise ValueError(f"initial_weight_distribution={distribution!r}: expected one of "
+                             "['UniformAdaptive', 'Uniform', 'Normal']")
+        layout.weight_matrix(state, l)[:] = w
+        b = layout.bias_vector(state, l)
+        if l < n_layers and layout.hidden_code in (RECTIFIER, MAXOUT):
+            b[:] = 0.5 if l == 1 else 1.0  # H2O: keep rectifiers alive at the start
+    return state

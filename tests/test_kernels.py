@@ -1,0 +1,738 @@
+"""dask_dl.nn.kernels: exact gradients, regularisation, optimizers, fast_mode, max_w2, dropout, HOGWILD!.
+
+The kernels are dtype-generic, so most checks run ``train_rows`` in float64. Gradient trick: plain SGD with
+rate 1, no annealing/decay/regularisation/dropout and one row gives ``old_state - new_state == gradient`` for
+every weight and bias; that gradient is checked once against central finite differences of a float64 numpy
+loss computed from ``forward.forward`` and then reused as the reference ``g`` for the optimizer tests.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dask_dl.nn import kernels as K
+from dask_dl.nn.forward import forward
+from dask_dl.nn.hogwild import KernelSettings, train_shard
+from dask_dl.nn.network import MAXOUT, RECTIFIER, SOFTMAX, TANH, build_layout, initial_state
+
+FMAX = 3.4e38
+RTOL_FD = 1e-5
+
+# --------------------------------------------------------------------------- #
+# Helpers
+# --------------------------------------------------------------------------- #
+
+
+def make(hidden=(4, 3), act="Tanh", n_out=3, classifier=True, seed=0, n_in=5, in_drop=0.0, hid_drop=None,
+         dtype=np.float64):
+    hid_drop = [0.0] * len(hidden) if hid_drop is None else list(hid_drop)
+    layout = build_layout(n_in, list(hidden), act, n_out, classifier, in_drop, hid_drop)
+    return layout, initial_state(layout, seed).astype(dtype)
+
+
+def base_hp(**kw):
+    hp = np.zeros(K.N_HP, dtype=np.float64)
+    hp[K.HP_RATE] = 1.0
+    hp[K.HP_ANNEAL] = 0.0
+    hp[K.HP_DECAY] = 1.0
+    hp[K.HP_MAXW2] = FMAX
+    hp[K.HP_RHO] = 0.99
+    hp[K.HP_OMR] = 0.01
+    hp[K.HP_EPS] = 1e-8
+    hp[K.HP_QALPHA] = 0.3
+    hp[K.HP_TPOWER] = 1.5
+    hp[K.HP_HUBER] = 0.7
+    hp[K.HP_NSTEP] = 1.0
+    for k, v in kw.items():
+        hp[getattr(K, "HP_" + k.upper())] = v
+    if "rho" in kw and "omr" not in kw:
+        hp[K.HP_OMR] = 1.0 - kw["rho"]
+    return hp
+
+
+def train(layout, state, X, y, hp, opt=K.SGD, loss=K.CROSS_ENTROPY, fast=0, seed=1):
+    """Run the kernel in place on every row of X, in order."""
+    dt = state.dtype
+    X = np.ascontiguousarray(np.atleast_2d(X), dtype=dt)
+    y = np.ascontiguousarray(np.atleast_1d(y), dtype=dt)
+    rows = np.arange(X.shape[0], dtype=np.int64)
+    ip = np.array([opt, int(fast), loss, seed], dtype=np.int64)
+    n = K.train_rows(state, layout.n_weights, layout.n_biases, layout.units_array(), layout.w_offsets,
+                     layout.b_offsets, layout.act_codes(), layout.dropout_array(), X, y, rows,
+                     np.ascontiguousarray(hp, dtype=dt), ip)
+    assert n == X.shape[0]
+    return state
+
+
+def n_params(layout):
+    return layout.n_weights + layout.n_biases
+
+
+def sgd_grad(layout, state, x, y, loss, hp=None):
+    """Gradient of every weight and bias from the plain-SGD rate-1 trick (state untouched)."""
+    hp = base_hp() if hp is None else hp
+    s = state.copy()
+    train(layout, s, x, y, hp, opt=K.SGD, loss=loss, fast=0)
+    n = n_params(layout)
+    assert np.array_equal(s[n:], state[n:]), "plain SGD must not touch the optimizer state"
+    return state[:n] - s[:n]
+
+
+def np_forward(layout, state, x, masks=None, in_mask=None, score_scale=False):
+    """Independent numpy forward pass: (output, [pre-activations per layer], [activations per layer])."""
+    a = np.asarray(x, dtype=np.float64).copy()
+    if in_mask is not None:
+        a = a * in_mask
+    acts, zs = [a], []
+    L = layout.n_layers
+    for l in range(1, L + 1):
+        W = layout.weight_matrix(state, l).astype(np.float64)
+        b = layout.bias_vector(state, l).astype(np.float64)
+        z = W @ a + b
+        zs.append(z)
+        if l < L:
+            if layout.hidden_code == TANH:
+                a = np.tanh(z)
+            elif layout.hidden_code == RECTIFIER:
+                a = np.maximum(z, 0.0)
+            else:
+                a = np.maximum(z[0::2], z[1::2])
+            if masks is not None:
+                a = a * masks[l - 1]
+            if score_scale:
+                a = a * (1.0 - layout.dropout[l])
+        elif layout.output_code == SOFTMAX:
+            e = np.exp(z - z.max())
+            a = e / e.sum()
+        else:
+            a = z
+        acts.append(a)
+    return a, zs, acts
+
+
+def kink_margin(layout, state, x):
+    """Distance of the hidden pre-activations from the activation's kink (inf for Tanh)."""
+    _, zs, _ = np_forward(layout, state, x)
+    m = np.inf
+    for z in zs[:-1]:
+        if layout.hidden_code == RECTIFIER:
+            m = min(m, np.abs(z).min())
+        elif layout.hidden_code == MAXOUT:
+            m = min(m, np.abs(z[0::2] - z[1::2]).min())
+    return m
+
+
+def smooth_point(layout, state, seed, n_in):
+    """An input row whose hidden pre-activations are >= 1e-3 away from any kink."""
+    rng = np.random.default_rng(seed)
+    for _ in range(200):
+        x = rng.normal(size=n_in)
+        if kink_margin(layout, state, x) > 1e-3:
+            return x
+    raise AssertionError("no kink-free point found")
+
+
+def fd_grad(layout, state, lossfn, h=1e-6):
+    n = n_params(layout)
+    g = np.zeros(n)
+    for k in range(n):
+        sp = state.copy()
+        sm = state.copy()
+        sp[k] += h
+        sm[k] -= h
+        g[k] = (lossfn(sp) - lossfn(sm)) / (2 * h)
+    return g
+
+
+# float64 reference losses of one output row `o` (softmax probabilities or the linear output)
+def ce(o, t):
+    return -np.log(o[int(t)])
+
+
+def quad_softmax(o, t):
+    tt = np.zeros_like(o)
+    tt[int(t)] = 1.0
+    return 0.5 * np.sum((o - tt) ** 2)
+
+
+def reg_loss(code, hp):
+    a, delta, p = hp[K.HP_QALPHA], hp[K.HP_HUBER], hp[K.HP_TPOWER]
+
+    def f(o, t):
+        f_ = o[0]
+        r = f_ - t
+        if code == K.GAUSSIAN:
+            return r * r
+        if code == K.LAPLACE:
+            return abs(r)
+        if code == K.QUANTILE:
+            return a * max(t - f_, 0.0) + (1 - a) * max(f_ - t, 0.0)
+        if code == K.HUBER:
+            return r * r if abs(r) <= delta else 2 * delta * abs(r) - delta * delta
+        if code == K.POISSON:
+            return 2 * (np.exp(f_) - t * f_)
+        if code == K.GAMMA:
+            return 2 * (f_ + t * np.exp(-f_))
+        if code == K.TWEEDIE:
+            return 2 * (np.exp((2 - p) * f_) / (2 - p) - t * np.exp((1 - p) * f_) / (1 - p))
+        raise ValueError(code)
+    return f
+
+
+def check_gradient(layout, state, x, t, loss, lossfn, hp=None):
+    hp = base_hp() if hp is None else hp
+    ana = sgd_grad(layout, state, x, t, loss, hp)
+    num = fd_grad(layout, state, lambda s: lossfn(forward(layout, s, x[None])[0], t))
+    assert np.count_nonzero(num) > 0.3 * num.size, "degenerate check: almost every gradient is zero"
+    np.testing.assert_allclose(ana, num, rtol=RTOL_FD, atol=1e-8 * max(1.0, np.abs(num).max()))
+    return ana
+
+
+def unit_row_spans(layout):
+    """(layer, row, weight slice in W, bias index in B, fan_in) for every stored row."""
+    out = []
+    wo, bo = layout.w_offsets, layout.b_offsets
+    for l in range(1, layout.n_layers + 1):
+        n_in = layout.units[l - 1]
+        for r in range(layout.rows(l)):
+            out.append((l, r, slice(wo[l - 1] + r * n_in, wo[l - 1] + (r + 1) * n_in), bo[l - 1] + r, n_in))
+    return out
+
+
+def winning_rows(layout, state, x):
+    """Per stored row (bias index): False for a Maxout unit's losing channel (never visited), else True."""
+    win = np.ones(layout.n_biases, bool)
+    if layout.hidden_code == MAXOUT:
+        _, zs, _ = np_forward(layout, state, x)
+        for l in range(1, layout.n_layers):
+            z = zs[l - 1]
+            c = (z[1::2] > z[0::2]).astype(int)  # ties -> channel 0
+            bo = layout.b_offsets[l - 1]
+            win[bo + 2 * np.arange(layout.units[l]) + 1 - c] = False
+    return win
+
+
+def sections(layout, state):
+    return layout.split(state)
+
+
+# --------------------------------------------------------------------------- #
+# 0. sanity of the reference forward
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("act", ["Tanh", "Rectifier", "Maxout"])
+@pytest.mark.parametrize("classifier", [True, False])
+def test_reference_forward_matches_forward(act, classifier):
+    layout, state = make(act=act, n_out=3 if classifier else 1, classifier=classifier, seed=3)
+    X = np.random.default_rng(0).normal(size=(7, 5))
+    ref = np.stack([np_forward(layout, state, x)[0] for x in X])
+    np.testing.assert_allclose(forward(layout, state, X), ref, rtol=1e-12, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- #
+# 1. exact gradients vs central finite differences (float64)
+# --------------------------------------------------------------------------- #
+
+CLASSIF_CASES = [
+    ("CE-binary", 2, K.CROSS_ENTROPY, ce),
+    ("CE-multi", 3, K.CROSS_ENTROPY, ce),
+    ("Quadratic-binary", 2, K.QUADRATIC_SOFTMAX, quad_softmax),
+    ("Quadratic-multi", 3, K.QUADRATIC_SOFTMAX, quad_softmax),
+]
+
+
+@pytest.mark.parametrize("hidden", [(4,), (4, 3)], ids=["1layer", "2layers"])
+@pytest.mark.parametrize("act", ["Tanh", "Rectifier", "Maxout"])
+@pytest.mark.parametrize("case", CLASSIF_CASES + [("Gaussian", 1, K.GAUSSIAN, None)], ids=lambda c: c[0])
+def test_gradient_matches_finite_differences(case, act, hidden):
+    name, n_out, loss, lossfn = case
+    classifier = lossfn is not None
+    layout, state = make(hidden=hidden, act=act, n_out=n_out, classifier=classifier, seed=11)
+    x = smooth_point(layout, state, 5, 5)
+    if classifier:
+        t = float(n_out - 1)
+    else:
+        lossfn = reg_loss(K.GAUSSIAN, base_hp())
+        t = forward(layout, state, x[None])[0, 0] - 0.9
+    check_gradient(layout, state, x, t, loss, lossfn)
+
+
+REG_CASES = [
+    ("laplace-above", K.LAPLACE, +0.8), ("laplace-below", K.LAPLACE, -0.8),
+    ("quantile-above", K.QUANTILE, +0.8), ("quantile-below", K.QUANTILE, -0.8),
+    ("huber-inside", K.HUBER, +0.4), ("huber-outside-pos", K.HUBER, +1.6), ("huber-outside-neg", K.HUBER, -1.6),
+    ("poisson", K.POISSON, None), ("gamma", K.GAMMA, None), ("tweedie", K.TWEEDIE, None),
+]
+
+
+@pytest.mark.parametrize("case", REG_CASES, ids=lambda c: c[0])
+def test_regression_loss_gradients(case):
+    name, code, off = case
+    hp = base_hp()
+    layout, state = make(hidden=(4, 3), act="Tanh", n_out=1, classifier=False, seed=13)
+    x = smooth_point(layout, state, 7, 5)
+    f = forward(layout, state, x[None])[0, 0]
+    t = f + off if off is not None else 1.3  # target = f + off: |f - t| is far from every kink
+    check_gradient(layout, state, x, t, code, reg_loss(code, hp), hp)
+
+
+def test_huber_delta_is_honoured():
+    """The same residual 1.0 is quadratic with delta 1.5 and linear with delta 0.5."""
+    layout, state = make(hidden=(4,), act="Tanh", n_out=1, classifier=False, seed=2)
+    x = smooth_point(layout, state, 1, 5)
+    f = forward(layout, state, x[None])[0, 0]
+    g_out = []
+    for delta in (1.5, 0.5):
+        g = sgd_grad(layout, state, x, f - 1.0, K.HUBER, base_hp(huber=delta))
+        bias_out = layout.n_weights + layout.b_offsets[-2]
+        g_out.append(g[bias_out])  # the output bias gradient is delta itself
+    np.testing.assert_allclose(g_out, [2.0, 1.0], rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- #
+# 2. L1 / L2
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("act", ["Tanh", "Rectifier"])
+def test_l1_l2_added_to_gradient(act):
+    layout, state = make(hidden=(4, 3), act=act, n_out=3, seed=4)
+    rng = np.random.default_rng(1)
+    B = sections(layout, state)[1]
+    B[:] = rng.normal(size=B.size) * (rng.random(B.size) < 0.6)  # some biases exactly 0: sign(0) = 0
+    if act == "Rectifier":
+        layout.bias_vector(state, 1)[0] = -20.0  # a dead unit (g = 0): still decays with fast_mode off
+    x = smooth_point(layout, state, 2, 5)
+    g = sgd_grad(layout, state, x, 1.0, K.CROSS_ENTROPY)
+    l1, l2 = 1e-3, 3e-2
+    s = state.copy()
+    train(layout, s, x, 1.0, base_hp(l1=l1, l2=l2), opt=K.SGD, loss=K.CROSS_ENTROPY, fast=0)
+    n = n_params(layout)
+    p = state[:n]
+    expected = p - (g + l1 * np.sign(p) + l2 * p)
+    np.testing.assert_allclose(s[:n], expected, rtol=1e-12, atol=1e-14)
+    if act == "Rectifier":
+        assert layout.bias_vector(s, 1)[0] != -20.0
+
+
+# --------------------------------------------------------------------------- #
+# 3. ADADELTA (and the bias quirk)
+# --------------------------------------------------------------------------- #
+
+
+def adadelta_ref(layout, state, g, rho, eps, keep_w=None, visit=None):
+    """numpy ADADELTA step of every parameter given the gradient vector g (weights + biases)."""
+    s = state.copy()
+    W, B, S1W, S2W, S1B, S2B = sections(layout, s)
+    nw = layout.n_weights
+    gw, gb = g[:nw], g[nw:]
+    keep_w = np.ones(nw, bool) if keep_w is None else keep_w
+    for l, r, sl, bk, n_in in unit_row_spans(layout):
+        if visit is not None and not visit[bk]:
+            continue
+        idx = np.arange(sl.start, sl.stop)
+        k = idx[keep_w[idx]]
+        eg = rho * S1W[k] + (1 - rho) * gw[k] ** 2
+        eta = np.sqrt((S2W[k] + eps) / (eg + eps))
+        dx = eta * gw[k]
+        S1W[k] = eg
+        S2W[k] = rho * S2W[k] + (1 - rho) * dx ** 2
+        W[k] -= dx
+        g2 = np.sum(gw[k] ** 2) / n_in  # the quirk: mean over ALL fan-in of the updated weights' grad^2
+        egb = rho * S1B[bk] + (1 - rho) * g2
+        etab = np.sqrt((S2B[bk] + eps) / (egb + eps))
+        S1B[bk] = egb
+        S2B[bk] = rho * S2B[bk] + (1 - rho) * etab ** 2 * g2
+        B[bk] -= etab * gb[bk]
+    return s
+
+
+@pytest.mark.parametrize("act", ["Tanh", "Maxout"])
+def test_adadelta_first_step_from_zero_state(act):
+    rho, eps = 0.95, 1e-6
+    layout, state = make(hidden=(4, 3), act=act, n_out=3, seed=5)
+    x = smooth_point(layout, state, 3, 5)
+    g = sgd_grad(layout, state, x, 2.0, K.CROSS_ENTROPY)
+    s = state.copy()
+    train(layout, s, x, 2.0, base_hp(rho=rho, eps=eps), opt=K.ADADELTA, loss=K.CROSS_ENTROPY, fast=0)
+    W0 = sections(layout, state)[0]
+    W, B, S1W, S2W, S1B, S2B = sections(layout, s)
+    nw = layout.n_weights
+    gw = g[:nw]
+    # the closed form of the first step, weight by weight
+    moved = gw != 0
+    step = np.sqrt(eps / ((1 - rho) * gw ** 2 + eps)) * gw
+    np.testing.assert_allclose(W, W0 - step, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(S1W, (1 - rho) * gw ** 2, rtol=1e-12, atol=1e-18)
+    np.testing.assert_allclose(S2W, (1 - rho) * step ** 2, rtol=1e-12, atol=1e-20)
+    assert moved.sum() > 0.4 * nw
+    # biases: E[g^2] driven by sum(grad^2 of the unit's weights) / fan_in, step uses the bias's own gradient
+    gb = g[nw:]
+    for l, r, sl, bk, n_in in unit_row_spans(layout):
+        g2 = np.sum(gw[sl] ** 2) / n_in
+        eta = np.sqrt(eps / ((1 - rho) * g2 + eps))
+        if gb[bk] == 0.0 and g2 == 0.0:  # Maxout losing channel: its bias has no gradient
+            continue
+        np.testing.assert_allclose(S1B[bk], (1 - rho) * g2, rtol=1e-12, atol=1e-20)
+        np.testing.assert_allclose(S2B[bk], (1 - rho) * eta ** 2 * g2, rtol=1e-12, atol=1e-20)
+        np.testing.assert_allclose(B[bk], sections(layout, state)[1][bk] - eta * gb[bk], rtol=1e-12, atol=1e-15)
+    # the whole state, two steps (the 2nd one from non-zero optimizer state)
+    np.testing.assert_allclose(s, adadelta_ref(layout, state, g, rho, eps, visit=winning_rows(layout, state, x)),
+                               rtol=1e-12, atol=1e-18)
+    x2 = smooth_point(layout, s, 9, 5)
+    g2v = sgd_grad(layout, s, x2, 0.0, K.CROSS_ENTROPY)
+    s2 = s.copy()
+    train(layout, s2, x2, 0.0, base_hp(rho=rho, eps=eps), opt=K.ADADELTA, loss=K.CROSS_ENTROPY, fast=0)
+    win2 = winning_rows(layout, s, x2)
+    np.testing.assert_allclose(s2, adadelta_ref(layout, s, g2v, rho, eps, visit=win2), rtol=1e-10, atol=1e-18)
+    if act == "Maxout":  # a losing channel's weights AND optimizer state are left alone
+        S1W1, S1W2 = sections(layout, s)[2], sections(layout, s2)[2]
+        for l, r, sl, bk, n_in in unit_row_spans(layout):
+            if not win2[bk]:
+                assert np.array_equal(S1W2[sl], S1W1[sl])
+
+
+# --------------------------------------------------------------------------- #
+# 4. manual learning rate: annealing, decay, momentum, Nesterov
+# --------------------------------------------------------------------------- #
+
+
+def layer_of_params(layout):
+    """Receiving layer (1-based) of every weight and bias."""
+    lw = np.concatenate([np.full(layout.rows(l) * layout.units[l - 1], l) for l in range(1, layout.n_layers + 1)])
+    lb = np.concatenate([np.full(layout.rows(l), l) for l in range(1, layout.n_layers + 1)])
+    return np.concatenate([lw, lb])
+
+
+def test_rate_annealing_and_decay():
+    layout, state = make(hidden=(4, 3), act="Tanh", n_out=3, seed=6)
+    x = smooth_point(layout, state, 4, 5)
+    g = sgd_grad(layout, state, x, 0.0, K.CROSS_ENTROPY)
+    rate, anneal, n0, decay = 0.1, 0.01, 50.0, 0.5
+    s = state.copy()
+    train(layout, s, x, 0.0, base_hp(rate=rate, anneal=anneal, n0=n0, decay=decay), opt=K.SGD)
+    n = n_params(layout)
+    lay = layer_of_params(layout)
+    eff = rate / (1 + anneal * n0) * decay ** (lay - 1)
+    np.testing.assert_allclose(s[:n], state[:n] - eff * g, rtol=1e-12, atol=1e-15)
+    assert set(np.unique(lay)) == {1, 2, 3}
+
+
+def test_annealing_advances_by_nstep_per_row():
+    layout, state = make(hidden=(4,), act="Tanh", n_out=3, seed=6)
+    X = np.random.default_rng(8).normal(size=(2, 5))
+    y = np.array([0.0, 2.0])
+    rate, anneal, n0, step = 0.2, 0.05, 10.0, 3.0
+    hp = base_hp(rate=rate, anneal=anneal, n0=n0, nstep=step)
+    n = n_params(layout)
+    g1 = sgd_grad(layout, state, X[0], y[0], K.CROSS_ENTROPY)
+    s1 = state.copy()
+    s1[:n] -= rate / (1 + anneal * n0) * g1
+    g2 = sgd_grad(layout, s1, X[1], y[1], K.CROSS_ENTROPY)
+    expected = s1[:n] - rate / (1 + anneal * (n0 + step)) * g2
+    s = state.copy()
+    train(layout, s, X, y, hp, opt=K.SGD)
+    np.testing.assert_allclose(s[:n], expected, rtol=1e-10, atol=1e-14)
+
+
+def velocity(layout, s):
+    _, _, S1W, _, S1B, _ = sections(layout, s)
+    return np.concatenate([S1W, S1B])
+
+
+@pytest.mark.parametrize("opt", [K.MOMENTUM, K.NESTEROV], ids=["momentum", "nesterov"])
+def test_momentum_two_steps(opt):
+    layout, state = make(hidden=(4, 3), act="Tanh", n_out=3, seed=7)
+    X = np.random.default_rng(9).normal(size=(2, 5))
+    y = np.array([1.0, 2.0])
+    rate, m = 0.05, 0.7
+    hp = base_hp(rate=rate, mom_start=m, mom_stable=m, mom_ramp=0.0)
+    n = n_params(layout)
+    w0 = state[:n]
+    g1 = sgd_grad(layout, state, X[0], y[0], K.CROSS_ENTROPY)
+    v1 = -rate * g1
+    w1 = w0 + v1 if opt == K.MOMENTUM else w0 + (1 + m) * v1
+    s = state.copy()
+    train(layout, s, X[:1], y[:1], hp, opt=opt)
+    np.testing.assert_allclose(s[:n], w1, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(velocity(layout, s), v1, rtol=1e-12, atol=1e-15)
+    g2 = sgd_grad(layout, s, X[1], y[1], K.CROSS_ENTROPY)
+    v2 = m * v1 - rate * g2
+    w2 = w1 + v2 if opt == K.MOMENTUM else w1 - m * v1 + (1 + m) * v2
+    train(layout, s, X[1:], y[1:], hp, opt=opt)
+    np.testing.assert_allclose(s[:n], w2, rtol=1e-11, atol=1e-14)
+    np.testing.assert_allclose(velocity(layout, s), v2, rtol=1e-11, atol=1e-14)
+    # the second step must really depend on the first step's velocity
+    assert np.abs(m * v1).max() > 1e-3
+
+
+@pytest.mark.parametrize("n0,expected_m", [(0.0, 0.1), (50.0, 0.5), (100.0, 0.9), (250.0, 0.9), ("noramp", 0.1)])
+def test_momentum_ramp(n0, expected_m):
+    layout, state = make(hidden=(4,), act="Tanh", n_out=3, seed=8)
+    ramp = 100.0
+    if n0 == "noramp":
+        n0, ramp = 50.0, 0.0
+    n = n_params(layout)
+    rng = np.random.default_rng(2)
+    v0 = rng.normal(size=n) * 0.1
+    _, _, S1W, _, S1B, _ = sections(layout, state)
+    S1W[:] = v0[:layout.n_weights]
+    S1B[:] = v0[layout.n_weights:]
+    x = smooth_point(layout, state, 1, 5)
+    g = sgd_grad(layout, state, x, 1.0, K.CROSS_ENTROPY)
+    rate = 0.03
+    s = state.copy()
+    train(layout, s, x, 1.0, base_hp(rate=rate, mom_start=0.1, mom_stable=0.9, mom_ramp=ramp, n0=n0),
+          opt=K.MOMENTUM)
+    v = expected_m * v0 - rate * g
+    np.testing.assert_allclose(velocity(layout, s), v, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(s[:n], state[:n] + v, rtol=1e-12, atol=1e-15)
+
+
+# --------------------------------------------------------------------------- #
+# 5. fast_mode
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("nonzero", [[2], [0, 2, 4]], ids=["sparse-path", "dense-path"])
+@pytest.mark.parametrize("fast", [1, 0], ids=["fast", "nofast"])
+def test_fast_mode_skips_zero_inputs(fast, nonzero):
+    rho, eps = 0.9, 1e-6
+    layout, state = make(hidden=(4, 3), act="Rectifier", n_out=3, seed=9)
+    layout.bias_vector(state, 1)[1] = -50.0  # hidden unit 1 of layer 1 is dead: a = 0, g = 0
+    _, _, S1W, S2W, S1B, S2B = sections(layout, state)
+    S1W[:], S2W[:], S1B[:], S2B[:] = 0.01, 0.02, 0.03, 0.04
+    x = np.zeros(5)
+    x[nonzero] = np.random.default_rng(3).normal(size=len(nonzero)) + 2.0
+    assert kink_margin(layout, state, x) > 1e-3
+    g = sgd_grad(layout, state, x, 0.0, K.CROSS_ENTROPY)
+    _, _, a = np_forward(layout, state, x)
+    # which weights see a zero input, which units have g == 0
+    nw = layout.n_weights
+    zero_in = np.zeros(nw, bool)
+    visit = np.ones(layout.n_biases, bool)
+    for l, r, sl, bk, n_in in unit_row_spans(layout):
+        zero_in[sl] = a[l - 1] == 0.0
+        if fast and g[nw + bk] == 0.0:
+            visit[bk] = False
+    assert zero_in[:layout.w_offsets[1]].sum() == 4 * (5 - len(nonzero))
+    assert visit[1] != bool(fast)  # the dead unit is skipped entirely in fast_mode only
+    keep = ~zero_in if fast else np.ones(nw, bool)
+    expected = adadelta_ref(layout, state, g, rho, eps, keep_w=keep, visit=visit)
+    s = state.copy()
+    train(layout, s, x, 0.0, base_hp(rho=rho, eps=eps), opt=K.ADADELTA, loss=K.CROSS_ENTROPY, fast=fast)
+    np.testing.assert_allclose(s, expected, rtol=1e-12, atol=1e-18)
+    W0, _, S1W0, S2W0, _, _ = sections(layout, state)
+    W, _, S1W_, S2W_, _, _ = sections(layout, s)
+    if fast:
+        # weights of zero inputs and their optimizer state are untouched
+        assert np.array_equal(W[zero_in], W0[zero_in])
+        assert np.array_equal(S1W_[zero_in], S1W0[zero_in]) and np.array_equal(S2W_[zero_in], S2W0[zero_in])
+    else:
+        # no gradient for them, so the weight stays, but the ADADELTA averages decay
+        assert np.array_equal(W[zero_in], W0[zero_in])
+        np.testing.assert_allclose(S1W_[zero_in], rho * 0.01, rtol=1e-12)
+        np.testing.assert_allclose(S2W_[zero_in], rho * 0.02, rtol=1e-12)
+    assert not np.array_equal(W[~zero_in], W0[~zero_in])
+
+
+def test_fast_mode_dead_unit_is_not_regularised():
+    layout, state = make(hidden=(4,), act="Rectifier", n_out=3, seed=9)
+    layout.bias_vector(state, 1)[0] = -50.0
+    x = smooth_point(layout, state, 0, 5)
+    s_fast, s_slow = state.copy(), state.copy()
+    hp = base_hp(rate=0.1, l1=1e-3, l2=1e-2)
+    train(layout, s_fast, x, 1.0, hp, opt=K.SGD, fast=1)
+    train(layout, s_slow, x, 1.0, hp, opt=K.SGD, fast=0)
+    w = lambda s: layout.weight_matrix(s, 1)[0]  # noqa: E731
+    assert np.array_equal(w(s_fast), w(state)) and layout.bias_vector(s_fast, 1)[0] == -50.0
+    np.testing.assert_allclose(w(s_slow), w(state) - 0.1 * (1e-3 * np.sign(w(state)) + 1e-2 * w(state)))
+
+
+# --------------------------------------------------------------------------- #
+# 6. max_w2
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("opt", [K.SGD, K.ADADELTA], ids=["sgd", "adadelta"])
+def test_max_w2_caps_incoming_norms(opt):
+    max_w2 = 0.08
+    layout, state = make(hidden=(4, 3), act="Tanh", n_out=3, seed=10)
+    x = smooth_point(layout, state, 6, 5)
+    hp = base_hp(rate=0.01, eps=1e-6, rho=0.95)
+    free = train(layout, state.copy(), x, 1.0, hp, opt=opt, fast=0)
+    capped = train(layout, state.copy(), x, 1.0, base_hp(rate=0.01, eps=1e-6, rho=0.95, maxw2=max_w2), opt=opt,
+                   fast=0)
+    Wf, Bf = sections(layout, free)[:2]
+    Wc, Bc = sections(layout, capped)[:2]
+    n_capped = 0
+    for l, r, sl, bk, n_in in unit_row_spans(layout):
+        sq = np.sum(Wf[sl] ** 2)
+        assert np.sum(Wc[sl] ** 2) <= max_w2 * (1 + 1e-12)
+        if sq > max_w2:
+            n_capped += 1
+            np.testing.assert_allclose(Wc[sl], Wf[sl] * np.sqrt(max_w2 / sq), rtol=1e-12)
+        else:
+            np.testing.assert_array_equal(Wc[sl], Wf[sl])
+    assert n_capped >= 5
+    np.testing.assert_allclose(Bc, Bf, rtol=1e-12)  # biases are not rescaled
+
+
+# --------------------------------------------------------------------------- #
+# 7. dropout
+# --------------------------------------------------------------------------- #
+
+
+def test_input_dropout_trains_and_drops_half():
+    layout, state = make(hidden=(4,), act="Tanh", n_out=3, seed=12, in_drop=0.5)
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(300, 5))
+    y = rng.integers(0, 3, size=300).astype(np.float64)
+    s = state.copy()
+    train(layout, s, X, y, base_hp(), opt=K.ADADELTA, loss=K.CROSS_ENTROPY, fast=1, seed=7)
+    assert np.all(np.isfinite(s)) and not np.array_equal(s, state)
+    # per row, a dropped input's column of W1 keeps its value (plain SGD, no regularisation)
+    x = smooth_point(layout, state, 1, 5)
+    dropped = 0
+    n_seeds = 300
+    for sd in range(n_seeds):
+        s = state.copy()
+        train(layout, s, x, 0.0, base_hp(rate=0.1), opt=K.SGD, seed=sd)
+        moved = np.any(layout.weight_matrix(s, 1) != layout.weight_matrix(state, 1), axis=0)
+        dropped += int((~moved).sum())
+    frac = dropped / (5 * n_seeds)
+    assert abs(frac - 0.5) < 0.05, frac
+
+
+@pytest.mark.parametrize("act", ["Tanh", "Maxout"])
+def test_hidden_dropout_gives_masked_network_gradient(act):
+    """With dropout the update is the exact gradient of the masked network (dropped units learn nothing)."""
+    ratio = 0.4
+    layout, state = make(hidden=(4, 3), act=act, n_out=3, seed=14, in_drop=0.3, hid_drop=[ratio, ratio])
+    x = smooth_point(layout, state, 2, 5)
+    nw = layout.n_weights
+    n_units = n_drop = n_checked = 0
+    for sd in range(40):
+        s = state.copy()
+        train(layout, s, x, 1.0, base_hp(), opt=K.SGD, loss=K.CROSS_ENTROPY, seed=sd)
+        g = state[:n_params(layout)] - s[:n_params(layout)]
+        gb = g[nw:]
+        ch = 2 if act == "Maxout" else 1
+        masks = []
+        for l in (1, 2):
+            bo = layout.b_offsets[l - 1]
+            u = layout.units[l]
+            masks.append(np.array([np.any(gb[bo + j * ch:bo + (j + 1) * ch] != 0) for j in range(u)], float))
+        in_mask = np.any(layout.weight_matrix(s, 1) != layout.weight_matrix(state, 1), axis=0).astype(float)
+        if masks[0].sum() == 0 or masks[1].sum() == 0:
+            continue  # a whole layer dropped: the masks cannot be read back from the update
+        n_units += 7
+        n_drop += int(7 - masks[0].sum() - masks[1].sum())
+
+        def lossfn(sv, masks=masks, in_mask=in_mask):
+            return ce(np_forward(layout, sv, x, masks=masks, in_mask=in_mask)[0], 1.0)
+
+        num = fd_grad(layout, state, lossfn)
+        np.testing.assert_allclose(g, num, rtol=RTOL_FD, atol=1e-8 * max(1.0, np.abs(num).max()))
+        n_checked += 1
+    assert n_checked >= 25
+    assert abs(n_drop / n_units - ratio) < 0.15, n_drop / n_units
+
+
+@pytest.mark.parametrize("act", ["Tanh", "Rectifier", "Maxout"])
+def test_scoring_forward_scales_hidden_outputs(act):
+    layout, state = make(hidden=(4, 3), act=act, n_out=3, seed=15, in_drop=0.2, hid_drop=[0.5, 0.25])
+    X = np.random.default_rng(5).normal(size=(6, 5))
+    got = forward(layout, state, X)
+    ref = np.stack([np_forward(layout, state, x, score_scale=True)[0] for x in X])
+    unscaled = np.stack([np_forward(layout, state, x)[0] for x in X])
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-14)
+    assert np.abs(got - unscaled).max() > 1e-3
+
+
+# --------------------------------------------------------------------------- #
+# 8. HOGWILD!
+# --------------------------------------------------------------------------- #
+
+
+def _separable(n=2000, d=20, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    w = rng.normal(size=d)
+    score = X @ w
+    keep = np.abs(score) > 0.3  # a margin around the boundary
+    X = X[keep]
+    y = (score[keep] > 0).astype(np.float32)
+    return X, y
+
+
+def _hw_settings(**kw):
+    hp = base_hp(rho=0.99, eps=1e-8)
+    for k, v in kw.items():
+        hp[getattr(K, "HP_" + k.upper())] = v
+    return KernelSettings(hp=hp, opt=K.ADADELTA, fast=True, loss=K.CROSS_ENTROPY)
+
+
+def test_hogwild_two_threads_learns():
+    X, y = _separable()
+    layout = build_layout(20, [8], "Rectifier", 2, True, 0.0, [0.0])
+    state = initial_state(layout, 1)
+    half = len(y) // 2
+    blocks = [(X[:half], y[:half]), (X[half:], y[half:])]
+    done = train_shard(state, layout, blocks, 5 * len(y), _hw_settings(), n_threads=2, seed_parts=(1, 0),
+                       n_seen=0.0, shuffle=True)
+    assert done == 5 * len(y)
+    assert state.dtype == np.float32 and np.all(np.isfinite(state))
+    acc = np.mean(forward(layout, state, X).argmax(axis=1) == y)
+    assert acc > 0.95, acc
+
+
+@pytest.mark.parametrize("drop", [0.0, 0.2])
+def test_hogwild_single_thread_is_reproducible(drop):
+    X, y = _separable(600, 20, seed=1)
+    layout = build_layout(20, [8, 4], "Tanh", 2, True, drop, [drop, drop])
+    init = initial_state(layout, 3)
+    runs = []
+    for seed_parts in [(5, 1), (5, 1), (6, 1)]:
+        s = init.copy()
+        train_shard(s, layout, [(X, y)], 1500, _hw_settings(), n_threads=1, seed_parts=seed_parts, n_seen=0.0,
+                    shuffle=True)
+        runs.append(s)
+    assert np.array_equal(runs[0], runs[1])
+    assert not np.array_equal(runs[0], init)
+    assert not np.array_equal(runs[0], runs[2])  # the seed does drive the shuffle / dropout
+
+
+# --------------------------------------------------------------------------- #
+# 9. float32 vs float64
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("opt,loss,n_out,classifier,act", [
+    (K.SGD, K.CROSS_ENTROPY, 3, True, "Tanh"),
+    (K.ADADELTA, K.CROSS_ENTROPY, 3, True, "Maxout"),
+    (K.NESTEROV, K.QUADRATIC_SOFTMAX, 2, True, "Rectifier"),
+    (K.ADADELTA, K.GAUSSIAN, 1, False, "Tanh"),
+], ids=["sgd-ce", "adadelta-ce-maxout", "nesterov-quad", "adadelta-gauss"])
+def test_float32_matches_float64(opt, loss, n_out, classifier, act):
+    for seed in range(16, 60):  # a point where the softmax is not saturated (else the update is ~0)
+        layout, s32 = make(hidden=(4, 3), act=act, n_out=n_out, classifier=classifier, seed=seed, dtype=np.float32)
+        s64 = s32.astype(np.float64)
+        x = smooth_point(layout, s64, seed, 5).astype(np.float32).astype(np.float64)
+        if kink_margin(layout, s64, x) > 1e-3 and (not classifier or forward(layout, s64, x[None]).max() < 0.9):
+            break
+    else:
+        raise AssertionError("no unsaturated starting point")
+    t = 1.0 if classifier else float(forward(layout, s64, x[None])[0, 0] + 0.5)
+    hp = base_hp(rate=0.05, eps=1e-6, rho=0.95, mom_start=0.5)
+    a32, a64 = s32.copy(), s64.copy()
+    train(layout, a32, x, t, hp, opt=opt, loss=loss, fast=0)
+    train(layout, a64, x, t, hp, opt=opt, loss=loss, fast=0)
+    assert a32.dtype == np.float32
+    n = n_params(layout)
+    d32 = a32[:n].astype(np.float64) - s64[:n]
+    d64 = a64[:n] - s64[:n]
+    assert np.abs(d64).max() > 1e-4
+    np.testing.assert_allclose(d32, d64, rtol=1e-3, atol=1e-5 * np.abs(d64).max() + 1e-7)
+    np.testing.assert_allclose(a32.astype(np.float64), a64, rtol=1e-5, atol=1e-7)
