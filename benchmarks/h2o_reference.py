@@ -118,7 +118,7 @@ def _start_cluster(nthreads: int, max_mem: str) -> H2OClusterHandle:
             server = H2OLocalServer.start(
                 nthreads=nthreads,
                 max_mem_size=mmax,
-                min_mem_size=mmax,
+                min_mem_size=None,
                 ice_root=ice_root,
                 log_dir=log_dir,
                 log_level="WARN",
@@ -226,6 +226,18 @@ def _parse_speed(v) -> float | None:
         return None
 
 
+def _proc_cpu_seconds(pid: int | None) -> float | None:
+    """utime+stime of a process (Linux /proc), None where unavailable."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def run_h2o_deeplearning(
     train: pd.DataFrame,
     valid: pd.DataFrame | None,
@@ -266,7 +278,7 @@ def run_h2o_deeplearning(
     try:
         h2o.no_progress()
         cl = h2o.cluster()
-        used_threads = int(sum(n.get("num_cpus", 0) for n in cl.nodes)) or None
+        used_threads = int(sum(n.get("nthreads", 0) for n in cl.nodes)) or None
 
         enum_cols = [c for c in train.columns if _is_categorical_like(train[c])]
         if classification and y not in enum_cols:
@@ -289,11 +301,14 @@ def run_h2o_deeplearning(
 
         x = [c for c in train.columns if c != y]
         model = H2ODeepLearningEstimator(**params)
+        jvm_pid = getattr(getattr(handle.server, "_process", None), "pid", None)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            cpu0 = _proc_cpu_seconds(jvm_pid)
             t0 = time.perf_counter()
             model.train(x=x, y=y, training_frame=htrain, validation_frame=hvalid)
             train_seconds = time.perf_counter() - t0
+            cpu1 = _proc_cpu_seconds(jvm_pid)
         dropped: list[str] = []
         for w in caught:
             msg = str(w.message)
@@ -320,6 +335,9 @@ def run_h2o_deeplearning(
             "h2o_training_speed": _parse_speed(_last(sh, "training_speed")),
             "epochs": epochs,
             "dropped_columns": dropped,
+            # JVM CPU seconds during model.train / train_seconds: ~nthreads when the
+            # machine is otherwise idle, clearly less when something else competes for it
+            "train_cpu_utilization": ((cpu1 - cpu0) / train_seconds) if cpu0 is not None and cpu1 is not None else None,
             "scoring_history": sh,
             "startup_seconds": handle.startup_seconds if own else 0.0,
             "upload_seconds": upload_seconds,
@@ -398,7 +416,7 @@ def _main(argv: list[str] | None = None) -> None:
     )
     total = time.perf_counter() - t_all
     print(
-        f"H2O {res['h2o_version']}  nthreads={args.nthreads} (cluster cores={res['nthreads']})"
+        f"H2O {res['h2o_version']}  nthreads={args.nthreads} (H2O nthreads={res['nthreads']})"
         f"  -ea={ENABLE_ASSERTIONS}"
     )
     print(
@@ -411,6 +429,12 @@ def _main(argv: list[str] | None = None) -> None:
         f"  (H2O training_speed {res['h2o_training_speed']})"
     )
     print(f"test error {res['test_error'] * 100:.2f}%  (H2O validation error {res['h2o_valid_metric']})")
+    util = res.get("train_cpu_utilization")
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    print(
+        f"JVM CPU utilisation during train {util:.2f} cores" if util is not None else "JVM CPU utilisation n/a",
+        f"| load avg after {load[0]:.2f} (machine has {os.cpu_count()} cores)" if load else "",
+    )
     if args.history:
         cols = ["duration", "training_speed", "epochs", "samples", "training_classification_error",
                 "validation_classification_error"]

@@ -128,12 +128,27 @@ class _DeepLearningBase(_SkBase):
             raise DataError(f"{what} has no feature columns besides the response")
         return frame, name, features
 
-    def _check_response_dtype(self, frame, name):
+    def _check_response(self, frame, name):
+        """Response checks that need no cluster: dtype always; content when the data is in memory
+        (dask data gets the same checks in the statistics pass, before any training)."""
         dtype = frame.dtypes[RESPONSE]
         if self._kind == "regression" and not (pd.api.types.is_numeric_dtype(dtype)
                                                and not pd.api.types.is_bool_dtype(dtype)):
             raise DataError(f"response {name!r} has dtype {dtype}; a DeepLearningRegressor needs a numeric "
                             "response (use DeepLearningClassifier for classes)")
+        if not isinstance(frame, pd.DataFrame):
+            return
+        if len(frame) == 0:
+            raise DataError("the training data has no rows")
+        y = frame[RESPONSE]
+        if y.isna().all():
+            raise DataError(f"response {name!r} is entirely NA")
+        if self._kind == "regression":
+            if np.isinf(y.to_numpy(dtype=np.float64, na_value=np.nan)).any():
+                raise DataError(f"response {name!r} holds infinite values; a regression target must be finite")
+        elif y.nunique(dropna=True) < 2:
+            raise DataError(f"response {name!r} has a single class {y.dropna().iloc[0]!r}; a classifier "
+                            "needs at least 2")
 
     @staticmethod
     def _to_dask(frame, n_parts: int):
@@ -166,7 +181,7 @@ class _DeepLearningBase(_SkBase):
         P.resolve(values, "binomial" if kind == "classification" else "regression", n_classes=2)
         frame, yname, features = self._training_frame(X, y)
         roles = {c: column_role(c, frame.dtypes[c]) for c in features}
-        self._check_response_dtype(frame, yname)
+        self._check_response(frame, yname)
         valid = None
         if validation_data is not None:
             if isinstance(validation_data, tuple):
@@ -247,7 +262,7 @@ class _DeepLearningBase(_SkBase):
                 meta = pd.DataFrame({f"p{k}": np.zeros(0) for k in range(n_out)})
                 return frame.map_partitions(_predict_partition, dmodel, what, meta=meta).to_dask_array()
             sample = model.predict_values(frame._meta_nonempty.head(1)) if model.kind != "regression" else np.zeros(1)
-            meta = pd.Series(np.asarray(sample)[:0])
+            meta = pd.Series(np.asarray(sample)[:0], dtype=np.asarray(sample).dtype)
             return frame.map_partitions(_predict_partition, dmodel, what, meta=meta).to_dask_array()
         out = _predict_partition(frame, model, what)
         return out.to_numpy()
@@ -261,7 +276,8 @@ def _predict_partition(df: pd.DataFrame, model: DeepLearningModel, what: str):
     if what == "proba":
         p = model.predict_proba_frame(df)
         return pd.DataFrame(p, columns=[f"p{k}" for k in range(p.shape[1])], index=df.index)
-    return pd.Series(model.predict_values(df), index=df.index)
+    values = model.predict_values(df)
+    return pd.Series(values, index=df.index, dtype=values.dtype)
 
 
 def _with_signature(cls):

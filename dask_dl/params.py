@@ -45,11 +45,11 @@ def _bool(v):
 
 def _number(lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False, integer=False, extra=()):
     def check(v):
-        if v in extra:
-            return None
         ok_type = isinstance(v, numbers.Integral) if integer else isinstance(v, numbers.Real)
         if not ok_type or _is_bool(v) or (not integer and math.isnan(float(v))):
             return "an integer" if integer else "a number"
+        if v in extra:
+            return None
         lo_ok = v > lo if lo_open else v >= lo
         hi_ok = v < hi if hi_open else v <= hi
         if not (lo_ok and hi_ok):

@@ -25,6 +25,8 @@ def encode_features(df: pd.DataFrame, info: DataInfo) -> tuple[np.ndarray, np.nd
         if col.kind == "numeric":
             v = s.to_numpy(dtype=np.float64, na_value=np.nan)
             na = np.isnan(v)
+            if np.isinf(v).any():
+                raise DataError(f"column {col.name!r} holds infinite values; expected finite numbers or NA")
             sub, mul = info.sub_mul(col)
             if na.any():
                 has_na |= na

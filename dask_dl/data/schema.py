@@ -175,7 +175,8 @@ def partition_stats(df: pd.DataFrame, numeric: list, categorical: list, response
         out["y"] = (n, m, float(((v[ok] - m) ** 2).sum()) if n else 0.0,
                     float(v[ok].min()) if n else math.inf, float(v[ok].max()) if n else -math.inf, len(v) - n)
     else:
-        out["y"] = y.dropna().value_counts().to_dict()
+        counts = y.dropna().value_counts()
+        out["y"] = counts[counts > 0].to_dict()  # declared-but-unused categories are not classes
     return out
 
 

@@ -1,0 +1,79 @@
+"""Shared fixtures: real LocalClusters and the real datasets from ../shared/data."""
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+DATA = os.environ.get("DASK_DL_DATA") or os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+
+
+def data_path(*parts) -> str:
+    path = os.path.join(DATA, *parts)
+    if not os.path.exists(path):
+        pytest.fail(f"dataset {path} is missing: the tests need ../shared/data (or DASK_DL_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def cluster2():
+    """Two single-threaded worker processes: model averaging across workers."""
+    from distributed import LocalCluster
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl:
+        yield cl
+
+
+@pytest.fixture
+def client2(cluster2):
+    from distributed import Client
+    with Client(cluster2) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def cluster_threads():
+    """One worker process with two threads: HOGWILD! inside a worker."""
+    from distributed import LocalCluster
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None) as cl:
+        yield cl
+
+
+@pytest.fixture
+def client_threads(cluster_threads):
+    from distributed import Client
+    with Client(cluster_threads) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def iris():
+    return pd.read_csv(data_path("iris", "iris_wheader.csv"))
+
+
+@pytest.fixture(scope="session")
+def wine():
+    return pd.read_csv(data_path("wine", "winequality-redwhite.csv"), encoding="utf-8-sig")
+
+
+@pytest.fixture(scope="session")
+def prostate():
+    return pd.read_csv(data_path("prostate", "prostate.csv"))
+
+
+@pytest.fixture(scope="session")
+def covtype():
+    return pd.read_parquet(data_path("covtype", "covtype.parquet"))
+
+
+@pytest.fixture(scope="session")
+def mnist_small():
+    """First 6000 training and 2000 test rows of MNIST."""
+    tr = pd.read_parquet(data_path("mnist", "train.parquet")).iloc[:6000]
+    te = pd.read_parquet(data_path("mnist", "test.parquet")).iloc[:2000]
+    return tr, te
+
+
+def split(df: pd.DataFrame, fractions=(0.6, 0.2, 0.2), seed: int = 42):
+    idx = np.random.default_rng(seed).permutation(len(df))
+    cuts = np.cumsum([int(f * len(df)) for f in fractions])[:-1]
+    return [df.iloc[part].reset_index(drop=True) for part in np.split(idx, cuts)]

@@ -1,0 +1,200 @@
+"""Training behaviour on real data and real LocalClusters: accuracy, averaging, HOGWILD!, iteration
+sizes, scoring, early stopping, best model, divergence, reproducibility."""
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import log_loss, roc_auc_score
+
+from dask_dl import DeepLearningClassifier, DeepLearningRegressor, ModelDivergedError
+
+from conftest import split
+
+QUIET = dict(seed=1, quiet_mode=True)
+
+
+def _mnist_error(clf, te):
+    return float(np.mean(clf.predict(te.drop(columns=["C785"])) != te["C785"].to_numpy()))
+
+
+def test_hogwild_threads_in_one_worker_learn_mnist(client_threads, mnist_small):
+    tr, te = mnist_small
+    clf = DeepLearningClassifier(hidden=[64], epochs=5, **QUIET).fit(dd.from_pandas(tr, npartitions=2), "C785")
+    assert _mnist_error(clf, te) < 0.15  # 6000 rows: rare pixels get tiny sigmas (as in H2O)
+
+
+def test_model_averaging_across_two_workers_learns_mnist(client2, mnist_small):
+    tr, te = mnist_small
+    clf = DeepLearningClassifier(hidden=[64], epochs=5, train_samples_per_iteration=7500, **QUIET)
+    clf.fit(dd.from_pandas(tr, npartitions=4), "C785")
+    assert clf.model_.run["iterations"] == 4
+    assert _mnist_error(clf, te) < 0.15  # 6000 rows: rare pixels get tiny sigmas (as in H2O)
+
+
+def test_validation_metrics_match_sklearn(client2, prostate):
+    tr, va = split(prostate.drop(columns=["ID"]), (0.7, 0.3))
+    clf = DeepLearningClassifier(hidden=[50], epochs=20, score_training_samples=0, **QUIET)
+    clf.fit(tr, "CAPSULE", validation_data=va)
+    hist = clf.model_.scoring_history()
+    last = hist.iloc[-1]
+    p = clf.predict_proba(va.drop(columns=["CAPSULE"]))
+    y = va["CAPSULE"].to_numpy()
+    assert last["validation_logloss"] == pytest.approx(log_loss(y, p), rel=1e-4)
+    assert last["validation_auc"] == pytest.approx(roc_auc_score(y, p[:, 1]), rel=1e-4)
+    assert last["validation_auc"] > 0.65
+    # predict() labels use the max-F1 threshold of the validation metrics, as H2O does
+    assert ((p[:, 1] >= clf.model_.threshold).astype(int) == clf.predict(va.drop(columns=["CAPSULE"]))).all()
+
+
+@pytest.mark.parametrize("tspi, iterations", [(0, 3), (-1, 3), (400, 7), (1500, 2)])
+def test_train_samples_per_iteration(client2, wine, tspi, iterations):
+    df = wine.iloc[:1000]
+    reg = DeepLearningRegressor(hidden=[4], epochs=2.5, train_samples_per_iteration=tspi, **QUIET)
+    reg.fit(df, "quality")
+    run = reg.model_.run
+    assert run["iterations"] == iterations
+    assert run["samples"] == 2500 and run["epochs"] == pytest.approx(2.5)  # fractional epochs
+
+
+@pytest.fixture
+def dl_log():
+    """Records of the dask_dl logger (it does not propagate to the root logger)."""
+    import logging
+
+    class Keep(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.DEBUG)
+            self.records = []
+
+        def emit(self, record):
+            self.records.append(record.getMessage())
+
+    handler = Keep()
+    logging.getLogger("dask_dl").addHandler(handler)
+    yield handler.records
+    logging.getLogger("dask_dl").removeHandler(handler)
+
+
+def test_auto_iteration_size_is_logged(client2, wine, dl_log):
+    DeepLearningRegressor(hidden=[4], epochs=1, seed=1).fit(wine, "quality")
+    assert any("samples per iteration" in m for m in dl_log)
+    assert any(m.startswith("dask_dl: iteration 1:") for m in dl_log)
+
+
+def test_quiet_mode_silences_the_log(client2, iris, dl_log):
+    DeepLearningClassifier(hidden=[4], epochs=1, **QUIET).fit(iris, "class")
+    assert dl_log == []
+
+
+def test_reproducible_is_bit_identical(client2, wine):
+    kw = dict(hidden=[16, 8], epochs=2, seed=7, reproducible=True, quiet_mode=True)
+    a = DeepLearningRegressor(**kw).fit(wine, "quality").model_.state
+    b = DeepLearningRegressor(**kw).fit(dd.from_pandas(wine, npartitions=3), "quality").model_.state
+    c = DeepLearningRegressor(**{**kw, "seed": 8}).fit(wine, "quality").model_.state
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_early_stopping_stops_and_keeps_the_best(client2, covtype):
+    tr, va, _ = split(covtype)
+    clf = DeepLearningClassifier(hidden=[32], epochs=200, train_samples_per_iteration=2000,
+                                 score_each_iteration=True, stopping_rounds=2, stopping_tolerance=0.05, **QUIET)
+    clf.fit(tr, "Cover_Type", validation_data=va)
+    run = clf.model_.run
+    assert run["stop_reason"] == "early_stopping" and run["epochs"] < 200
+    hist = clf.model_.scoring_history()
+    scored = hist["validation_logloss"].iloc[1:]
+    # the returned model is the best scored one: its (re-scored) loss is the minimum
+    assert hist["validation_logloss"].iloc[-1] == pytest.approx(scored.min(), rel=1e-6)
+
+
+def test_max_runtime_secs(client2, covtype):
+    clf = DeepLearningClassifier(hidden=[32], epochs=1000, max_runtime_secs=3, train_samples_per_iteration=1000,
+                                 stopping_rounds=0, **QUIET)
+    clf.fit(covtype, "Cover_Type")
+    assert clf.model_.run["stop_reason"] == "max_runtime_secs"
+    assert clf.model_.run["run_seconds"] < 30
+
+
+def test_classification_stop(client2, iris):
+    clf = DeepLearningClassifier(hidden=[16], epochs=500, classification_stop=0.1, score_each_iteration=True,
+                                 train_samples_per_iteration=150, stopping_rounds=0, **QUIET).fit(iris, "class")
+    assert clf.model_.run["stop_reason"] == "classification_stop"
+    assert clf.model_.scoring_history()["training_classification_error"].iloc[-1] <= 0.1
+
+
+def test_divergence_stops_with_a_clear_message_and_the_last_good_model(client2, wine):
+    reg = DeepLearningRegressor(hidden=[50, 50], epochs=50, adaptive_rate=False, rate=50.0, rate_annealing=0,
+                                train_samples_per_iteration=500, standardize=False, **QUIET)
+    with pytest.raises(ModelDivergedError, match="diverged") as err:
+        reg.fit(wine, "quality")
+    good = err.value.last_good_model
+    assert good is not None and np.isfinite(good.state).all()
+
+
+@pytest.mark.parametrize("activation", ["Tanh", "TanhWithDropout", "Rectifier", "RectifierWithDropout",
+                                        "Maxout", "MaxoutWithDropout"])
+def test_every_activation_learns_iris(client_threads, iris, activation):
+    kw = dict(hidden_dropout_ratios=[0.1]) if activation.endswith("Dropout") else {}
+    clf = DeepLearningClassifier(hidden=[16], activation=activation, epochs=40, **kw, **QUIET).fit(iris, "class")
+    assert clf.score(iris.drop(columns=["class"]), iris["class"]) > 0.9
+
+
+def test_manual_rate_with_nesterov_momentum_learns(client_threads, iris):
+    clf = DeepLearningClassifier(hidden=[16], epochs=40, adaptive_rate=False, rate=0.01, momentum_start=0.5,
+                                 momentum_stable=0.9, momentum_ramp=1000, l2=1e-5, **QUIET).fit(iris, "class")
+    assert clf.score(iris.drop(columns=["class"]), iris["class"]) > 0.9
+
+
+def test_categoricals_missing_values_and_unseen_levels(client2, covtype):
+    tr, _, te = split(covtype)
+    tr = tr.copy()
+    tr.loc[tr.index[:300], "Elevation"] = np.nan                 # numeric NA -> mean
+    tr.loc[tr.index[300:600], "Soil_Type"] = np.nan              # categorical NA -> missing slot
+    clf = DeepLearningClassifier(hidden=[32], epochs=3, **QUIET).fit(tr, "Cover_Type")
+    names = clf.model_.info.coef_names()
+    assert names[0] == "Soil_Type.type_0" and "Soil_Type.missing(NA)" in names and "Elevation" in names
+    te = te.drop(columns=["Cover_Type"]).copy()
+    te["Wilderness_Area"] = te["Wilderness_Area"].astype(object)
+    te.loc[te.index[:5], "Wilderness_Area"] = "never_seen"
+    p = clf.predict_proba(te)
+    assert np.isfinite(p).all() and p.shape == (len(te), 7)
+
+
+def test_quantile_regression_covers_its_quantile(client_threads, wine):
+    tr, te = split(wine, (0.8, 0.2))
+    reg = DeepLearningRegressor(hidden=[32], epochs=10, distribution="quantile", quantile_alpha=0.9, **QUIET)
+    reg.fit(tr, "quality")
+    below = np.mean(te["quality"].to_numpy() <= reg.predict(te.drop(columns=["quality"])))
+    assert 0.8 < below < 0.98
+
+
+@pytest.mark.parametrize("distribution", ["poisson", "gamma", "tweedie", "laplace", "huber"])
+def test_regression_distributions_beat_the_mean(client_threads, wine, distribution):
+    tr, te = split(wine, (0.8, 0.2))
+    reg = DeepLearningRegressor(hidden=[32], epochs=5, distribution=distribution, **QUIET).fit(tr, "quality")
+    pred = reg.predict(te.drop(columns=["quality"]))
+    y = te["quality"].to_numpy()
+    base = np.mean(np.abs(y - np.median(tr["quality"])))
+    assert np.mean(np.abs(pred - y)) < base
+    if distribution in ("poisson", "gamma", "tweedie"):
+        assert (pred > 0).all()
+
+
+# --------------------------------------------------------------------- acceptance (issue 2)
+@pytest.mark.slow
+def test_covtype_default_network_reaches_25_percent(client_threads, covtype):
+    tr, va, te = split(covtype)
+    clf = DeepLearningClassifier(epochs=10, **QUIET).fit(tr, "Cover_Type", validation_data=va)
+    err = np.mean(clf.predict(te.drop(columns=["Cover_Type"])) != te["Cover_Type"].to_numpy())
+    assert err <= 0.25
+
+
+@pytest.mark.slow
+def test_wine_regression_beats_the_mean_by_18_percent(client_threads, wine):
+    tr, te = split(wine, (0.8, 0.2))
+    reg = DeepLearningRegressor(epochs=10, **QUIET).fit(tr, "quality")
+    y = te["quality"].to_numpy()
+    rmse = np.sqrt(np.mean((reg.predict(te.drop(columns=["quality"])) - y) ** 2))
+    base = np.sqrt(np.mean((y - tr["quality"].mean()) ** 2))
+    assert rmse <= 0.82 * base
