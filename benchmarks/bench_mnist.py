@@ -1,0 +1,103 @@
+"""MNIST, H2O's default network (784-200-200-10 Rectifier, ADADELTA), 1 epoch on the full 60k rows,
+validating on the 10k test set; with --vs-h2o the same job on real H2O-3 in the same run.
+
+    python benchmarks/bench_mnist.py [--vs-h2o] [--threads 2] [--epochs 1] [--seeds 1]
+    python benchmarks/bench_mnist.py --rows 3000 --test-rows 500 --hidden 16   # smoke size
+
+Both systems get the same rows and the same cores (dask_dl: one worker process with --threads
+HOGWILD! threads; H2O: nthreads=--threads). Reported per system:
+  training speed  samples / training time, as H2O defines it in its scoring history
+                  (excludes scoring and set-up)
+  fit wall time   the whole fit/train call (dask_dl: statistics pass, encoding, JIT warm-up,
+                  training, scoring; H2O: model.train after the upload)
+  test error      labels from predict() on the 10k test rows
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.environ.get("DASK_DL_DATA") or os.path.join(HERE, "..", "..", "shared", "data")
+
+
+def load(rows: int | None, test_rows: int | None):
+    tr = pd.read_parquet(os.path.join(DATA, "mnist", "train.parquet"))
+    te = pd.read_parquet(os.path.join(DATA, "mnist", "test.parquet"))
+    return (tr.iloc[:rows] if rows else tr), (te.iloc[:test_rows] if test_rows else te)
+
+
+def run_dask_dl(tr, te, threads: int, epochs: float, hidden, seed: int) -> dict:
+    import dask.dataframe as dd
+    from distributed import Client, LocalCluster
+
+    import dask_dl
+    with LocalCluster(n_workers=1, threads_per_worker=threads, processes=True, dashboard_address=None) as cl, \
+            Client(cl) as client:
+        clf = dask_dl.DeepLearningClassifier(hidden=hidden, epochs=epochs, seed=seed, quiet_mode=True, client=client)
+        train = dd.from_pandas(tr, npartitions=max(1, len(tr) // 10000))
+        valid = dd.from_pandas(te, npartitions=1)
+        t0 = time.perf_counter()
+        clf.fit(train, "C785", validation_data=valid)
+        wall = time.perf_counter() - t0
+    hist = clf.model_.scoring_history()
+    speed = float(str(hist["training_speed"].iloc[-1]).split()[0])
+    pred = clf.predict(te.drop(columns=["C785"]))
+    run = clf.model_.run
+    return {"system": "dask_dl", "training_speed": speed, "fit_seconds": wall,
+            "train_seconds": run["train"], "samples": run["samples"],
+            "test_error": float(np.mean(pred != te["C785"].to_numpy())), "iterations": run["iterations"]}
+
+
+def run_h2o(tr, te, threads: int, epochs: float, hidden, seed: int) -> dict:
+    sys.path.insert(0, HERE)
+    from h2o_reference import run_h2o_deeplearning
+    r = run_h2o_deeplearning(tr, te, "C785", classification=True, nthreads=threads, hidden=list(hidden),
+                             epochs=epochs, activation="Rectifier", seed=seed)
+    return {"system": "H2O-3", "training_speed": r["h2o_training_speed"], "fit_seconds": r["train_seconds"],
+            "train_seconds": float("nan"), "samples": r.get("samples", float("nan")),
+            "test_error": r["test_error"], "iterations": float("nan")}
+
+
+def main(argv=None) -> pd.DataFrame:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--vs-h2o", action="store_true", help="also run real H2O-3 (pip install h2o; needs Java)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--hidden", type=int, nargs="+", default=[200, 200])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1])
+    ap.add_argument("--rows", type=int, default=None, help="training rows (default: all 60k)")
+    ap.add_argument("--test-rows", type=int, default=None)
+    args = ap.parse_args(argv)
+    tr, te = load(args.rows, args.test_rows)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"train {len(tr)} rows, test {len(te)} rows, hidden {args.hidden}, epochs {args.epochs}, "
+          f"{args.threads} threads", flush=True)
+    results = []
+    for seed in args.seeds:
+        results.append({**run_dask_dl(tr, te, args.threads, args.epochs, args.hidden, seed), "seed": seed})
+        print(results[-1], flush=True)
+        if args.vs_h2o:
+            results.append({**run_h2o(tr, te, args.threads, args.epochs, args.hidden, seed), "seed": seed})
+            print(results[-1], flush=True)
+    table = pd.DataFrame(results)
+    summary = table.groupby("system")[["training_speed", "fit_seconds", "test_error"]].mean()
+    with pd.option_context("display.width", 160):
+        print("\n" + table.to_string(index=False))
+        print("\nmean over seeds:\n" + summary.to_string())
+    if args.vs_h2o:
+        d, h = summary.loc["dask_dl"], summary.loc["H2O-3"]
+        print(f"\ndask_dl / H2O-3: training speed x{d.training_speed / h.training_speed:.1f}, "
+              f"fit wall time x{h.fit_seconds / d.fit_seconds:.1f} faster, "
+              f"test error {100 * d.test_error:.2f}% vs {100 * h.test_error:.2f}%")
+    return table
+
+
+if __name__ == "__main__":
+    main()
