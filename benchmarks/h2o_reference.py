@@ -110,6 +110,7 @@ def _start_cluster(nthreads: int, max_mem: str) -> H2OClusterHandle:
     mmax = _mem_bytes(max_mem)
     t0 = time.perf_counter()
     out = io.StringIO()
+    server = None
     try:
         # H2OLocalServer.start + h2o.connect is what h2o.init() does when no server is
         # found; calling it directly guarantees a new JVM with *our* nthreads, on the
@@ -121,7 +122,7 @@ def _start_cluster(nthreads: int, max_mem: str) -> H2OClusterHandle:
                 min_mem_size=None,
                 ice_root=ice_root,
                 log_dir=log_dir,
-                log_level="WARN",
+                log_level=None,  # h2o-py forces -log_level INFO anyway (it parses the port from the log)
                 port="54321+",
                 name=f"h2o_ref_{os.getpid()}",
                 enable_assertions=ENABLE_ASSERTIONS,
@@ -130,8 +131,11 @@ def _start_cluster(nthreads: int, max_mem: str) -> H2OClusterHandle:
             )
             h2o.connect(server=server, verbose=False, strict_version_check=False, telemetry=False)
             h2o.no_progress()
-    except Exception:
+    except BaseException:
         sys.stderr.write(out.getvalue())
+        if server is not None:
+            with contextlib.redirect_stdout(io.StringIO()):
+                server.shutdown()
         shutil.rmtree(tmpdir, ignore_errors=True)
         raise
     return H2OClusterHandle(nthreads, max_mem, server, tmpdir, time.perf_counter() - t0)

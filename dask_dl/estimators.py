@@ -199,7 +199,9 @@ class _DeepLearningBase(_SkBase):
                 raise RuntimeError("the Dask cluster has no workers")
             n_parts = max(len(threads), 1)
             frame = self._to_dask(frame, n_parts)
-            if values["force_load_balance"] and frame.npartitions < len(threads):
+            if values["reproducible"]:
+                frame = frame.repartition(npartitions=1)  # H2O: one chunk, one thread, a fixed order
+            elif values["force_load_balance"] and frame.npartitions < len(threads):
                 frame = frame.repartition(npartitions=len(threads))
             if valid is not None:
                 valid = self._to_dask(valid, n_parts)

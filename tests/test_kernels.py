@@ -700,7 +700,7 @@ def test_hogwild_single_thread_is_reproducible(drop):
     for seed_parts in [(5, 1), (5, 1), (6, 1)]:
         s = init.copy()
         train_shard(s, layout, [(X, y)], 1500, _hw_settings(), n_threads=1, seed_parts=seed_parts, n_seen=0.0,
-                    shuffle=True)
+                    shuffle=True, fit_seed=seed_parts[0])
         runs.append(s)
     assert np.array_equal(runs[0], runs[1])
     assert not np.array_equal(runs[0], init)
@@ -739,3 +739,16 @@ def test_float32_matches_float64(opt, loss, n_out, classifier, act):
     assert np.abs(d64).max() > 1e-4
     np.testing.assert_allclose(d32, d64, rtol=1e-3, atol=1e-5 * np.abs(d64).max() + 1e-7)
     np.testing.assert_allclose(a32.astype(np.float64), a64, rtol=1e-5, atol=1e-7)
+
+
+def test_visiting_order_streams_whole_passes_across_iterations():
+    from dask_dl.nn.hogwild import visiting_order
+    first = visiting_order(100, 37, 0, seed=5, shuffle=False)
+    second = visiting_order(100, 63, 37, seed=5, shuffle=False)
+    assert sorted(np.concatenate([first, second])) == list(range(100))  # one epoch = every row once
+    two = visiting_order(100, 250, 0, seed=5, shuffle=True)
+    for p in range(2):
+        assert sorted(two[100 * p:100 * (p + 1)]) == list(range(100))
+    assert not np.array_equal(two[:100], two[100:200])                 # shuffle: a new order per pass
+    fixed = visiting_order(100, 200, 0, seed=5, shuffle=False)
+    assert np.array_equal(fixed[:100], fixed[100:])                     # no shuffle: one fixed order

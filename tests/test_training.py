@@ -170,13 +170,18 @@ def test_quantile_regression_covers_its_quantile(client_threads, wine):
 
 
 @pytest.mark.parametrize("distribution", ["poisson", "gamma", "tweedie", "laplace", "huber"])
-def test_regression_distributions_beat_the_mean(client_threads, wine, distribution):
+def test_regression_distributions_beat_a_constant(client_threads, wine, distribution):
+    from dask_dl.scoring import metrics
     tr, te = split(wine, (0.8, 0.2))
-    reg = DeepLearningRegressor(hidden=[32], epochs=5, distribution=distribution, **QUIET).fit(tr, "quality")
+    reg = DeepLearningRegressor(hidden=[32], epochs=10, distribution=distribution, score_each_iteration=True,
+                                **QUIET).fit(tr, "quality")
     pred = reg.predict(te.drop(columns=["quality"]))
-    y = te["quality"].to_numpy()
-    base = np.mean(np.abs(y - np.median(tr["quality"])))
-    assert np.mean(np.abs(pred - y)) < base
+    y = te["quality"].to_numpy().astype(float)
+    # each distribution against the best constant for its own deviance (mean, or median for laplace)
+    const = np.full_like(y, np.median(tr["quality"]) if distribution == "laplace" else tr["quality"].mean())
+    kw = {"huber_delta": 1.0} if distribution == "huber" else {}
+    dev = metrics.mean_residual_deviance(y, pred, distribution, **kw)
+    assert dev < 0.95 * metrics.mean_residual_deviance(y, const, distribution, **kw)
     if distribution in ("poisson", "gamma", "tweedie"):
         assert (pred > 0).all()
 
@@ -193,7 +198,9 @@ def test_covtype_default_network_reaches_25_percent(client_threads, covtype):
 @pytest.mark.slow
 def test_wine_regression_beats_the_mean_by_18_percent(client_threads, wine):
     tr, te = split(wine, (0.8, 0.2))
-    reg = DeepLearningRegressor(epochs=10, **QUIET).fit(tr, "quality")
+    # scoring every iteration lets the best-model restore pick among 10 candidates; with H2O's
+    # wall-clock schedule this 2-second job scores only twice (spread 0.80-0.87, benchmarks/README.md)
+    reg = DeepLearningRegressor(epochs=10, score_each_iteration=True, **QUIET).fit(tr, "quality")
     y = te["quality"].to_numpy()
     rmse = np.sqrt(np.mean((reg.predict(te.drop(columns=["quality"])) - y) ** 2))
     base = np.sqrt(np.mean((y - tr["quality"].mean()) ** 2))

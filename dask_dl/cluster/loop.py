@@ -188,6 +188,7 @@ class IterationLoop:
         last_ref: dict = {}
         hp = self.ks.hp.copy()
         max_rt = p["max_runtime_secs"]
+        worker_done = {w: 0 for w in self.data.blocks_by_worker}  # samples each worker has streamed
         timed_out = False
         while processed < total - 1e-9:
             iteration += 1
@@ -199,10 +200,13 @@ class IterationLoop:
             futs = []
             for wi, (w, blocks) in enumerate(self.data.blocks_by_worker.items()):
                 threads = 1 if p["reproducible"] else None
+                position = worker_done[w] / self.data.rows_by_worker[w]
                 futs.append(c.submit(tasks.train_on_worker, center_f, self.layout, ks, int(budget[w]),
                                      (cfg.seed, iteration, wi), float(processed), bool(p["shuffle_training_data"]),
-                                     threads, *blocks, workers=[w], allow_other_workers=True, pure=False,
+                                     threads, position, cfg.seed, *blocks, workers=[w],
+                                     allow_other_workers=True, pure=False,
                                      key=f"dask_dl-train-{self.fit_key}-{iteration}-{wi}"))
+                worker_done[w] += int(budget[w])
             new_state, done = tree_average(c, futs, f"{self.fit_key}-{iteration}").result()
             del futs, center_f
             dt = time.perf_counter() - t_it

@@ -21,7 +21,7 @@ def warm_up() -> bool:
 
 
 def train_on_worker(center: np.ndarray, layout, ks, n_samples: int, seed_parts: tuple, n_seen: float,
-                    shuffle: bool, n_threads: int | None, *blocks):
+                    shuffle: bool, n_threads: int | None, position: float, fit_seed: int, *blocks):
     """One iteration on one worker: copy the centre, HOGWILD!-train it on ``n_samples`` draws from
     this worker's blocks, return (state, samples trained)."""
     if n_threads is None:
@@ -32,7 +32,7 @@ def train_on_worker(center: np.ndarray, layout, ks, n_samples: int, seed_parts: 
             n_threads = 1
     state = center.copy()
     done = hogwild.train_shard(state, layout, list(blocks), n_samples, ks, n_threads, seed_parts, n_seen,
-                               shuffle=shuffle)
+                               shuffle=shuffle, position=position, fit_seed=fit_seed)
     return state, done
 
 

@@ -61,20 +61,29 @@ def thread_seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
-def visiting_order(n_rows: int, n_samples: int, rng: np.random.Generator, shuffle: bool) -> np.ndarray:
-    """Row indices to visit for ``n_samples`` draws from ``n_rows`` rows: whole passes (sequential, or
-    permuted when shuffling) plus a random subset for the fractional rest, as H2O's iteration does."""
-    full, rest = divmod(int(n_samples), n_rows)
-    parts = [rng.permutation(n_rows) if shuffle else np.arange(n_rows) for _ in range(full)]
-    if rest:
-        parts.append(rng.permutation(n_rows)[:rest])
-    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+def visiting_order(n_rows: int, n_samples: int, start: int, seed: int, shuffle: bool) -> np.ndarray:
+    """Row indices for ``n_samples`` draws from a stream of passes over ``n_rows`` rows, starting at
+    stream position ``start``: every pass visits every row once, so an epoch sees each row once
+    however it is cut into iterations. Pass p visits rows in a random order — a fresh permutation
+    per pass with ``shuffle``, else one fixed permutation for the whole fit."""
+    out = np.empty(int(n_samples), dtype=np.int64)
+    filled, pos = 0, int(start)
+    while filled < n_samples:
+        p, offset = divmod(pos, n_rows)
+        order = np.random.default_rng([seed, p if shuffle else 0]).permutation(n_rows)
+        take = min(n_rows - offset, int(n_samples) - filled)
+        out[filled:filled + take] = order[offset:offset + take]
+        filled += take
+        pos += take
+    return out
 
 
 def train_shard(state: np.ndarray, layout: NetworkLayout, blocks, n_samples: int, ks: KernelSettings,
-                n_threads: int, seed_parts: tuple, n_seen: float, shuffle: bool = False) -> int:
+                n_threads: int, seed_parts: tuple, n_seen: float, shuffle: bool = False,
+                position: float = 0.0, fit_seed: int = 0) -> int:
     """Train ``state`` in place on ``n_samples`` draws from ``blocks`` (a list of (X, y) arrays) with
-    ``n_threads`` HOGWILD! threads. Returns the number of samples trained."""
+    ``n_threads`` HOGWILD! threads. ``position`` is how many passes over these blocks earlier
+    iterations made (each thread resumes its slice's stream there). Returns the samples trained."""
     sizes = np.asarray([len(b[1]) for b in blocks], dtype=np.int64)
     total = int(sizes.sum())
     if total == 0 or n_samples <= 0:
@@ -88,7 +97,6 @@ def train_shard(state: np.ndarray, layout: NetworkLayout, blocks, n_samples: int
     units, woff, boff = layout.units_array(), layout.w_offsets, layout.b_offsets
     acts, drop = layout.act_codes(), layout.dropout_array()
     hp = ks.hp.astype(state.dtype)
-    rng = np.random.default_rng([thread_seed(*seed_parts), 1])
     done = 0
     for bi, ((X, y), m) in enumerate(zip(blocks, per_block)):
         if m == 0:
@@ -99,7 +107,8 @@ def train_shard(state: np.ndarray, layout: NetworkLayout, blocks, n_samples: int
         for t in range(k):
             lo, hi = n * t // k, n * (t + 1) // k
             m_t = m * (t + 1) // k - m * t // k
-            rows = lo + visiting_order(hi - lo, m_t, rng, shuffle)
+            start = int(round(position * (hi - lo)))
+            rows = lo + visiting_order(hi - lo, m_t, start, thread_seed(fit_seed, bi, t, k), shuffle)
             hp_t = hp.copy()
             hp_t[K.HP_N0] = n_seen + done
             hp_t[K.HP_NSTEP] = k  # every thread's step advances the shared sample count by ~k
