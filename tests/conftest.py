@@ -15,34 +15,39 @@ def data_path(*parts) -> str:
     return path
 
 
+def _local_cluster(n_workers: int, threads: int):
+    from distributed import LocalCluster
+    return LocalCluster(n_workers=n_workers, threads_per_worker=threads, processes=True, dashboard_address=None)
+
+
+def _client(cluster):
+    from distributed import Client
+    with Client(cluster) as c:
+        yield c
+
+
 @pytest.fixture(scope="session")
 def cluster2():
     """Two single-threaded worker processes: model averaging across workers."""
-    from distributed import LocalCluster
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl:
+    with _local_cluster(2, 1) as cl:
         yield cl
 
 
 @pytest.fixture
 def client2(cluster2):
-    from distributed import Client
-    with Client(cluster2) as c:
-        yield c
+    yield from _client(cluster2)
 
 
 @pytest.fixture(scope="session")
 def cluster_threads():
     """One worker process with two threads: HOGWILD! inside a worker."""
-    from distributed import LocalCluster
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None) as cl:
+    with _local_cluster(1, 2) as cl:
         yield cl
 
 
 @pytest.fixture
 def client_threads(cluster_threads):
-    from distributed import Client
-    with Client(cluster_threads) as c:
-        yield c
+    yield from _client(cluster_threads)
 
 
 @pytest.fixture(scope="session")
