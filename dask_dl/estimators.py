@@ -227,7 +227,8 @@ class _DeepLearningBase(_SkBase):
                 raise
         run = {"iterations": result.iterations, "samples": result.samples, "epochs": result.epochs,
                "stop_reason": result.stop_reason, "run_seconds": result.run_seconds,
-               "train_samples_per_iteration": result.train_samples_per_iteration, **result.timings,
+               "train_samples_per_iteration": result.train_samples_per_iteration, "workers": result.workers,
+               **result.timings,
                "seed": cfg.seed}
         model = DeepLearningModel(layout, result.state, info, values, cfg.kind, cfg.distribution, cfg.loss,
                                   result.history, threshold=result.threshold, run=run)

@@ -59,6 +59,7 @@ class FitResult:
     threshold: float = 0.5
     run_seconds: float = 0.0
     train_samples_per_iteration: int = 0
+    workers: int = 0
     timings: dict = field(default_factory=dict)
 
 
@@ -70,6 +71,8 @@ def samples_per_iteration(cfg, n_rows: int, n_threads_total: int) -> int:
     conservative 7.5k samples/s per thread — so the ~50 ms round cost stays near 3% — but at least
     10 iterations per fit where the budget allows, and at most one epoch."""
     t = int(cfg.params["train_samples_per_iteration"])
+    if t == -2 and cfg.params["reproducible"]:
+        t = -1  # H2O: reproducible runs iterate over whole epochs
     total = cfg.params["epochs"] * n_rows
     if t in (0, -1):
         return n_rows
@@ -291,7 +294,8 @@ class IterationLoop:
         return FitResult(state=state, history=rows, iterations=iteration, samples=processed,
                          epochs=processed / n, stop_reason=stop_reason, huber_delta=huber_delta,
                          threshold=threshold, run_seconds=time.perf_counter() - t_start,
-                         train_samples_per_iteration=tspi, timings=timings)
+                         train_samples_per_iteration=tspi, workers=len(self.data.blocks_by_worker),
+                         timings=timings)
 
 
 def _brief(m_train, m_valid, key) -> str:
