@@ -69,7 +69,9 @@ class DeepLearningModel:
                          f"{r.get('iterations', 0)} iterations, {r.get('run_seconds', 0):.1f} s, "
                          f"stopped by {r.get('stop_reason', '?')}")
         if self.info.ignored:
-            lines.append("Ignored columns: " + ", ".join(f"{n} ({why})" for n, why in self.info.ignored))
+            shown = ", ".join(f"{n} ({why})" for n, why in self.info.ignored[:8])
+            more = len(self.info.ignored) - 8
+            lines.append(f"Ignored columns ({len(self.info.ignored)}): {shown}" + (f", ... {more} more" if more > 0 else ""))
         hist = self.scoring_history()
         if len(hist) > 1:
             last = hist.iloc[-1]

@@ -29,7 +29,7 @@ def cluster_client(client=None):
     from distributed import Client, LocalCluster
     n = os.cpu_count() or 1
     logger.info("dask_dl: no Dask client in scope; starting an embedded LocalCluster (1 worker x %d threads)", n)
-    with LocalCluster(n_workers=1, threads_per_worker=n, processes=True, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=1, threads_per_worker=n, processes=True, dashboard_address=":0") as cluster, \
             Client(cluster) as embedded:
         yield embedded
 
