@@ -123,6 +123,13 @@ def test_classification_stop(client2, iris):
     assert clf.model_.scoring_history()["training_classification_error"].iloc[-1] <= 0.1
 
 
+def test_regression_stop(client2, wine):
+    reg = DeepLearningRegressor(hidden=[8], epochs=100, regression_stop=2.0, score_each_iteration=True,
+                                train_samples_per_iteration=500, stopping_rounds=0, **QUIET).fit(wine, "quality")
+    assert reg.model_.run["stop_reason"] == "regression_stop" and reg.model_.run["epochs"] < 100
+    assert reg.model_.scoring_history()["training_rmse"].iloc[-1] ** 2 <= 2.0
+
+
 def test_divergence_stops_with_a_clear_message_and_the_last_good_model(client2, wine):
     reg = DeepLearningRegressor(hidden=[50, 50], epochs=50, adaptive_rate=False, rate=50.0, rate_annealing=0,
                                 train_samples_per_iteration=500, standardize=False, **QUIET)
