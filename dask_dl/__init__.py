@@ -10,10 +10,12 @@ if not _log.handlers:  # progress lines are visible by default (quiet_mode=True 
     _log.setLevel(_logging.INFO)
     _log.propagate = False
 from .cluster.loop import ModelDivergedError
+from .data.io import read_csv, read_parquet
 from .data.schema import DataError
 from .estimators import DeepLearningClassifier, DeepLearningRegressor
 from .model import DeepLearningModel
+from .persist import load_model, save_model
 
 __all__ = ["DeepLearningClassifier", "DeepLearningRegressor", "DeepLearningModel", "DataError",
-           "ModelDivergedError"]
+           "ModelDivergedError", "load_model", "save_model", "read_csv", "read_parquet"]
 __version__ = "0.1.0"

@@ -80,6 +80,11 @@ class DeepLearningModel:
                                                         if isinstance(last[c], float)))
         return "\n".join(lines)
 
+    def save(self, url: str, storage_options: dict | None = None) -> str:
+        """Write this model to any fsspec URL (npz arrays + JSON metadata; never pickle)."""
+        from .persist import save_model
+        return save_model(self, url, storage_options)
+
     def __repr__(self) -> str:
         return f"<DeepLearningModel {self.kind} {list(self.layout.units)}>"
 
