@@ -225,6 +225,8 @@ class _DeepLearningBase(_SkBase):
                                  features, roles)
                 err.last_good_model = self.model_
                 raise
+            finally:
+                runner.drop_worker_state()
         run = {"iterations": result.iterations, "samples": result.samples, "epochs": result.epochs,
                "stop_reason": result.stop_reason, "run_seconds": result.run_seconds,
                "train_samples_per_iteration": result.train_samples_per_iteration, "workers": result.workers,

@@ -132,7 +132,11 @@ PARAMETERS: dict[str, Param] = {
     "ignore_const_cols": Param(True, _bool, "drop constant and all-NA columns"),
     "fast_mode": Param(True, _bool, "skip updates for zero inputs and zero unit gradients"),
     "force_load_balance": Param(True, _bool, "repartition small data so every worker has work"),
-    "shuffle_training_data": Param(False, _bool, "visit rows in random order"),
+    "shuffle_training_data": Param(False, _bool, "a fresh random row order every pass"),
+    "single_node_mode": Param(False, _bool, "train on one worker only (no averaging)"),
+    "elastic_averaging": Param(False, _bool, "elastic averaging between workers (EASGD, as H2O)"),
+    "elastic_averaging_moving_rate": Param(0.9, _number(0, 1), "centre moving rate alpha"),
+    "elastic_averaging_regularization": Param(1e-3, _number(0), "elastic pull strength lambda"),
     # iterations and scoring
     "seed": Param(-1, _seed, "random seed (-1: random)"),
     "reproducible": Param(False, _bool, "one thread, bit-identical for a seed"),

@@ -165,6 +165,28 @@ class IterationLoop:
             return ["rmse", "logloss", "r2", "auc", "pr_auc", "lift", "classification_error"]
         return ["rmse", "logloss", "r2", "classification_error"]
 
+    def _retune(self, tspi: int, iteration_s: float, compute_s: float, n_rows: int, threads_total: int) -> int:
+        """H2O's re-tuning of train_samples_per_iteration=-2 from measured times: keep communication
+        (everything but the slowest worker's compute) near target_ratio_comm_to_comp of the iteration."""
+        target = float(self.cfg.params["target_ratio_comm_to_comp"])
+        comm = max(iteration_s - compute_s, 1e-6)
+        ratio = comm / iteration_s
+        corr = min(2.0, max(0.5, target / ratio))
+        if 0.8 <= corr <= 1.2:
+            return tspi
+        lo = min(n_rows, 100 * threads_total)
+        hi = 10 * n_rows * max(1, len(self.data.blocks_by_worker))
+        new = int(min(hi, max(lo, tspi / corr)))
+        if new != tspi:
+            self._log("dask_dl: auto-tuned train_samples_per_iteration %d -> %d (communication %.1f%% of a "
+                      "%.2f s iteration, target %.1f%%)", tspi, new, 100 * ratio, iteration_s, 100 * target)
+        return new
+
+    def drop_worker_state(self) -> None:
+        """Forget this fit's worker-local (elastic averaging) models on every worker."""
+        if self.cfg.params["elastic_averaging"]:
+            self.client.run(tasks.drop_fit_state, self.fit_key)
+
     # ---------------------------------------------------------------------------------- run
     def run(self, state: np.ndarray) -> FitResult:
         c, cfg, p = self.client, self.cfg, self.cfg.params
@@ -192,6 +214,8 @@ class IterationLoop:
         hp = self.ks.hp.copy()
         max_rt = p["max_runtime_secs"]
         worker_done = {w: 0 for w in self.data.blocks_by_worker}  # samples each worker has streamed
+        elastic = (self.fit_key, float(p["elastic_averaging_regularization"])) if p["elastic_averaging"] else None
+        auto_tune = int(p["train_samples_per_iteration"]) == -2 and not p["reproducible"]
         timed_out = False
         while processed < total - 1e-9:
             iteration += 1
@@ -206,13 +230,21 @@ class IterationLoop:
                 position = worker_done[w] / self.data.rows_by_worker[w]
                 futs.append(c.submit(tasks.train_on_worker, center_f, self.layout, ks, int(budget[w]),
                                      (cfg.seed, iteration, wi), float(processed), bool(p["shuffle_training_data"]),
-                                     threads, position, cfg.seed, *blocks, workers=[w],
+                                     threads, position, cfg.seed, elastic, *blocks, workers=[w],
                                      allow_other_workers=True, pure=False,
                                      key=f"dask_dl-train-{self.fit_key}-{iteration}-{wi}"))
                 worker_done[w] += int(budget[w])
-            new_state, done = tree_average(c, futs, f"{self.fit_key}-{iteration}").result()
+            mean_state, done, compute = tree_average(c, futs, f"{self.fit_key}-{iteration}").result()
             del futs, center_f
+            if elastic is not None and iteration > 1:
+                # H2O / EASGD: the centre moves towards the workers' mean by the moving rate
+                alpha = np.float32(p["elastic_averaging_moving_rate"])
+                new_state = alpha * mean_state + (np.float32(1.0) - alpha) * state
+            else:
+                new_state = mean_state
             dt = time.perf_counter() - t_it
+            if auto_tune and dt > 0:
+                tspi = self._retune(tspi, dt, compute, n, threads_total)
             timings["train"] += dt
             why = check_stable(self.layout, new_state)
             if why:

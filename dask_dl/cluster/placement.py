@@ -57,8 +57,9 @@ def place_training_data(client, frame, info, valid_frame, cfg, seed: int) -> Tra
     rows_of = {f.key: r for f, r in keep}
     n_rows = int(sum(rows_of.values()))
     workers = sorted(client.nthreads())
-    if p["reproducible"]:
-        # one worker, one thread, partition order: bit-identical for a seed (H2O forces one chunk)
+    if p["reproducible"] or p["single_node_mode"]:
+        # one worker trains on everything (no averaging); reproducible also means one thread and
+        # partition order: bit-identical for a seed (H2O forces one chunk)
         by_worker = {workers[0]: futures}
     else:
         by_worker = _group_by_holder(client, futures)

@@ -80,10 +80,12 @@ def visiting_order(n_rows: int, n_samples: int, start: int, seed: int, shuffle: 
 
 def train_shard(state: np.ndarray, layout: NetworkLayout, blocks, n_samples: int, ks: KernelSettings,
                 n_threads: int, seed_parts: tuple, n_seen: float, shuffle: bool = False,
-                position: float = 0.0, fit_seed: int = 0) -> int:
+                position: float = 0.0, fit_seed: int = 0, center: np.ndarray | None = None,
+                elastic: float = 0.0) -> int:
     """Train ``state`` in place on ``n_samples`` draws from ``blocks`` (a list of (X, y) arrays) with
     ``n_threads`` HOGWILD! threads. ``position`` is how many passes over these blocks earlier
-    iterations made (each thread resumes its slice's stream there). Returns the samples trained."""
+    iterations made (each thread resumes its slice's stream there). With ``center`` every gradient gets
+    ``elastic * (state - center)`` (elastic averaging). Returns the samples trained."""
     sizes = np.asarray([len(b[1]) for b in blocks], dtype=np.int64)
     total = int(sizes.sum())
     if total == 0 or n_samples <= 0:
@@ -97,6 +99,9 @@ def train_shard(state: np.ndarray, layout: NetworkLayout, blocks, n_samples: int
     units, woff, boff = layout.units_array(), layout.w_offsets, layout.b_offsets
     acts, drop = layout.act_codes(), layout.dropout_array()
     hp = ks.hp.astype(state.dtype)
+    hp[K.HP_EA] = elastic if center is not None else 0.0
+    kernel = K.train_rows if center is None else K.train_rows_elastic
+    lead = (state,) if center is None else (state, center)
     done = 0
     for bi, ((X, y), m) in enumerate(zip(blocks, per_block)):
         if m == 0:
@@ -113,12 +118,12 @@ def train_shard(state: np.ndarray, layout: NetworkLayout, blocks, n_samples: int
             hp_t[K.HP_N0] = n_seen + done
             hp_t[K.HP_NSTEP] = k  # every thread's step advances the shared sample count by ~k
             ip = np.array([ks.opt, int(ks.fast), ks.loss, thread_seed(*seed_parts, bi, t)], dtype=np.int64)
-            jobs.append((state, layout.n_weights, layout.n_biases, units, woff, boff, acts, drop,
+            jobs.append((*lead, layout.n_weights, layout.n_biases, units, woff, boff, acts, drop,
                          X, y, rows, hp_t, ip))
         if k == 1:
-            K.train_rows(*jobs[0])
+            kernel(*jobs[0])
         else:
-            threads = [threading.Thread(target=K.train_rows, args=job) for job in jobs]
+            threads = [threading.Thread(target=kernel, args=job) for job in jobs]
             for th in threads:
                 th.start()
             for th in threads:
@@ -139,3 +144,4 @@ def warm_up() -> None:
             ks = KernelSettings(hp=np.zeros(K.N_HP), opt=K.ADADELTA, fast=True,
                                 loss=K.CROSS_ENTROPY if classifier else K.GAUSSIAN)
             train_shard(state, layout, [(X, y)], 2, ks, 1, (1,), 0.0)
+            train_shard(state, layout, [(X, y)], 2, ks, 1, (1,), 0.0, center=state.copy(), elastic=1e-3)

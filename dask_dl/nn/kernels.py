@@ -25,8 +25,8 @@ GAUSSIAN, LAPLACE, QUANTILE, HUBER, POISSON, GAMMA, TWEEDIE = 10, 11, 12, 13, 14
 # float hyper-parameter slots
 HP_RHO, HP_EPS, HP_RATE, HP_ANNEAL, HP_DECAY = 0, 1, 2, 3, 4
 HP_MOM_START, HP_MOM_RAMP, HP_MOM_STABLE, HP_L1, HP_L2 = 5, 6, 7, 8, 9
-HP_MAXW2, HP_QALPHA, HP_TPOWER, HP_HUBER, HP_N0, HP_NSTEP, HP_OMR = 10, 11, 12, 13, 14, 15, 16
-N_HP = 17
+HP_MAXW2, HP_QALPHA, HP_TPOWER, HP_HUBER, HP_N0, HP_NSTEP, HP_OMR, HP_EA = 10, 11, 12, 13, 14, 15, 16, 17
+N_HP = 18
 # integer slots
 IP_OPT, IP_FAST, IP_LOSS, IP_SEED = 0, 1, 2, 3
 N_IP = 4
@@ -73,7 +73,7 @@ def _l1_term(l1, w):
 
 
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
-def _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom, fast):
+def _dense_row_update(w, s1, s2, cw, prev, g, opt, l1, l2, lam, rho, omr, eps, rate, mom, fast):
     """Update one unit's incoming weights from dense inputs; returns the sum of squared gradients.
 
     One branch-free loop per optimizer so LLVM vectorises it; fast_mode's "skip zero inputs" is a
@@ -84,7 +84,7 @@ def _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom,
         for i in range(n):
             a = prev[i]
             wi = w[i]
-            grad = g * a + l2 * wi + _l1_term(l1, wi)
+            grad = g * a + l2 * wi + _l1_term(l1, wi) + lam * (wi - cw[i])
             keep = (not fast) or a != 0.0
             eg = rho * s1[i] + omr * grad * grad
             eta = np.sqrt((s2[i] + eps) / (eg + eps))
@@ -98,7 +98,7 @@ def _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom,
         for i in range(n):
             a = prev[i]
             wi = w[i]
-            grad = g * a + l2 * wi + _l1_term(l1, wi)
+            grad = g * a + l2 * wi + _l1_term(l1, wi) + lam * (wi - cw[i])
             keep = (not fast) or a != 0.0
             w[i] = wi - rate * grad if keep else wi
             gsq += grad * grad if keep else grad - grad
@@ -106,7 +106,7 @@ def _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom,
         for i in range(n):
             a = prev[i]
             wi = w[i]
-            grad = g * a + l2 * wi + _l1_term(l1, wi)
+            grad = g * a + l2 * wi + _l1_term(l1, wi) + lam * (wi - cw[i])
             if fast and a == 0.0:
                 continue
             gsq += grad * grad
@@ -236,7 +236,7 @@ def forward_train(W, B, units, woff, boff, aoff, acts, drop, x, A, nz, ustate):
 
 
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
-def backward_update(W, B, S1W, S2W, S1B, S2B, units, woff, boff, aoff, acts, A, E, nz, nnz, ustate,
+def backward_update(W, B, S1W, S2W, S1B, S2B, CW, CB, units, woff, boff, aoff, acts, A, E, nz, nnz, ustate,
                     hp, opt, fast, n_seen):
     """Backpropagate E (output error already set) and update every visited parameter in place."""
     n_layers = units.shape[0] - 1
@@ -245,6 +245,7 @@ def backward_update(W, B, S1W, S2W, S1B, S2B, units, woff, boff, aoff, acts, A, 
     eps = hp[HP_EPS]
     l1 = hp[HP_L1]
     l2 = hp[HP_L2]
+    lam = hp[HP_EA]  # elastic averaging: pull towards the centre the iteration started from
     max_w2 = hp[HP_MAXW2]
     cap_w2 = max_w2 < 3.0e38
     # manual learning rate and momentum (documented H2O schedule; ignored by ADADELTA)
@@ -295,20 +296,21 @@ def backward_update(W, B, S1W, S2W, S1B, S2B, units, woff, boff, aoff, acts, A, 
             w = W[wo + r * n_in:wo + (r + 1) * n_in]
             s1 = S1W[wo + r * n_in:wo + (r + 1) * n_in]
             s2 = S2W[wo + r * n_in:wo + (r + 1) * n_in]
+            cw = CW[wo + r * n_in:wo + (r + 1) * n_in]
             gsq = g - g  # a zero of the state's dtype
             if l == 1 and sparse_in and fast:
                 # fast_mode: only the non-zero inputs' weights move
                 for k in range(nnz):
                     i = nz[k]
                     wi = w[i]
-                    grad = g * prev[i] + l2 * wi + _l1_term(l1, wi)
+                    grad = g * prev[i] + l2 * wi + _l1_term(l1, wi) + lam * (wi - cw[i])
                     gsq += grad * grad
                     _step(w, s1, s2, i, wi, grad, opt, rho, omr, eps, rate, mom)
             else:
                 if prev_hidden:
                     for i in range(n_in):
                         eprev[i] += g * w[i]  # with the pre-update weights
-                gsq = _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom, fast)
+                gsq = _dense_row_update(w, s1, s2, cw, prev, g, opt, l1, l2, lam, rho, omr, eps, rate, mom, fast)
             if cap_w2:
                 s = gsq - gsq
                 for i in range(n_in):
@@ -319,7 +321,7 @@ def backward_update(W, B, S1W, S2W, S1B, S2B, units, woff, boff, aoff, acts, A, 
                         w[i] *= scale
             bk = bo + r
             b = B[bk]
-            gb = g + l2 * b + _l1_term(l1, b)
+            gb = g + l2 * b + _l1_term(l1, b) + lam * (b - CB[bk])
             if opt == ADADELTA:
                 # H2O: a bias's adaptive rate is driven by its unit's mean squared weight gradient
                 g2 = gsq / n_in
@@ -333,8 +335,9 @@ def backward_update(W, B, S1W, S2W, S1B, S2B, units, woff, boff, aoff, acts, A, 
 
 
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
-def train_rows(state, n_w, n_b, units, woff, boff, acts, drop, X, y, rows, hp, ip):
-    """Train on X[rows[0]], X[rows[1]], ... in that order, updating ``state`` in place (lock-free).
+def train_rows_elastic(state, center, n_w, n_b, units, woff, boff, acts, drop, X, y, rows, hp, ip):
+    """Train on X[rows[0]], X[rows[1]], ... in that order, updating ``state`` in place (lock-free);
+    every gradient gets hp[HP_EA] * (theta - center) (elastic averaging; 0 when off).
 
     ``hp``/``ip`` hold the float/int hyper-parameters (slots HP_*/IP_*). Seeds this thread's RNG
     stream (dropout) from ip[IP_SEED]. Returns the number of rows trained.
@@ -345,6 +348,8 @@ def train_rows(state, n_w, n_b, units, woff, boff, acts, drop, X, y, rows, hp, i
     S2W = state[2 * n_w + n_b:3 * n_w + n_b]
     S1B = state[3 * n_w + n_b:3 * n_w + 2 * n_b]
     S2B = state[3 * n_w + 2 * n_b:3 * n_w + 3 * n_b]
+    CW = center[0:n_w]
+    CB = center[n_w:n_w + n_b]
     n_layers = units.shape[0] - 1
     aoff = np.zeros(n_layers + 2, dtype=np.int64)
     for l in range(n_layers + 1):
@@ -366,9 +371,15 @@ def train_rows(state, n_w, n_b, units, woff, boff, acts, drop, X, y, rows, hp, i
         r = rows[t]
         nnz = forward_train(W, B, units, woff, boff, aoff, acts, drop, X[r], A, nz, ustate)
         output_error(A, E, co, n_out, out_code, loss, y[r], hp)
-        backward_update(W, B, S1W, S2W, S1B, S2B, units, woff, boff, aoff, acts, A, E, nz, nnz, ustate,
+        backward_update(W, B, S1W, S2W, S1B, S2B, CW, CB, units, woff, boff, aoff, acts, A, E, nz, nnz, ustate,
                         hp, opt, fast, n0 + t * step)
     return rows.shape[0]
+
+
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
+def train_rows(state, n_w, n_b, units, woff, boff, acts, drop, X, y, rows, hp, ip):
+    """``train_rows_elastic`` without a centre (plain HOGWILD! SGD)."""
+    return train_rows_elastic(state, state, n_w, n_b, units, woff, boff, acts, drop, X, y, rows, hp, ip)
 
 
 def loss_code(kind: str, loss: str) -> int:

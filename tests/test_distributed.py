@@ -1,0 +1,66 @@
+"""Distribution modes: elastic averaging, single-node mode, measured iteration auto-tuning."""
+import numpy as np
+import pytest
+
+from dask_dl import DeepLearningClassifier
+from dask_dl.cluster import tasks
+from dask_dl.nn.hogwild import KernelSettings, settings_from_config
+from dask_dl.nn.network import build_layout, initial_state
+from dask_dl.params import resolve
+
+QUIET = dict(seed=1, quiet_mode=True)
+
+
+def _local_models(client):
+    return client.run(lambda: len(__import__("dask_dl.cluster.tasks", fromlist=["x"])._LOCAL_MODELS))
+
+
+def test_elastic_averaging_learns_and_cleans_up(client2, iris):
+    # shuffled rows: iris is sorted by class, and with a weak elastic pull each worker's persistent
+    # local model would specialise on its own half (non-IID shards)
+    iris = iris.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    clf = DeepLearningClassifier(hidden=[16], epochs=40, elastic_averaging=True, train_samples_per_iteration=300,
+                                 **QUIET).fit(iris, "class")
+    assert clf.model_.run["workers"] == 2 and clf.model_.run["iterations"] == 20
+    assert clf.score(iris.drop(columns=["class"]), iris["class"]) > 0.9
+    assert sum(_local_models(client2).values()) == 0  # worker-local models dropped after fit
+
+
+def test_worker_keeps_its_local_model_between_iterations():
+    """The second iteration trains the stored local model (pulled to the centre), not the centre."""
+    X = np.random.default_rng(0).normal(size=(200, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.float32)
+    layout = build_layout(4, [6], "Tanh", 2, True, 0.0, [0.0])
+    ks = settings_from_config(resolve({"hidden": [6]}, "classification", 2))
+    center = initial_state(layout, 1)
+    args = (layout, ks, 200, (1, 1, 0), 0.0, False, 1, 0.0, 1)
+    first, n1, _ = tasks.train_on_worker(center, *args, ("fitA", 1e-3), (X, y))
+    assert n1 == 200 and not np.array_equal(first, center)
+    other_center = initial_state(layout, 99)
+    second, _, _ = tasks.train_on_worker(other_center, *args, ("fitA", 1e-3), (X, y))
+    fresh, _, _ = tasks.train_on_worker(other_center, *args, ("fitB", 1e-3), (X, y))
+    # continuing from the local model stays near it; a fresh worker starts from the (other) centre
+    assert np.abs(second - first).mean() < np.abs(fresh - first).mean()
+    assert tasks.drop_fit_state("fitA") == 1 and tasks.drop_fit_state("fitB") == 1
+
+
+def test_single_node_mode_trains_on_one_worker(client2, iris):
+    clf = DeepLearningClassifier(hidden=[8], epochs=5, single_node_mode=True, **QUIET).fit(iris, "class")
+    assert clf.model_.run["workers"] == 1 and clf.model_.run["samples"] == 750
+
+
+def test_auto_tuning_adjusts_iteration_size(client2, wine):
+    import logging
+    records = []
+    handler = logging.Handler()
+    handler.emit = lambda r: records.append(r.getMessage())
+    logging.getLogger("dask_dl").addHandler(handler)
+    try:
+        DeepLearningClassifier(hidden=[8], epochs=3, seed=1).fit(wine, "type")
+    finally:
+        logging.getLogger("dask_dl").removeHandler(handler)
+    tuned = [m for m in records if "auto-tuned train_samples_per_iteration" in m]
+    # a tiny network: communication dominates, so iterations must grow (H2O's rule, factor <= 2)
+    assert tuned and "target 5.0%" in tuned[0]
+    before, after = (int(x) for x in tuned[0].split("train_samples_per_iteration ")[1].split(" (")[0].split(" -> "))
+    assert after > before and after <= 2 * before
