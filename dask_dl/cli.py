@@ -329,10 +329,9 @@ def _load(url: str, storage_options: dict):
         return load_model(url, storage_options or None)
     except FileNotFoundError as err:
         raise CliError(f"model file {url!r} not found") from err
-    except Exception as err:  # noqa: BLE001 - zip/npz/JSON/metadata errors all mean "not a model"
-        if isinstance(err, OSError) and not isinstance(err, (EOFError,)) and "zip" not in str(err).lower() \
-                and "pickle" not in str(err).lower():
-            raise CliError(f"cannot read model {url!r}: {type(err).__name__}: {_one_line(err)}") from err
+    except OSError as err:  # permissions, network, credentials
+        raise CliError(f"cannot read model {url!r}: {type(err).__name__}: {_one_line(err)}") from err
+    except Exception as err:  # noqa: BLE001 - npz/zip/JSON/metadata errors all mean "not a model"
         raise CliError(f"{url!r} is not a dask_dl model file ({_one_line(err)})") from err
 
 

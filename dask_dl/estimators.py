@@ -262,19 +262,31 @@ class _DeepLearningBase(_SkBase):
         self._check_columns(frame, "X", allow_extra=(response,))
         n_out = len(model.info.classes) if what == "proba" else 1
         if isinstance(frame, dd.DataFrame):
+            # one shared key for the model; per-partition blocks of unknown length, concatenated
+            # (built from to_delayed, which also avoids dask-expr fusing the model into one partition)
             dmodel = dask.delayed(model, traverse=False)
             if what == "proba":
-                meta = pd.DataFrame({f"p{k}": np.zeros(0) for k in range(n_out)})
-                return frame.map_partitions(_predict_partition, dmodel, what, meta=meta).to_dask_array()
-            sample = model.predict_values(frame._meta_nonempty.head(1)) if model.kind != "regression" else np.zeros(1)
-            meta = pd.Series(np.asarray(sample)[:0], dtype=np.asarray(sample).dtype)
-            return frame.map_partitions(_predict_partition, dmodel, what, meta=meta).to_dask_array()
+                shape, dtype = (np.nan, n_out), np.float64
+            else:
+                shape = (np.nan,)
+                dtype = np.float64 if model.kind == "regression" else np.asarray(model.info.classes).dtype
+                dtype = np.dtype(object) if dtype.kind in "OUS" else dtype
+            blocks = [da.from_delayed(dask.delayed(_predict_block)(part, dmodel, what), shape=shape, dtype=dtype)
+                      for part in frame.to_delayed()]
+            return da.concatenate(blocks, axis=0)
         out = _predict_partition(frame, model, what)
         return out.to_numpy()
 
     def predict(self, X):
         """Class labels (classifier; binomial uses H2O's max-F1 threshold) or predictions (regressor)."""
         return self._apply(X, "values")
+
+
+def _predict_block(df: pd.DataFrame, model: DeepLearningModel, what: str) -> np.ndarray:
+    out = _predict_partition(df, model, what).to_numpy()
+    if what != "proba" and out.dtype.kind in "OUS":
+        out = out.astype(object)
+    return out
 
 
 def _predict_partition(df: pd.DataFrame, model: DeepLearningModel, what: str):

@@ -60,14 +60,25 @@ def model_to_bytes(model: DeepLearningModel) -> bytes:
 
 
 def model_from_bytes(data: bytes) -> DeepLearningModel:
+    try:
+        return _model_from_bytes(data)
+    except (KeyError, TypeError, AttributeError) as err:  # well-formed JSON, wrong document
+        raise ValueError(f"not a valid dask_dl model file: malformed metadata ({type(err).__name__}: {err})") \
+            from err
+
+
+def _model_from_bytes(data: bytes) -> DeepLearningModel:
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
         if "metadata" not in z.files or "state" not in z.files:
             raise ValueError("not a dask_dl model file (no metadata/state arrays)")
         meta = _from_json(json.loads(z["metadata"].tobytes().decode("utf-8")))
         state = np.array(z["state"], dtype=np.float32)
-    if meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError("not a dask_dl model file")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
+    version = meta.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError(f"not a valid dask_dl model file: format_version {version!r} is not an integer")
+    if version > FORMAT_VERSION:
         raise ValueError(f"model file format version {meta['format_version']} is newer than this dask_dl "
                          f"understands ({FORMAT_VERSION}); upgrade dask_dl")
     layout = NetworkLayout.from_dict(meta["layout"])

@@ -20,3 +20,19 @@ def test_bench_mnist_smoke(bench_path):
     row = table.iloc[0]
     assert row["system"] == "dask_dl" and row["samples"] == 3000
     assert row["training_speed"] > 0 and row["test_error"] < 0.5
+
+
+def test_bench_elastic_smoke(bench_path):
+    import bench_elastic
+    table = bench_elastic.main(["--workers", "2", "--epochs", "1", "--per-epoch", "2", "--rows", "2000",
+                                "--test-rows", "300", "--hidden", "16"])
+    assert set(table["averaging"]) == {"plain", "elastic"}
+    assert (table.groupby("averaging")["epochs"].max() == 1.0).all()
+    assert table["test_error"].max() < 0.6
+
+
+def test_bench_scaling_smoke(bench_path):
+    import bench_scaling
+    table = bench_scaling.main(["--workers", "1", "2", "--rows", "2000", "--test-rows", "300", "--hidden", "16"])
+    assert list(table["workers"]) == [1, 2] and table["efficiency"].iloc[0] == 1.0
+    assert (table["training_speed"] > 0).all() and (table["test_error"] < 0.6).all()
