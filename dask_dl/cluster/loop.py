@@ -215,7 +215,9 @@ class IterationLoop:
         max_rt = p["max_runtime_secs"]
         worker_done = {w: 0 for w in self.data.blocks_by_worker}  # samples each worker has streamed
         elastic = (self.fit_key, float(p["elastic_averaging_regularization"])) if p["elastic_averaging"] else None
-        auto_tune = int(p["train_samples_per_iteration"]) == -2 and not p["reproducible"]
+        # H2O re-tunes only across several nodes: on one worker there is nothing to average
+        auto_tune = (int(p["train_samples_per_iteration"]) == -2 and not p["reproducible"]
+                     and len(self.data.blocks_by_worker) > 1)
         timed_out = False
         while processed < total - 1e-9:
             iteration += 1
