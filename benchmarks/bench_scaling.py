@@ -49,7 +49,7 @@ def main(argv=None) -> pd.DataFrame:
             wall = time.perf_counter() - t0
         hist = clf.model_.scoring_history()
         run = clf.model_.run
-        rows.append({"workers": k, "threads_per_worker": args.threads,
+        rows.append({"workers": k, "trained_on": run["workers"], "threads_per_worker": args.threads,
                      "training_speed": float(str(hist["training_speed"].iloc[-1]).split()[0]),
                      "fit_seconds": wall, "iterations": run["iterations"],
                      "samples_per_iteration": run["train_samples_per_iteration"],

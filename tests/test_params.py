@@ -67,6 +67,10 @@ H2O_DEFAULTS = {
     "huber_alpha": 0.9,
     "force_load_balance": True,
     "shuffle_training_data": False,
+    "single_node_mode": False,
+    "elastic_averaging": False,
+    "elastic_averaging_moving_rate": 0.9,
+    "elastic_averaging_regularization": 1e-3,
     # dask_dl's own, not H2O
     "client": None,
 }

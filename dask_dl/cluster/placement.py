@@ -33,10 +33,22 @@ def compute_data_info(client, frame, roles: dict, params: dict, response_kind: s
     return build_data_info(merged, features, roles, params, response_kind, response_name, distribution)
 
 
-def _encoded_blocks(client, frame, info):
+def _encoded_blocks(client, frame, info, workers=None):
+    """Encode every partition into a block that stays on a worker. With ``workers``, partition i is
+    encoded on workers[i % len(workers)] (round-robin), so every worker gets a share of the data
+    whatever the scheduler would have chosen (``client.rebalance`` does not move small data)."""
     info_d = dask.delayed(info, traverse=False)
     blocks = [dask.delayed(encode.encode_training_block)(p, info_d) for p in frame.to_delayed()]
-    futures = client.compute(blocks)
+    if workers:
+        futures = [None] * len(blocks)
+        for wi, w in enumerate(workers):
+            idx = list(range(wi, len(blocks), len(workers)))
+            if idx:
+                for i, f in zip(idx, client.compute([blocks[i] for i in idx], workers=[w],
+                                                    allow_other_workers=True)):
+                    futures[i] = f
+    else:
+        futures = client.compute(blocks)
     wait(futures)
     bad = [f for f in futures if f.status == "error"]
     if bad:
@@ -47,7 +59,9 @@ def _encoded_blocks(client, frame, info):
 def place_training_data(client, frame, info, valid_frame, cfg, seed: int) -> TrainingData:
     """Encode + persist training (and validation) blocks; group them by worker; draw scoring samples."""
     p = cfg.params
-    futures = _encoded_blocks(client, frame, info)
+    workers = sorted(client.nthreads())
+    spread = p["force_load_balance"] and not (p["reproducible"] or p["single_node_mode"])
+    futures = _encoded_blocks(client, frame, info, workers if spread else None)
     rows = client.gather(client.map(tasks.block_rows, futures, pure=False))
     keep = [(f, r) for f, r in zip(futures, rows) if r > 0]
     if not keep:
@@ -56,16 +70,12 @@ def place_training_data(client, frame, info, valid_frame, cfg, seed: int) -> Tra
     futures = [f for f, _ in keep]
     rows_of = {f.key: r for f, r in keep}
     n_rows = int(sum(rows_of.values()))
-    workers = sorted(client.nthreads())
     if p["reproducible"] or p["single_node_mode"]:
         # one worker trains on everything (no averaging); reproducible also means one thread and
         # partition order: bit-identical for a seed (H2O forces one chunk)
         by_worker = {workers[0]: futures}
     else:
         by_worker = _group_by_holder(client, futures)
-        if p["force_load_balance"] and len(by_worker) < min(len(workers), len(futures)):
-            client.rebalance(futures)
-            by_worker = _group_by_holder(client, futures)
     rows_by_worker = {w: sum(rows_of[f.key] for f in fs) for w, fs in by_worker.items()}
     # scoring samples (H2O: Bernoulli(S/N) per row, drawn once at set-up)
     s_train = int(p["score_training_samples"])
