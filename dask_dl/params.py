@@ -91,6 +91,10 @@ def _seed(v):
     return "an integer (-1 for a random seed)"
 
 
+def _auto_or_bool(v):
+    return None if v == "auto" and isinstance(v, str) or _is_bool(v) else "'auto', True or False"
+
+
 def _any(v):
     return None
 
@@ -156,7 +160,10 @@ PARAMETERS: dict[str, Param] = {
     "classification_stop": Param(0.0, _number(-1, 1), "stop at this training error (-1 disables)"),
     "regression_stop": Param(1e-6, _number(-1), "stop at this training MSE (-1 disables)"),
     "quiet_mode": Param(False, _bool, "silence the per-iteration log"),
-    # dask_dl's own (not H2O): where to run
+    # dask_dl's own (not H2O)
+    "out_of_core": Param("auto", _auto_or_bool,
+                         "stream partitions from storage every iteration instead of persisting them "
+                         "('auto': when the encoded data exceeds half the workers' memory limits)"),
     "client": Param(None, _any, "a distributed.Client; None: the active one, else an embedded LocalCluster"),
 }
 

@@ -45,6 +45,7 @@ class TrainingData:
     score_train: list               # futures of sampled training blocks (scoring)
     score_valid: list | None        # futures of validation blocks (scoring), or None
     n_rows: int
+    streaming: bool = False         # out of core: blocks_by_worker holds one StreamSource per worker
 
 
 @dataclass
@@ -60,6 +61,7 @@ class FitResult:
     run_seconds: float = 0.0
     train_samples_per_iteration: int = 0
     workers: int = 0
+    streaming: bool = False
     timings: dict = field(default_factory=dict)
 
 
@@ -329,6 +331,7 @@ class IterationLoop:
                          epochs=processed / n, stop_reason=stop_reason, huber_delta=huber_delta,
                          threshold=threshold, run_seconds=time.perf_counter() - t_start,
                          train_samples_per_iteration=tspi, workers=len(self.data.blocks_by_worker),
+                         streaming=self.data.streaming,
                          timings=timings)
 
 

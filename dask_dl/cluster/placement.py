@@ -56,9 +56,81 @@ def _encoded_blocks(client, frame, info, workers=None):
     return futures
 
 
-def place_training_data(client, frame, info, valid_frame, cfg, seed: int) -> TrainingData:
-    """Encode + persist training (and validation) blocks; group them by worker; draw scoring samples."""
+def wants_streaming(client, info, params: dict) -> bool:
+    """out_of_core=True/False as given; 'auto': stream when the encoded training data would take more
+    than half of the workers' total memory limit (headroom below Dask's 60% spill target)."""
+    choice = params["out_of_core"]
+    if choice != "auto":
+        return bool(choice)
+    try:
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+    except TypeError:  # older distributed
+        workers = client.scheduler_info()["workers"]
+    limits = [w.get("memory_limit") or 0 for w in workers.values()]
+    if not limits or min(limits) <= 0:
+        return False
+    need = info.n_rows * (info.n_inputs + 1) * 4
+    return need > 0.5 * sum(limits)
+
+
+def _place_streaming(client, frame, info, cfg, seed: int):
+    """Out of core: partitions stay in storage. One set-up pass (on the worker each partition is
+    assigned to, round-robin) counts encoded rows and draws the training-scoring sample; each worker
+    then gets one StreamSource (partition references) that its training task reads every iteration."""
+    import operator
     p = cfg.params
+    workers = sorted(client.nthreads())
+    parts = frame.to_delayed()
+    info_d = dask.delayed(info, traverse=False)
+    s_train = int(p["score_training_samples"])
+    frac = s_train / info.n_rows if 0 < s_train < info.n_rows else 1.0
+    setup = []
+    for i, part in enumerate(parts):
+        w = workers[i % len(workers)]
+        setup.append((w, i, client.compute(dask.delayed(tasks.streamed_setup)(part, info_d, frac, seed + i),
+                                           workers=[w], allow_other_workers=True)))
+    wait([f for _, _, f in setup])
+    rows = client.gather([client.submit(operator.itemgetter(0), f, pure=False) for _, _, f in setup])
+    score_train = [client.submit(operator.itemgetter(1), f, pure=False) for _, _, f in setup]
+    wait(score_train)
+    del setup
+    by_worker, rows_by_worker = {}, {}
+    for wi, w in enumerate(workers):
+        idx = [i for i in range(wi, len(parts), len(workers)) if rows[i] > 0]
+        if not idx:
+            continue
+        src = tasks.StreamSource([parts[i] for i in idx], [rows[i] for i in idx], info)
+        by_worker[w] = [client.scatter(src, workers=[w], hash=False)]
+        rows_by_worker[w] = int(sum(rows[i] for i in idx))
+    if not by_worker:
+        raise ValueError("no training rows left: every row has a missing response")
+    logger.info("dask_dl: out of core: %d partitions streamed from storage by %d worker(s) every iteration",
+                len(parts), len(by_worker))
+    return by_worker, rows_by_worker, score_train, int(sum(rows))
+
+
+def _validation_blocks(client, valid_frame, info, params: dict, seed: int):
+    vfut = _encoded_blocks(client, valid_frame, info)
+    vrows = client.gather(client.map(tasks.block_rows, vfut, pure=False))
+    n_valid = int(sum(vrows))
+    if n_valid == 0:
+        raise ValueError("validation_data has no rows with a response")
+    s_valid = int(params["score_validation_samples"])
+    vfrac = s_valid / n_valid if 0 < s_valid < n_valid else 1.0
+    if vfrac >= 1.0:
+        return vfut
+    return [client.submit(encode.sample_block, f, vfrac, seed + 1 + i, pure=False) for i, f in enumerate(vfut)]
+
+
+def place_training_data(client, frame, info, valid_frame, cfg, seed: int) -> TrainingData:
+    """Encode + persist training (and validation) blocks; group them by worker; draw scoring samples.
+    Out of core (``wants_streaming``), the training partitions stay in storage instead."""
+    p = cfg.params
+    if wants_streaming(client, info, p) and not (p["reproducible"] or p["single_node_mode"]):
+        by_worker, rows_by_worker, score_train, n_rows = _place_streaming(client, frame, info, cfg, seed)
+        score_valid = _validation_blocks(client, valid_frame, info, p, seed) if valid_frame is not None else None
+        return TrainingData(blocks_by_worker=by_worker, rows_by_worker=rows_by_worker, score_train=score_train,
+                            score_valid=score_valid, n_rows=n_rows, streaming=True)
     workers = sorted(client.nthreads())
     spread = p["force_load_balance"] and not (p["reproducible"] or p["single_node_mode"])
     futures = _encoded_blocks(client, frame, info, workers if spread else None)
@@ -81,17 +153,7 @@ def place_training_data(client, frame, info, valid_frame, cfg, seed: int) -> Tra
     s_train = int(p["score_training_samples"])
     frac = s_train / n_rows if 0 < s_train < n_rows else 1.0
     score_train = [client.submit(encode.sample_block, f, frac, seed + i, pure=False) for i, f in enumerate(futures)]
-    score_valid = None
-    if valid_frame is not None:
-        vfut = _encoded_blocks(client, valid_frame, info)
-        vrows = client.gather(client.map(tasks.block_rows, vfut, pure=False))
-        n_valid = int(sum(vrows))
-        if n_valid == 0:
-            raise ValueError("validation_data has no rows with a response")
-        s_valid = int(p["score_validation_samples"])
-        vfrac = s_valid / n_valid if 0 < s_valid < n_valid else 1.0
-        score_valid = vfut if vfrac >= 1.0 else \
-            [client.submit(encode.sample_block, f, vfrac, seed + 1 + i, pure=False) for i, f in enumerate(vfut)]
+    score_valid = _validation_blocks(client, valid_frame, info, p, seed) if valid_frame is not None else None
     wait(score_train + (score_valid or []))
     if info.n_rows_total > n_rows and not info.skip_missing:
         logger.warning("dask_dl: %d training rows have a missing response and are skipped",

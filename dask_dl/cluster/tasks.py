@@ -11,6 +11,59 @@ from ..nn import hogwild
 from ..nn.forward import forward
 
 
+class StreamSource:
+    """A worker's share of the training data when it does not fit in memory: references to the
+    partitions (dask Delayed objects: a Parquet row group, a CSV chunk, ...) and their row counts.
+    The training task reads and encodes them one at a time, so memory stays at ~2 partitions."""
+
+    def __init__(self, parts: list, rows: list, info):
+        self.parts, self.rows, self.info = list(parts), [int(r) for r in rows], info
+
+    def quotas(self, n_samples: int) -> np.ndarray:
+        rows = np.asarray(self.rows, dtype=np.float64)
+        quota = n_samples * rows / rows.sum()
+        out = np.floor(quota).astype(np.int64)
+        out[np.argsort(out - quota)[: int(n_samples - out.sum())]] += 1
+        return out
+
+    def load(self, i: int):
+        from ..data.encode import encode_training_block
+        df = self.parts[i].compute(scheduler="sync")  # read on this worker thread, nothing else
+        return encode_training_block(df, self.info)
+
+
+def streamed_setup(part, info, fraction: float, seed: int):
+    """Set-up pass of the streaming mode: (encoded row count, training-scoring sample) of one partition."""
+    from ..data.encode import encode_training_block, sample_block
+    block = encode_training_block(part, info)
+    return len(block[1]), sample_block(block, fraction, seed)
+
+
+def _train_blocks(state, layout, ks, blocks, n_samples, n_threads, seed_parts, n_seen, shuffle, position,
+                  fit_seed, center=None, elastic=0.0) -> int:
+    """HOGWILD! over persisted blocks, or over a StreamSource read one partition at a time (the
+    next partition is read while the current one trains: the kernels release the GIL)."""
+    if not (len(blocks) == 1 and isinstance(blocks[0], StreamSource)):
+        return hogwild.train_shard(state, layout, list(blocks), n_samples, ks, n_threads, seed_parts, n_seen,
+                                   shuffle=shuffle, position=position, fit_seed=fit_seed, center=center,
+                                   elastic=elastic)
+    from concurrent.futures import ThreadPoolExecutor
+    src = blocks[0]
+    quotas = src.quotas(n_samples)
+    order = [i for i in range(len(src.parts)) if quotas[i] > 0]
+    done = 0
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        pending = reader.submit(src.load, order[0]) if order else None
+        for k, i in enumerate(order):
+            block = pending.result()
+            pending = reader.submit(src.load, order[k + 1]) if k + 1 < len(order) else None
+            done += hogwild.train_shard(state, layout, [block], int(quotas[i]), ks, n_threads, (*seed_parts, i),
+                                        n_seen + done, shuffle=shuffle, position=position,
+                                        fit_seed=fit_seed + 7919 * (i + 1), center=center, elastic=elastic)
+            del block
+    return done
+
+
 def block_rows(block) -> int:
     return int(len(block[1]))
 
@@ -47,8 +100,8 @@ def train_on_worker(center: np.ndarray, layout, ks, n_samples: int, seed_parts: 
     t0 = time.perf_counter()
     if elastic is None:
         state = center.copy()
-        done = hogwild.train_shard(state, layout, list(blocks), n_samples, ks, n_threads, seed_parts, n_seen,
-                                   shuffle=shuffle, position=position, fit_seed=fit_seed)
+        done = _train_blocks(state, layout, ks, blocks, n_samples, n_threads, seed_parts, n_seen, shuffle,
+                             position, fit_seed)
     else:
         fit_key, strength = elastic
         key = (fit_key, _worker_address())
@@ -56,9 +109,8 @@ def train_on_worker(center: np.ndarray, layout, ks, n_samples: int, seed_parts: 
         first = state is None  # first iteration, or a replacement worker: start from the centre (as H2O)
         if first:
             state = center.copy()
-        done = hogwild.train_shard(state, layout, list(blocks), n_samples, ks, n_threads, seed_parts, n_seen,
-                                   shuffle=shuffle, position=position, fit_seed=fit_seed,
-                                   center=None if first else center, elastic=strength)
+        done = _train_blocks(state, layout, ks, blocks, n_samples, n_threads, seed_parts, n_seen, shuffle,
+                             position, fit_seed, center=None if first else center, elastic=strength)
         _LOCAL_MODELS[key] = state
         state = state.copy()  # the local model stays here; the reduction gets a copy
     return state, done, time.perf_counter() - t0

@@ -1,0 +1,53 @@
+"""Out of core: partitions streamed from storage every iteration instead of persisted."""
+import numpy as np
+import pytest
+
+import dask_dl
+from dask_dl.cluster.placement import wants_streaming
+from dask_dl.data.schema import DataInfo
+
+
+@pytest.fixture(scope="module")
+def mnist_parquet(tmp_path_factory, mnist_small):
+    tr, te = mnist_small
+    path = tmp_path_factory.mktemp("mnist") / "train"
+    import dask.dataframe as dd
+    dd.from_pandas(tr, npartitions=6).to_parquet(str(path))
+    return str(path), te
+
+
+def _error(clf, te):
+    return float(np.mean(clf.predict(te.drop(columns=["C785"])) != te["C785"].to_numpy()))
+
+
+def test_streaming_matches_in_memory_training(client2, mnist_parquet):
+    path, te = mnist_parquet
+    kw = dict(hidden=[64], epochs=5, seed=1, quiet_mode=True, train_samples_per_iteration=6000)
+    streamed = dask_dl.DeepLearningClassifier(out_of_core=True, **kw).fit(dask_dl.read_parquet(path), "C785")
+    in_memory = dask_dl.DeepLearningClassifier(out_of_core=False, **kw).fit(dask_dl.read_parquet(path), "C785")
+    assert streamed.model_.run["out_of_core"] and not in_memory.model_.run["out_of_core"]
+    assert streamed.model_.run["workers"] == 2 and streamed.model_.run["samples"] == 30000
+    e_s, e_m = _error(streamed, te), _error(in_memory, te)
+    assert e_s < 0.15 and abs(e_s - e_m) < 0.03
+    hist = streamed.model_.scoring_history()
+    assert np.isfinite(hist["training_logloss"].iloc[-1])  # scoring sample drawn in the set-up pass
+
+
+class _FakeClient:
+    def __init__(self, limits):
+        self.limits = limits
+
+    def scheduler_info(self, n_workers=-1):
+        return {"workers": {f"w{i}": {"memory_limit": m} for i, m in enumerate(self.limits)}}
+
+
+def test_auto_decision_from_worker_memory_limits():
+    info = DataInfo(feature_names=[], columns=[], ignored=[], standardize=True, use_all_factor_levels=True,
+                    skip_missing=False, response_name="y", response_kind="regression", n_rows=1_000_000)
+    need = 1_000_000 * (info.n_inputs + 1) * 4  # 4 MB for a 0-input frame: only the response
+    auto = {"out_of_core": "auto"}
+    assert wants_streaming(_FakeClient([need // 2, need // 2]), info, auto) is True  # needs > half the memory
+    assert wants_streaming(_FakeClient([4 * need, 4 * need]), info, auto) is False
+    assert wants_streaming(_FakeClient([0, 0]), info, auto) is False              # no limit set
+    assert wants_streaming(_FakeClient([4 * need]), info, {"out_of_core": True}) is True
+    assert wants_streaming(_FakeClient([need // 4]), info, {"out_of_core": False}) is False
