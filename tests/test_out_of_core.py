@@ -51,3 +51,11 @@ def test_auto_decision_from_worker_memory_limits():
     assert wants_streaming(_FakeClient([0, 0]), info, auto) is False              # no limit set
     assert wants_streaming(_FakeClient([4 * need]), info, {"out_of_core": True}) is True
     assert wants_streaming(_FakeClient([need // 4]), info, {"out_of_core": False}) is False
+
+
+def test_stream_plan_reads_only_what_the_iteration_needs():
+    from dask_dl.cluster.tasks import StreamSource
+    src = StreamSource([None] * 3, [10, 20, 10], None)
+    assert src.plan(15, 0) == [(0, 0.0, 10), (1, 0.0, 5)]
+    assert src.plan(30, 15) == [(1, 0.25, 15), (2, 0.0, 10), (0, 1.0, 5)]   # wraps into the 2nd pass
+    assert sum(c for _, _, c in src.plan(95, 7)) == 95

@@ -19,11 +19,22 @@ class StreamSource:
     def __init__(self, parts: list, rows: list, info):
         self.parts, self.rows, self.info = list(parts), [int(r) for r in rows], info
 
-    def quotas(self, n_samples: int) -> np.ndarray:
-        rows = np.asarray(self.rows, dtype=np.float64)
-        quota = n_samples * rows / rows.sum()
-        out = np.floor(quota).astype(np.int64)
-        out[np.argsort(out - quota)[: int(n_samples - out.sum())]] += 1
+    def plan(self, n_samples: int, start: int) -> list:
+        """(partition, passes done over it + offset fraction, samples) pieces of the worker's stream of
+        passes over its partitions, from stream position ``start``: an iteration reads only the
+        partitions its samples fall in, so I/O follows the samples, not the dataset size."""
+        rows = np.asarray(self.rows, dtype=np.int64)
+        cum = np.concatenate([[0], np.cumsum(rows)])
+        total = int(cum[-1])
+        pos, left, out = int(start), int(n_samples), []
+        while left > 0:
+            passes, p = divmod(pos, total)
+            i = int(np.searchsorted(cum, p, side="right") - 1)
+            off = p - int(cum[i])
+            take = min(int(rows[i]) - off, left)
+            out.append((i, passes + off / rows[i], take))
+            pos += take
+            left -= take
         return out
 
     def load(self, i: int):
@@ -49,16 +60,20 @@ def _train_blocks(state, layout, ks, blocks, n_samples, n_threads, seed_parts, n
                                    elastic=elastic)
     from concurrent.futures import ThreadPoolExecutor
     src = blocks[0]
-    quotas = src.quotas(n_samples)
-    order = [i for i in range(len(src.parts)) if quotas[i] > 0]
+    plan = src.plan(n_samples, int(round(position * sum(src.rows))))
     done = 0
     with ThreadPoolExecutor(max_workers=1) as reader:
-        pending = reader.submit(src.load, order[0]) if order else None
-        for k, i in enumerate(order):
-            block = pending.result()
-            pending = reader.submit(src.load, order[k + 1]) if k + 1 < len(order) else None
-            done += hogwild.train_shard(state, layout, [block], int(quotas[i]), ks, n_threads, (*seed_parts, i),
-                                        n_seen + done, shuffle=shuffle, position=position,
+        loaded = {}  # partition index -> future of its block (the current one and the next)
+        for k, (i, part_position, count) in enumerate(plan):
+            if i not in loaded:
+                loaded = {i: reader.submit(src.load, i)}
+            nxt = plan[k + 1][0] if k + 1 < len(plan) else None
+            if nxt is not None and nxt not in loaded:
+                loaded[nxt] = reader.submit(src.load, nxt)  # prefetch while this one trains
+            loaded = {j: f for j, f in loaded.items() if j in (i, nxt)}  # at most two partitions held
+            block = loaded[i].result()
+            done += hogwild.train_shard(state, layout, [block], count, ks, n_threads, (*seed_parts, k),
+                                        n_seen + done, shuffle=shuffle, position=part_position,
                                         fit_seed=fit_seed + 7919 * (i + 1), center=center, elastic=elastic)
             del block
     return done
