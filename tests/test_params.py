@@ -73,6 +73,7 @@ H2O_DEFAULTS = {
     "elastic_averaging_regularization": 1e-3,
     # dask_dl's own, not H2O
     "client": None,
+    "out_of_core": "auto",
 }
 
 
@@ -526,3 +527,11 @@ def test_resolve_normalises_hidden_to_int_tuple():
                    "hidden_dropout_ratios": [np.float32(0.25)]}, "regression")
     assert cfg.hidden_dropout == (0.25,) and type(cfg.hidden_dropout[0]) is float
     assert not math.isnan(cfg.hidden_dropout[0])
+
+
+@pytest.mark.parametrize("bad", ["yes", 1, 0, None, "Auto"])
+def test_out_of_core_takes_auto_or_a_bool(bad):
+    for good in ("auto", True, False):
+        check_values({"out_of_core": good})
+    with pytest.raises(ValueError, match="out_of_core"):
+        check_values({"out_of_core": bad})
