@@ -178,7 +178,7 @@ class _DeepLearningBase(_SkBase):
         values = self.get_params()
         kind = "classification" if self._kind == "classification" else "regression"
         # everything checkable without data happens before any cluster work
-        P.resolve(values, "binomial" if kind == "classification" else "regression", n_classes=2)
+        pre = P.resolve(values, "binomial" if kind == "classification" else "regression", n_classes=2)
         frame, yname, features = self._training_frame(X, y)
         roles = {c: column_role(c, frame.dtypes[c]) for c in features}
         self._check_response(frame, yname)
@@ -205,7 +205,6 @@ class _DeepLearningBase(_SkBase):
                 frame = frame.repartition(npartitions=len(threads))
             if valid is not None:
                 valid = self._to_dask(valid, n_parts)
-            pre = P.resolve(values, "binomial" if kind == "classification" else "regression", n_classes=2)
             info = placement.compute_data_info(client, frame, roles, values, kind, yname, pre.distribution)
             cfg = P.resolve(values, kind, n_classes=len(info.classes))
             layout = build_layout(info.n_inputs, cfg.hidden, cfg.hidden_activation,

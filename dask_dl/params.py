@@ -169,9 +169,6 @@ PARAMETERS: dict[str, Param] = {
 
 DEFAULTS: dict[str, Any] = {name: p.default for name, p in PARAMETERS.items()}
 
-# parameters that only make sense for one kind of model
-REGRESSION_ONLY = ("regression_stop",)  # accepted everywhere (H2O does too); listed for docs
-
 
 @dataclass(frozen=True)
 class TrainingConfig:

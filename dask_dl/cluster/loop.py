@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..nn import kernels as K
+from ..nn.hogwild import proportional_split
 from ..scoring import evaluate, history
 from . import tasks
 from .averaging import tree_average
@@ -88,16 +89,11 @@ def samples_per_iteration(cfg, n_rows: int, n_threads_total: int) -> int:
 def _split_budget(n: int, rows_by_worker: dict) -> dict:
     """Samples per worker, proportional to the rows each holds (every worker finishes together)."""
     workers = list(rows_by_worker)
-    rows = np.array([rows_by_worker[w] for w in workers], dtype=np.float64)
-    quota = n * rows / rows.sum()
-    out = np.floor(quota).astype(np.int64)
-    out[np.argsort(out - quota)[: int(n - out.sum())]] += 1
-    return dict(zip(workers, out.tolist()))
+    return dict(zip(workers, proportional_split(n, [rows_by_worker[w] for w in workers]).tolist()))
 
 
 def check_stable(layout, state: np.ndarray) -> str | None:
     """None if the state is sound, else why not (H2O's §9.8 rule plus non-finite values)."""
-    W, B = layout.split(state)[:2]
     if not np.isfinite(state).all():
         return "weights or optimizer state became NaN/inf"
     for l in range(1, layout.n_layers + 1):
@@ -147,7 +143,7 @@ class IterationLoop:
         who = self._who_has.get(future.key)
         return who[0] if who else None
 
-    def _history_row(self, t0, run_time, scoring_time, processed, iteration, m_train, m_valid) -> dict:
+    def _history_row(self, run_time, scoring_time, processed, iteration, m_train, m_valid) -> dict:
         epochs = processed / self.data.n_rows
         train_time = max(1e-9, run_time - scoring_time)
         row = {"timestamp": time.strftime("%Y-%m-%d %H:%M:%S"), "duration": f"{run_time:.3f} sec",
@@ -203,7 +199,7 @@ class IterationLoop:
                   n, len(self.data.blocks_by_worker), threads_total, tspi)
         has_valid = self.data.score_valid is not None
         t_start = time.perf_counter()
-        rows = [self._history_row(t_start, 0.0, 0.0, 0, 0, {} , {} if has_valid else None)]  # H2O's dummy row 0
+        rows = [self._history_row(0.0, 0.0, 0, 0, {}, {} if has_valid else None)]  # H2O's dummy row 0
         scoring_time = 0.0
         last_score_start, last_score_dur = None, 0.0
         processed, iteration = 0, 0
@@ -284,7 +280,7 @@ class IterationLoop:
             last_score_start = s0
             scoring_time += last_score_dur
             timings["score"] += last_score_dur
-            rows.append(self._history_row(t_start, time.perf_counter() - t_start, scoring_time, processed,
+            rows.append(self._history_row(time.perf_counter() - t_start, scoring_time, processed,
                                           iteration, m_train, m_valid))
             ref = m_valid if has_valid and m_valid else m_train
             last_ref = ref
@@ -324,7 +320,7 @@ class IterationLoop:
                 m_train = self._score(state, self.data.score_train)[0]
                 m_valid = self._score(state, self.data.score_valid)[0] if has_valid else None
                 scoring_time += time.perf_counter() - s0
-                rows.append(self._history_row(t_start, time.perf_counter() - t_start, scoring_time, processed,
+                rows.append(self._history_row(time.perf_counter() - t_start, scoring_time, processed,
                                               iteration, m_train, m_valid))
                 self._log("dask_dl: restored the best model (%s %.5g)", self.best_key, best_loss)
         return FitResult(state=state, history=rows, iterations=iteration, samples=processed,

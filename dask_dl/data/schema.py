@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..params import LOG_LINK_DISTRIBUTIONS
+
 RESPONSE = "__dask_dl_response__"  # internal name of the response column inside training frames
 
 
@@ -30,10 +32,6 @@ class ColumnInfo:
     max: float = 0.0
     na_count: int = 0
     levels: list = field(default_factory=list)
-
-    @property
-    def width(self) -> int:
-        return 1 if self.kind == "numeric" else 0  # categorical width depends on use_all_factor_levels
 
 
 @dataclass
@@ -298,7 +296,7 @@ def build_data_info(stats: dict, feature_names: list, roles: dict, params: dict,
         sigma = math.sqrt(m2 / (n - 1)) if n > 1 else 0.0
         info.response_mean = mean
         info.response_sigma = sigma if sigma > 0 else 1.0
-        info.standardize_response = bool(params["standardize"]) and distribution not in ("poisson", "gamma", "tweedie")
+        info.standardize_response = bool(params["standardize"]) and distribution not in LOG_LINK_DISTRIBUTIONS
         info.n_rows = int(n)
     return info
 

@@ -56,6 +56,15 @@ def settings_from_config(cfg) -> KernelSettings:
     return KernelSettings(hp=hp, opt=opt, fast=bool(p["fast_mode"]), loss=loss)
 
 
+def proportional_split(total: int, weights) -> np.ndarray:
+    """Integers proportional to ``weights`` that sum exactly to ``total`` (largest remainder)."""
+    w = np.asarray(weights, dtype=np.float64)
+    quota = total * w / w.sum()
+    out = np.floor(quota).astype(np.int64)
+    out[np.argsort(out - quota)[: int(total - out.sum())]] += 1
+    return out
+
+
 def thread_seed(*parts: int) -> int:
     """A 31-bit seed for numba's per-thread RNG, derived from (fit seed, iteration, worker, thread...)."""
     return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(1)[0] & 0x7FFFFFFF)
@@ -90,12 +99,7 @@ def train_shard(state: np.ndarray, layout: NetworkLayout, blocks, n_samples: int
     total = int(sizes.sum())
     if total == 0 or n_samples <= 0:
         return 0
-    # samples per block proportional to its rows (largest remainder keeps the total exact)
-    quota = n_samples * sizes / total
-    per_block = np.floor(quota).astype(np.int64)
-    short = int(n_samples - per_block.sum())
-    if short:
-        per_block[np.argsort(per_block - quota)[:short]] += 1
+    per_block = proportional_split(n_samples, sizes)  # samples per block, proportional to its rows
     units, woff, boff = layout.units_array(), layout.w_offsets, layout.b_offsets
     acts, drop = layout.act_codes(), layout.dropout_array()
     hp = ks.hp.astype(state.dtype)

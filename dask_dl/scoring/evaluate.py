@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..params import LOG_LINK_DISTRIBUTIONS
 from . import metrics
-
-LOG_LINK = ("poisson", "gamma", "tweedie")
 
 
 def to_response_scale(out: np.ndarray, info, distribution: str) -> np.ndarray:
     """Regression network output (link space, maybe standardised) -> prediction on the response scale."""
     f = out[:, 0].astype(np.float64)
-    if distribution in LOG_LINK:
+    if distribution in LOG_LINK_DISTRIBUTIONS:
         return np.minimum(np.exp(f), 1e19)
     if info.standardize_response:
         return f * info.response_sigma + info.response_mean
