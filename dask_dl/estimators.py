@@ -229,7 +229,7 @@ class _DeepLearningBase(_SkBase):
         run = {"iterations": result.iterations, "samples": result.samples, "epochs": result.epochs,
                "stop_reason": result.stop_reason, "run_seconds": result.run_seconds,
                "train_samples_per_iteration": result.train_samples_per_iteration, "workers": result.workers,
-               "out_of_core": result.streaming,
+               "out_of_core": data.streaming, "replicated_training_data": data.replicated,
                **result.timings,
                "seed": cfg.seed}
         model = DeepLearningModel(layout, result.state, info, values, cfg.kind, cfg.distribution, cfg.loss,

@@ -136,6 +136,8 @@ PARAMETERS: dict[str, Param] = {
     "ignore_const_cols": Param(True, _bool, "drop constant and all-NA columns"),
     "fast_mode": Param(True, _bool, "skip updates for zero inputs and zero unit gradients"),
     "force_load_balance": Param(True, _bool, "repartition small data so every worker has work"),
+    "replicate_training_data": Param(True, _bool, "every worker trains on a copy of the whole data, "
+                                     "when it fits in half a worker's memory limit (H2O: every node)"),
     "shuffle_training_data": Param(False, _bool, "a fresh random row order every pass"),
     "single_node_mode": Param(False, _bool, "train on one worker only (no averaging)"),
     "elastic_averaging": Param(False, _bool, "elastic averaging between workers (EASGD, as H2O)"),

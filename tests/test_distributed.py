@@ -64,3 +64,61 @@ def test_auto_tuning_adjusts_iteration_size(client2, wine):
     assert tuned and "target 5.0%" in tuned[0]
     before, after = (int(x) for x in tuned[0].split("train_samples_per_iteration ")[1].split(" (")[0].split(" -> "))
     assert after > before and after <= 2 * before
+
+
+def test_replicated_data_iterates_over_every_workers_copy(client2, iris):
+    kw = dict(hidden=[8], epochs=4, train_samples_per_iteration=-1, **QUIET)
+    rep = DeepLearningClassifier(**kw).fit(iris, "class").model_.run
+    part = DeepLearningClassifier(replicate_training_data=False, **kw).fit(iris, "class").model_.run
+    # H2O: -1 = all local data; replicated, each of the 2 workers holds all 150 rows
+    assert rep["replicated_training_data"] and rep["workers"] == 2
+    assert rep["train_samples_per_iteration"] == 300 and rep["iterations"] == 2 and rep["samples"] == 600
+    assert not part["replicated_training_data"] and part["workers"] == 2
+    assert part["train_samples_per_iteration"] == 150 and part["iterations"] == 4 and part["samples"] == 600
+
+
+def test_replicas_live_on_every_worker_and_survive_the_memory_manager(client2):
+    import time
+    from dask_dl.cluster.placement import _replicate
+    workers = sorted(client2.nthreads())
+    blocks = [(np.full((5, 2), i, np.float32), np.zeros(5, np.float32)) for i in range(3)]
+    futures = client2.scatter(blocks, workers=[workers[0]])
+    copies = _replicate(client2, futures, workers)
+    assert copies[workers[0]] == futures  # the holder keeps its own blocks
+    time.sleep(3)  # longer than the Active Memory Manager's 2 s interval
+    who = client2.who_has(copies[workers[1]])
+    assert all(workers[1] in who[f.key] for f in copies[workers[1]])
+    assert [float(b[0][0, 0]) for b in client2.gather(copies[workers[1]])] == [0.0, 1.0, 2.0]
+
+
+def test_replication_only_when_it_fits_in_a_worker():
+    import logging
+    from dask_dl.cluster.placement import wants_replication
+    from dask_dl.data.schema import DataInfo
+    from dask_dl.params import DEFAULTS
+
+    class FakeClient:
+        def __init__(self, limits):
+            self.limits = limits
+
+        def scheduler_info(self, n_workers=-1):
+            return {"workers": {f"w{i}": {"memory_limit": m} for i, m in enumerate(self.limits)}}
+
+    info = DataInfo(feature_names=[], columns=[], ignored=[], standardize=True, use_all_factor_levels=True,
+                    skip_missing=False, response_name="y", response_kind="regression", n_rows=1_000_000)
+    need = 4_000_000  # encoded bytes: a 0-input frame is its float32 response
+    p = dict(DEFAULTS)
+    assert wants_replication(FakeClient([4 * need, 4 * need]), info, p, 2) is True
+    assert wants_replication(FakeClient([0, 0]), info, p, 2) is True  # no limits set
+    assert wants_replication(FakeClient([4 * need]), info, p, 1) is False  # nothing to replicate to
+    assert wants_replication(FakeClient([4 * need] * 2), info, {**p, "replicate_training_data": False}, 2) is False
+    assert wants_replication(FakeClient([4 * need] * 2), info, {**p, "reproducible": True}, 2) is False
+    records = []
+    handler = logging.Handler()
+    handler.emit = lambda r: records.append(r.getMessage())
+    logging.getLogger("dask_dl").addHandler(handler)
+    try:
+        assert wants_replication(FakeClient([4 * need, need]), info, p, 2) is False  # the smallest decides
+    finally:
+        logging.getLogger("dask_dl").removeHandler(handler)
+    assert any("exceeds half a worker's memory limit" in m for m in records)

@@ -66,6 +66,7 @@ H2O_DEFAULTS = {
     "tweedie_power": 1.5,
     "huber_alpha": 0.9,
     "force_load_balance": True,
+    "replicate_training_data": True,
     "shuffle_training_data": False,
     "single_node_mode": False,
     "elastic_averaging": False,
@@ -203,7 +204,8 @@ def test_bad_value_raises_naming_parameter_and_expectation(name, value, expected
 
 def test_bool_params_include_the_documented_flags():
     for n in ("adaptive_rate", "nesterov_accelerated_gradient", "standardize", "use_all_factor_levels",
-              "ignore_const_cols", "fast_mode", "force_load_balance", "shuffle_training_data", "reproducible",
+              "ignore_const_cols", "fast_mode", "force_load_balance", "replicate_training_data", "shuffle_training_data",
+              "reproducible",
               "quiet_mode", "overwrite_with_best_model", "score_each_iteration"):
         assert n in BOOL_PARAMS
 

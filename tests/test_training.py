@@ -46,10 +46,13 @@ def test_validation_metrics_match_sklearn(client2, prostate):
     assert ((p[:, 1] >= clf.model_.threshold).astype(int) == clf.predict(va.drop(columns=["CAPSULE"]))).all()
 
 
-@pytest.mark.parametrize("tspi, iterations", [(0, 3), (-1, 3), (400, 7), (1500, 2)])
-def test_train_samples_per_iteration(client2, wine, tspi, iterations):
+# -1 is all local data: 2 workers x 1000 rows when replicated (the default), 1000 when not
+@pytest.mark.parametrize("tspi, iterations, replicate", [(0, 3, True), (-1, 2, True), (-1, 3, False), (400, 7, True),
+                                                         (1500, 2, True)])
+def test_train_samples_per_iteration(client2, wine, tspi, iterations, replicate):
     df = wine.iloc[:1000]
-    reg = DeepLearningRegressor(hidden=[4], epochs=2.5, train_samples_per_iteration=tspi, **QUIET)
+    reg = DeepLearningRegressor(hidden=[4], epochs=2.5, train_samples_per_iteration=tspi,
+                                replicate_training_data=replicate, **QUIET)
     reg.fit(df, "quality")
     run = reg.model_.run
     assert run["iterations"] == iterations

@@ -47,6 +47,7 @@ class TrainingData:
     score_valid: list | None        # futures of validation blocks (scoring), or None
     n_rows: int
     streaming: bool = False         # out of core: blocks_by_worker holds one StreamSource per worker
+    replicated: bool = False        # replicate_training_data: every worker holds every block
 
 
 @dataclass
@@ -62,13 +63,13 @@ class FitResult:
     run_seconds: float = 0.0
     train_samples_per_iteration: int = 0
     workers: int = 0
-    streaming: bool = False
     timings: dict = field(default_factory=dict)
 
 
-def samples_per_iteration(cfg, n_rows: int, n_threads_total: int) -> int:
-    """Resolve train_samples_per_iteration (H2O §9.2): 0 -> N, -1 -> all local data (N here, the data
-    is partitioned not replicated), N > 0 -> N capped at epochs*N, -2 -> auto.
+def samples_per_iteration(cfg, n_rows: int, n_threads_total: int, local_rows: int | None = None) -> int:
+    """Resolve train_samples_per_iteration (H2O §9.2): 0 -> N, -1 -> all local data (``local_rows``,
+    the rows all workers hold: N when partitioned, workers x N when replicated), N > 0 -> N capped at
+    epochs*N, -2 -> auto.
 
     Auto (until measured auto-tuning lands): about 1.5 s of work for the whole cluster at a
     conservative 7.5k samples/s per thread — so the ~50 ms round cost stays near 3% — but at least
@@ -77,8 +78,10 @@ def samples_per_iteration(cfg, n_rows: int, n_threads_total: int) -> int:
     if t == -2 and cfg.params["reproducible"]:
         t = -1  # H2O: reproducible runs iterate over whole epochs
     total = cfg.params["epochs"] * n_rows
-    if t in (0, -1):
+    if t == 0:
         return n_rows
+    if t == -1:
+        return int(max(1, min(local_rows or n_rows, total)))
     if t > 0:
         return int(max(1, min(t, total)))
     work = 7500 * 1.5 * max(1, n_threads_total)
@@ -194,7 +197,7 @@ class IterationLoop:
         n = self.data.n_rows
         total = p["epochs"] * n
         threads_total = sum(self.n_threads.get(w, 1) for w in self.data.blocks_by_worker)
-        tspi = samples_per_iteration(cfg, n, threads_total)
+        tspi = samples_per_iteration(cfg, n, threads_total, sum(self.data.rows_by_worker.values()))
         self._log("dask_dl: training on %d rows across %d worker(s), %d thread(s); %d samples per iteration",
                   n, len(self.data.blocks_by_worker), threads_total, tspi)
         has_valid = self.data.score_valid is not None
@@ -230,7 +233,7 @@ class IterationLoop:
                 position = worker_done[w] / self.data.rows_by_worker[w]
                 futs.append(c.submit(tasks.train_on_worker, center_f, self.layout, ks, int(budget[w]),
                                      (cfg.seed, iteration, wi), float(processed), bool(p["shuffle_training_data"]),
-                                     threads, position, cfg.seed, elastic, *blocks, workers=[w],
+                                     threads, position, cfg.seed + 1000003 * wi, elastic, *blocks, workers=[w],
                                      allow_other_workers=True, pure=False,
                                      key=f"dask_dl-train-{self.fit_key}-{iteration}-{wi}"))
                 worker_done[w] += int(budget[w])
@@ -327,7 +330,6 @@ class IterationLoop:
                          epochs=processed / n, stop_reason=stop_reason, huber_delta=huber_delta,
                          threshold=threshold, run_seconds=time.perf_counter() - t_start,
                          train_samples_per_iteration=tspi, workers=len(self.data.blocks_by_worker),
-                         streaming=self.data.streaming,
                          timings=timings)
 
 

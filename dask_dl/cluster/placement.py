@@ -56,21 +56,61 @@ def _encoded_blocks(client, frame, info, workers=None):
     return futures
 
 
+def _memory_limits(client) -> list:
+    """Every worker's memory limit in bytes (0 where a worker has none)."""
+    try:
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+    except TypeError:  # older distributed
+        workers = client.scheduler_info()["workers"]
+    return [w.get("memory_limit") or 0 for w in workers.values()]
+
+
+def encoded_bytes(info) -> int:
+    """Size of the encoded float32 training data (inputs + response)."""
+    return int(info.n_rows * (info.n_inputs + 1) * 4)
+
+
 def wants_streaming(client, info, params: dict) -> bool:
     """out_of_core=True/False as given; 'auto': stream when the encoded training data would take more
     than half of the workers' total memory limit (headroom below Dask's 60% spill target)."""
     choice = params["out_of_core"]
     if choice != "auto":
         return bool(choice)
-    try:
-        workers = client.scheduler_info(n_workers=-1)["workers"]
-    except TypeError:  # older distributed
-        workers = client.scheduler_info()["workers"]
-    limits = [w.get("memory_limit") or 0 for w in workers.values()]
+    limits = _memory_limits(client)
     if not limits or min(limits) <= 0:
         return False
-    need = info.n_rows * (info.n_inputs + 1) * 4
-    return need > 0.5 * sum(limits)
+    return encoded_bytes(info) > 0.5 * sum(limits)
+
+
+def wants_replication(client, info, params: dict, n_workers: int) -> bool:
+    """replicate_training_data (H2O's default): with 2+ workers, every worker holds all the data when
+    it fits in half of the smallest worker's memory limit (H2O refuses above 90% of a node's free
+    memory; dask_dl keeps the partitioned layout instead and says so)."""
+    if not params["replicate_training_data"] or n_workers < 2 or params["reproducible"] \
+            or params["single_node_mode"]:
+        return False
+    limits = [m for m in _memory_limits(client) if m > 0]
+    need = encoded_bytes(info)
+    if limits and need > 0.5 * min(limits):
+        logger.warning("dask_dl: replicate_training_data: the encoded data (%.0f MB) exceeds half a worker's "
+                    "memory limit (%.0f MB); every worker trains on its own partitions instead",
+                    need / 2**20, min(limits) / 2**20)
+        return False
+    return True
+
+
+def _replicate(client, futures: list, workers: list) -> dict:
+    """Give every worker a copy of every block: each block a worker lacks is fetched into a task of
+    its own there (a distinct key, so the Active Memory Manager does not undo the copies as it
+    would ``client.replicate``'s). Returns {worker: [blocks in one global order]}."""
+    who = client.who_has(futures)
+    out = {}
+    for w in workers:
+        out[w] = [f if w in (who.get(f.key) or ()) else
+                  client.submit(tasks.replica, f, workers=[w], allow_other_workers=False, pure=False)
+                  for f in futures]
+    wait([f for fs in out.values() for f in fs])
+    return out
 
 
 def _place_streaming(client, frame, info, cfg, seed: int):
@@ -104,8 +144,9 @@ def _place_streaming(client, frame, info, cfg, seed: int):
         rows_by_worker[w] = int(sum(rows[i] for i in idx))
     if not by_worker:
         raise ValueError("no training rows left: every row has a missing response")
-    logger.info("dask_dl: out of core: %d partitions streamed from storage by %d worker(s) every iteration",
-                len(parts), len(by_worker))
+    if not p["quiet_mode"]:
+        logger.info("dask_dl: out of core: %d partitions streamed from storage by %d worker(s) every iteration",
+                    len(parts), len(by_worker))
     return by_worker, rows_by_worker, score_train, int(sum(rows))
 
 
@@ -142,10 +183,18 @@ def place_training_data(client, frame, info, valid_frame, cfg, seed: int) -> Tra
     futures = [f for f, _ in keep]
     rows_of = {f.key: r for f, r in keep}
     n_rows = int(sum(rows_of.values()))
+    replicated = False
     if p["reproducible"] or p["single_node_mode"]:
         # one worker trains on everything (no averaging); reproducible also means one thread and
         # partition order: bit-identical for a seed (H2O forces one chunk)
         by_worker = {workers[0]: futures}
+    elif replicated := wants_replication(client, info, p, len(workers)):
+        by_worker = _replicate(client, futures, workers)
+        for w, fs in by_worker.items():
+            rows_of.update({f.key: rows_of[o.key] for f, o in zip(fs, futures)})
+        if not p["quiet_mode"]:
+            logger.info("dask_dl: replicate_training_data: each of %d workers holds all %d rows", len(workers),
+                        n_rows)
     else:
         by_worker = _group_by_holder(client, futures)
     rows_by_worker = {w: sum(rows_of[f.key] for f in fs) for w, fs in by_worker.items()}
@@ -159,7 +208,7 @@ def place_training_data(client, frame, info, valid_frame, cfg, seed: int) -> Tra
         logger.warning("dask_dl: %d training rows have a missing response and are skipped",
                        info.n_rows_total - n_rows)
     return TrainingData(blocks_by_worker=by_worker, rows_by_worker=rows_by_worker, score_train=score_train,
-                        score_valid=score_valid, n_rows=n_rows)
+                        score_valid=score_valid, n_rows=n_rows, replicated=replicated)
 
 
 def _group_by_holder(client, futures) -> dict:

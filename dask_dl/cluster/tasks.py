@@ -79,6 +79,11 @@ def _train_blocks(state, layout, ks, blocks, n_samples, n_threads, seed_parts, n
     return done
 
 
+def replica(block):
+    """The block itself, held on this worker under a key of its own (replicate_training_data)."""
+    return block
+
+
 def block_rows(block) -> int:
     return int(len(block[1]))
 
