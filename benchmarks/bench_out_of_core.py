@@ -107,7 +107,10 @@ def train(files, te, memory_limit: str, samples: int, hidden, seed: int, out_of_
         base = client.run(lambda: __import__("psutil").Process().memory_info().rss)
         rows = len(files) * ROWS_PER_FILE
         clf = dask_dl.DeepLearningClassifier(hidden=hidden, epochs=samples / rows, seed=seed, quiet_mode=True,
-                                             client=client, out_of_core=out_of_core)
+                                             client=client, out_of_core=out_of_core,
+                                             # the in-memory reference: each worker holds its half,
+                                             # as the streamed run does (not a copy of everything)
+                                             replicate_training_data=False)
         t0 = time.perf_counter()
         with PeakMemory(client) as mem:
             clf.fit(dask_dl.read_parquet(files), "C785")

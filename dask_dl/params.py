@@ -135,6 +135,10 @@ PARAMETERS: dict[str, Param] = {
     "missing_values_handling": Param("MeanImputation", _choice(MISSING_HANDLING), "NA handling"),
     "ignore_const_cols": Param(True, _bool, "drop constant and all-NA columns"),
     "fast_mode": Param(True, _bool, "skip updates for zero inputs and zero unit gradients"),
+    "mini_batch_size": Param(1, _number(1, integer=True),
+                             "rows per update: 1 is H2O's per-sample SGD; > 1 averages the gradient over "
+                             "the batch and uses BLAS-3 products (faster per epoch)"),
+    "sparse": Param(False, _bool, "keep zero inputs zero (scale by 1/sigma, no centring) so fast_mode skips them"),
     "force_load_balance": Param(True, _bool, "repartition small data so every worker has work"),
     "replicate_training_data": Param(True, _bool, "every worker trains on a copy of the whole data, "
                                      "when it fits in half a worker's memory limit (H2O: every node)"),
@@ -240,6 +244,9 @@ def resolve(values: dict, kind: str, n_classes: int = 0) -> TrainingConfig:
     if adaptive and momentum_used:
         problems.append("momentum_start/momentum_stable must be 0 with adaptive_rate=True "
                         "(ADADELTA has no momentum); set adaptive_rate=False to use momentum")
+
+    if p["sparse"] and p["elastic_averaging"]:
+        problems.append("sparse=True cannot be combined with elastic_averaging=True (as H2O)")
 
     dist, loss = p["distribution"], p["loss"]
     if kind in ("binomial", "multinomial"):

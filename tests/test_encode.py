@@ -378,6 +378,20 @@ def test_no_standardize_raw_values_na_to_mean(frame):
     np.testing.assert_array_equal(X[:, names.index("flag")], frame["flag"].to_numpy(dtype=np.float32))
 
 
+def test_sparse_descales_and_keeps_zeros(frame):
+    """H2O's DESCALE (sparse=True): no centring, so a zero stays exactly zero; NA -> the mean, scaled."""
+    info = info_of(frame, sparse=True)
+    assert info.sparse
+    X, _ = encode_features(frame.assign(n=[0, 3, 0, 1, 0, 2, 0, 5]), info)
+    names = info.coef_names()
+    for c in ("x", "n"):
+        col = info.columns[[ci.name for ci in info.columns].index(c)]
+        v = frame.assign(n=[0, 3, 0, 1, 0, 2, 0, 5])[c].astype("float64")
+        want = np.where(v.isna(), col.mean, v) / col.sigma
+        np.testing.assert_allclose(X[:, names.index(c)], want, rtol=1e-6)
+    assert (X[:, names.index("n")] == 0).sum() == 4
+
+
 def test_nullable_numeric_na(frame):
     info = info_of(frame)
     df = frame.assign(x=pd.array([1.0, None, None, 4.0, None, None, None, 0.5], dtype="Float64"))

@@ -752,3 +752,94 @@ def test_visiting_order_streams_whole_passes_across_iterations():
     assert not np.array_equal(two[:100], two[100:200])                 # shuffle: a new order per pass
     fixed = visiting_order(100, 200, 0, seed=5, shuffle=False)
     assert np.array_equal(fixed[:100], fixed[100:])                     # no shuffle: one fixed order
+
+
+# --------------------------------------------------------------------------- #
+# mini-batches (mini_batch_size > 1): BLAS-3 products, one update per batch
+# --------------------------------------------------------------------------- #
+
+
+def train_batch(layout, state, X, y, hp, opt=K.SGD, loss=K.CROSS_ENTROPY, fast=0, batch=None, seed=1):
+    """Run the mini-batch kernel in place over the rows of X (one batch of all rows by default)."""
+    dt = state.dtype
+    X = np.ascontiguousarray(np.atleast_2d(X), dtype=dt)
+    y = np.ascontiguousarray(np.atleast_1d(y), dtype=dt)
+    rows = np.arange(X.shape[0], dtype=np.int64)
+    ip = np.array([opt, int(fast), loss, seed, batch or X.shape[0]], dtype=np.int64)
+    n = K.train_batches(state, layout.n_weights, layout.n_biases, layout.units_array(), layout.w_offsets,
+                        layout.b_offsets, layout.act_codes(), layout.dropout_array(), X, y, rows,
+                        np.ascontiguousarray(hp, dtype=dt), ip)
+    assert n == X.shape[0]
+    return state
+
+
+def batch_points(layout, state, n, n_in, seed=0):
+    return np.array([smooth_point(layout, state, seed + k, n_in) for k in range(n)])
+
+
+@pytest.mark.parametrize("act", ["Tanh", "Rectifier", "Maxout"])
+@pytest.mark.parametrize("case", [("softmax", 3, K.CROSS_ENTROPY, [0.0, 2.0, 1.0, 2.0, 0.0]),
+                                  ("quadratic-softmax", 3, K.QUADRATIC_SOFTMAX, [1.0, 0.0, 2.0, 2.0, 1.0]),
+                                  ("huber", 1, K.HUBER, [0.3, -1.2, 2.0, 0.1, -0.4])], ids=lambda c: c[0])
+def test_minibatch_sgd_step_is_the_mean_of_the_row_gradients(case, act):
+    _, n_out, loss, ys = case
+    layout, state = make(hidden=(4, 3), act=act, n_out=n_out, classifier=n_out > 1, seed=3)
+    X = batch_points(layout, state, 5, 5, seed=11)
+    mean_g = np.mean([sgd_grad(layout, state, X[k], ys[k], loss) for k in range(5)], axis=0)
+    s = train_batch(layout, state.copy(), X, np.array(ys), base_hp(), loss=loss)
+    n = n_params(layout)
+    np.testing.assert_allclose(state[:n] - s[:n], mean_g, rtol=1e-10, atol=1e-14)
+    assert np.array_equal(s[n:], state[n:])  # plain SGD keeps no optimizer state
+
+
+def test_minibatch_adadelta_step_uses_the_batch_mean_gradient():
+    rho, eps = 0.95, 1e-6
+    layout, state = make(hidden=(4, 3), act="Tanh", n_out=3, seed=5)
+    X = batch_points(layout, state, 4, 5, seed=21)
+    ys = [0.0, 1.0, 2.0, 1.0]
+    mean_g = np.mean([sgd_grad(layout, state, X[k], ys[k], K.CROSS_ENTROPY) for k in range(4)], axis=0)
+    s = train_batch(layout, state.copy(), X, np.array(ys), base_hp(rho=rho, eps=eps), opt=K.ADADELTA)
+    np.testing.assert_allclose(s, adadelta_ref(layout, state, mean_g, rho, eps), rtol=1e-10, atol=1e-18)
+
+
+def test_minibatch_batches_are_consecutive_updates():
+    """Six rows in batches of 2 = three one-batch steps in row order; a short last batch is its own mean."""
+    layout, state = make(hidden=(4,), act="Tanh", n_out=3, seed=2)
+    X = batch_points(layout, state, 7, 5, seed=31)
+    ys = np.array([0.0, 1.0, 2.0, 0.0, 1.0, 2.0, 1.0])
+    hp = base_hp(rho=0.9, eps=1e-6)
+    whole = train_batch(layout, state.copy(), X, ys, hp, opt=K.ADADELTA, batch=2)
+    stepwise = state.copy()
+    for lo in range(0, 7, 2):
+        train_batch(layout, stepwise, X[lo:lo + 2], ys[lo:lo + 2], hp, opt=K.ADADELTA)
+    np.testing.assert_allclose(whole, stepwise, rtol=1e-12, atol=1e-18)
+
+
+def test_minibatch_fast_mode_leaves_untouched_inputs_alone():
+    layout, state = make(hidden=(4,), act="Tanh", n_out=3, seed=4)
+    X = batch_points(layout, state, 3, 5, seed=41)
+    X[:, 1] = 0.0  # input 1 is zero in every row of the batch
+    ys = np.array([0.0, 1.0, 2.0])
+    hp = base_hp(rho=0.9, eps=1e-6, l2=1e-3)
+    fast = train_batch(layout, state.copy(), X, ys, hp, opt=K.ADADELTA, fast=1)
+    slow = train_batch(layout, state.copy(), X, ys, hp, opt=K.ADADELTA, fast=0)
+    W0, _, S10, *_ = sections(layout, state)
+    Wf, _, S1f, *_ = sections(layout, fast)
+    Ws, _, S1s, *_ = sections(layout, slow)
+    col = np.arange(layout.units[1]) * 5 + 1  # weights from input 1 into each hidden unit
+    assert np.array_equal(Wf[col], W0[col]) and np.array_equal(S1f[col], S10[col])
+    assert not np.array_equal(Ws[col], W0[col])  # without fast_mode the L2 term still moves them
+    other = np.setdiff1d(np.arange(layout.units[1] * 5), col)
+    assert not np.array_equal(Wf[other], W0[other])
+
+
+def test_minibatch_float32_agrees_with_float64():
+    layout, s64 = make(hidden=(8, 6), act="Rectifier", n_out=4, seed=6, n_in=7)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 7))
+    ys = rng.integers(0, 4, 40).astype(float)
+    hp = base_hp(rho=0.99, eps=1e-8)
+    a = train_batch(layout, s64.copy(), X, ys, hp, opt=K.ADADELTA, fast=1, batch=8)
+    b = train_batch(layout, s64.astype(np.float32), X, ys, hp, opt=K.ADADELTA, fast=1, batch=8)
+    assert b.dtype == np.float32
+    np.testing.assert_allclose(b, a, rtol=2e-3, atol=2e-5)

@@ -65,6 +65,8 @@ H2O_DEFAULTS = {
     "quantile_alpha": 0.5,
     "tweedie_power": 1.5,
     "huber_alpha": 0.9,
+    "sparse": False,
+    "mini_batch_size": 1,
     "force_load_balance": True,
     "replicate_training_data": True,
     "shuffle_training_data": False,
@@ -504,6 +506,12 @@ def test_cross_rule_problems_all_reported_together():
     msg = str(exc.value)
     for part in ("adaptive_rate", "distribution='bernoulli'", "stopping_metric='AUC'", "hidden_dropout_ratios"):
         assert part in msg, (part, msg)
+
+
+def test_sparse_excludes_elastic_averaging():
+    with pytest.raises(ValueError, match="sparse=True cannot be combined with elastic_averaging=True"):
+        resolve({"sparse": True, "elastic_averaging": True}, "classification", n_classes=2)
+    assert resolve({"sparse": True}, "classification", n_classes=2).params["sparse"] is True
 
 
 # ---- seed ----

@@ -51,6 +51,7 @@ class DataInfo:
     standardize_response: bool = False
     n_rows: int = 0                 # training rows with a response (the epoch denominator)
     n_rows_total: int = 0
+    sparse: bool = False            # H2O's DESCALE: zeros stay zero (no centring), so fast_mode skips them
 
     # ---------------------------------------------------------------------------------- layout
     def block_width(self, col: ColumnInfo) -> int:
@@ -83,8 +84,9 @@ class DataInfo:
         return names
 
     def sub_mul(self, col: ColumnInfo) -> tuple:
+        """(sub, mul) of a numeric column: H2O's STANDARDIZE, DESCALE (sparse) or NONE."""
         if self.standardize:
-            return col.mean, 1.0 / col.sigma if col.sigma > 0 else 1.0
+            return 0.0 if self.sparse else col.mean, 1.0 / col.sigma if col.sigma > 0 else 1.0
         return 0.0, 1.0
 
     # ------------------------------------------------------------------------------ response
@@ -273,7 +275,7 @@ def build_data_info(stats: dict, feature_names: list, roles: dict, params: dict,
     info = DataInfo(feature_names=list(feature_names), columns=cats + nums, ignored=ignored,
                     standardize=bool(params["standardize"]), use_all_factor_levels=bool(params["use_all_factor_levels"]),
                     skip_missing=params["missing_values_handling"] == "Skip", response_name=response_name,
-                    response_kind=response_kind, n_rows_total=n_total)
+                    response_kind=response_kind, n_rows_total=n_total, sparse=bool(params.get("sparse", False)))
     y = stats["y"]
     if response_kind == "classification":
         if not y:

@@ -22,6 +22,7 @@ class KernelSettings:
     opt: int
     fast: bool
     loss: int
+    batch: int = 1       # mini_batch_size: rows per update (> 1: the BLAS-3 mini-batch kernel)
 
 
 def settings_from_config(cfg) -> KernelSettings:
@@ -53,7 +54,19 @@ def settings_from_config(cfg) -> KernelSettings:
         loss = K.regression_code(cfg.distribution, cfg.loss)
     else:
         loss = K.loss_code(cfg.kind, cfg.loss)
-    return KernelSettings(hp=hp, opt=opt, fast=bool(p["fast_mode"]), loss=loss)
+    return KernelSettings(hp=hp, opt=opt, fast=bool(p["fast_mode"]), loss=loss, batch=int(p["mini_batch_size"]))
+
+
+_BLAS_LIMIT = None
+
+
+def one_blas_thread() -> None:
+    """Mini-batch HOGWILD! threads each call BLAS: cap this process's BLAS pools at one thread so k
+    HOGWILD! threads use k cores, not k x cores (set once, kept for the worker's life)."""
+    global _BLAS_LIMIT
+    if _BLAS_LIMIT is None:
+        from threadpoolctl import threadpool_limits
+        _BLAS_LIMIT = threadpool_limits(limits=1, user_api="blas")
 
 
 def proportional_split(total: int, weights) -> np.ndarray:
@@ -104,7 +117,11 @@ def train_shard(state: np.ndarray, layout: NetworkLayout, blocks, n_samples: int
     acts, drop = layout.act_codes(), layout.dropout_array()
     hp = ks.hp.astype(state.dtype)
     hp[K.HP_EA] = elastic if center is not None else 0.0
-    kernel = K.train_rows if center is None else K.train_rows_elastic
+    if ks.batch > 1:
+        one_blas_thread()
+        kernel = K.train_batches if center is None else K.train_batches_elastic
+    else:
+        kernel = K.train_rows if center is None else K.train_rows_elastic
     lead = (state,) if center is None else (state, center)
     done = 0
     for bi, ((X, y), m) in enumerate(zip(blocks, per_block)):
@@ -121,7 +138,7 @@ def train_shard(state: np.ndarray, layout: NetworkLayout, blocks, n_samples: int
             hp_t = hp.copy()
             hp_t[K.HP_N0] = n_seen + done
             hp_t[K.HP_NSTEP] = k  # every thread's step advances the shared sample count by ~k
-            ip = np.array([ks.opt, int(ks.fast), ks.loss, thread_seed(*seed_parts, bi, t)], dtype=np.int64)
+            ip = np.array([ks.opt, int(ks.fast), ks.loss, thread_seed(*seed_parts, bi, t), ks.batch], dtype=np.int64)
             jobs.append((*lead, layout.n_weights, layout.n_biases, units, woff, boff, acts, drop,
                          X, y, rows, hp_t, ip))
         if k == 1:
@@ -145,7 +162,8 @@ def warm_up() -> None:
             state = initial_state(layout, 1)
             X = np.zeros((2, 3), dtype=np.float32)
             y = np.zeros(2, dtype=np.float32)
-            ks = KernelSettings(hp=np.zeros(K.N_HP), opt=K.ADADELTA, fast=True,
-                                loss=K.CROSS_ENTROPY if classifier else K.GAUSSIAN)
-            train_shard(state, layout, [(X, y)], 2, ks, 1, (1,), 0.0)
-            train_shard(state, layout, [(X, y)], 2, ks, 1, (1,), 0.0, center=state.copy(), elastic=1e-3)
+            for batch in (1, 2):
+                ks = KernelSettings(hp=np.zeros(K.N_HP), opt=K.ADADELTA, fast=True,
+                                    loss=K.CROSS_ENTROPY if classifier else K.GAUSSIAN, batch=batch)
+                train_shard(state, layout, [(X, y)], 2, ks, 1, (1,), 0.0)
+                train_shard(state, layout, [(X, y)], 2, ks, 1, (1,), 0.0, center=state.copy(), elastic=1e-3)

@@ -28,8 +28,8 @@ HP_MOM_START, HP_MOM_RAMP, HP_MOM_STABLE, HP_L1, HP_L2 = 5, 6, 7, 8, 9
 HP_MAXW2, HP_QALPHA, HP_TPOWER, HP_HUBER, HP_N0, HP_NSTEP, HP_OMR, HP_EA = 10, 11, 12, 13, 14, 15, 16, 17
 N_HP = 18
 # integer slots
-IP_OPT, IP_FAST, IP_LOSS, IP_SEED = 0, 1, 2, 3
-N_IP = 4
+IP_OPT, IP_FAST, IP_LOSS, IP_SEED, IP_BATCH = 0, 1, 2, 3, 4
+N_IP = 5
 
 DROPPED = 2  # unit_state value of a hidden unit dropped for this row
 EXP_CAP = 1e19
@@ -72,7 +72,7 @@ def _l1_term(l1, w):
     return l1 - l1
 
 
-@njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
 def _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom, fast):
     """Update one unit's incoming weights from dense inputs; returns the sum of squared gradients.
 
@@ -129,6 +129,53 @@ def _elastic_row_update(w, s1, s2, cw, prev, g, opt, l1, l2, lam, rho, omr, eps,
         gsq += grad * grad
         _step(w, s1, s2, i, wi, grad, opt, rho, omr, eps, rate, mom)
     return gsq
+
+
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
+def _schedule(hp, n_seen, sc):
+    """Manual learning rate and momentum after ``n_seen`` samples (H2O's documented schedule:
+    rate annealing, linear momentum ramp); ignored by ADADELTA. Returned through the scratch ``sc``
+    so they are in the state's dtype: a float64 scalar would widen the float32 update loops."""
+    sc[0] = hp[HP_RATE] / (1.0 + hp[HP_ANNEAL] * n_seen)
+    ramp = hp[HP_MOM_RAMP]
+    if ramp > 0.0 and n_seen < ramp:
+        sc[1] = hp[HP_MOM_START] + (hp[HP_MOM_STABLE] - hp[HP_MOM_START]) * n_seen / ramp
+    else:
+        sc[1] = hp[HP_MOM_STABLE] if ramp > 0.0 else hp[HP_MOM_START]
+    return sc[0], sc[1]
+
+
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
+def _layer_rate(hp, rate0, l, sc):
+    """rate_decay: layer l learns at rate0 * rate_decay^(l-1) (in the state's dtype, see _schedule)."""
+    sc[2] = rate0 * hp[HP_DECAY] ** (l - 1)
+    return sc[2]
+
+
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
+def _cap_norm(w, max_w2):
+    """max_w2: rescale a unit's incoming weights when their squared norm exceeds max_w2."""
+    s = w[0] - w[0]
+    for i in range(w.shape[0]):
+        s += w[i] * w[i]
+    if s > max_w2:
+        scale = np.sqrt(max_w2 / s)
+        for i in range(w.shape[0]):
+            w[i] *= scale
+
+
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
+def _bias_step(B, S1B, S2B, bk, b, gb, g2, opt, rho, omr, eps, rate, mom):
+    """One optimizer step of bias B[bk] (current value b, gradient gb). With ADADELTA, H2O drives a
+    bias's adaptive rate by ``g2``, its unit's mean squared weight gradient."""
+    if opt == ADADELTA:
+        eg = rho * S1B[bk] + omr * g2
+        S1B[bk] = eg
+        eta = np.sqrt((S2B[bk] + eps) / (eg + eps))
+        S2B[bk] = rho * S2B[bk] + omr * eta * eta * g2
+        B[bk] = b - eta * gb
+    else:
+        _step(B, S1B, S2B, bk, b, gb, opt, rho, omr, eps, rate, mom)
 
 
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
@@ -208,7 +255,6 @@ def forward_train(W, B, units, woff, boff, aoff, acts, drop, x, A, nz, ustate):
         if v != 0.0:
             nz[nnz] = i
             nnz += 1
-    sparse_in = 2 * nnz < u0
     for l in range(1, n_layers + 1):
         n_in = units[l - 1]
         n_out = units[l]
@@ -231,13 +277,9 @@ def forward_train(W, B, units, woff, boff, aoff, acts, drop, x, A, nz, ustate):
                 r = j * n_ch + c
                 w = W[wo + r * n_in:wo + (r + 1) * n_in]
                 z = B[bo + r]
-                if l == 1 and sparse_in:
-                    for k in range(nnz):
-                        i = nz[k]
-                        z += w[i] * prev[i]
-                else:
-                    for i in range(n_in):
-                        z += w[i] * prev[i]
+                # dense even for sparse inputs: the vectorised dot beats a gather over the non-zeros
+                for i in range(n_in):
+                    z += w[i] * prev[i]
                 if c == 0 or z > best:
                     best = z
                     ust[j] = c
@@ -254,7 +296,7 @@ def forward_train(W, B, units, woff, boff, aoff, acts, drop, x, A, nz, ustate):
 
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
 def backward_update(W, B, S1W, S2W, S1B, S2B, CW, CB, units, woff, boff, aoff, acts, A, E, nz, nnz, ustate,
-                    hp, opt, fast, n_seen):
+                    hp, opt, fast, n_seen, xv, gw, g1, g2, sc):
     """Backpropagate E (output error already set) and update every visited parameter in place."""
     n_layers = units.shape[0] - 1
     rho = hp[HP_RHO]
@@ -265,15 +307,12 @@ def backward_update(W, B, S1W, S2W, S1B, S2B, CW, CB, units, woff, boff, aoff, a
     lam = hp[HP_EA]  # elastic averaging: pull towards the centre the iteration started from
     max_w2 = hp[HP_MAXW2]
     cap_w2 = max_w2 < 3.0e38
-    # manual learning rate and momentum (documented H2O schedule; ignored by ADADELTA)
-    rate0 = hp[HP_RATE] / (1.0 + hp[HP_ANNEAL] * n_seen)
-    ramp = hp[HP_MOM_RAMP]
-    if ramp > 0.0 and n_seen < ramp:
-        mom = hp[HP_MOM_START] + (hp[HP_MOM_STABLE] - hp[HP_MOM_START]) * n_seen / ramp
-    else:
-        mom = hp[HP_MOM_STABLE] if ramp > 0.0 else hp[HP_MOM_START]
+    rate0, mom = _schedule(hp, n_seen, sc)
     skip_zero = fast or (opt == SGD and l1 == 0.0 and l2 == 0.0)
     sparse_in = 2 * nnz < units[0]
+    if sparse_in and fast:
+        for k in range(nnz):
+            xv[k] = A[nz[k]]  # the non-zero inputs, contiguous
     for l in range(n_layers, 0, -1):
         n_in = units[l - 1]
         n_out = units[l]
@@ -286,7 +325,7 @@ def backward_update(W, B, S1W, S2W, S1B, S2B, CW, CB, units, woff, boff, aoff, a
         bo = boff[l - 1]
         code = acts[l]
         prev_hidden = l > 1
-        rate = rate0 * hp[HP_DECAY] ** (l - 1)
+        rate = _layer_rate(hp, rate0, l, sc)
         if prev_hidden:
             eprev[:] = 0.0
         for j in range(n_out):
@@ -300,7 +339,7 @@ def backward_update(W, B, S1W, S2W, S1B, S2B, CW, CB, units, woff, boff, aoff, a
                 e = ecur[j]
                 a = cur[j]
                 if code == TANH:
-                    g = e * (1.0 - a * a)
+                    g = e - e * a * a  # e * (1 - a^2), in the state's dtype
                     r = j
                 elif code == RECTIFIER:
                     g = e if a > 0.0 else e - e
@@ -315,8 +354,23 @@ def backward_update(W, B, S1W, S2W, S1B, S2B, CW, CB, units, woff, boff, aoff, a
             s2 = S2W[wo + r * n_in:wo + (r + 1) * n_in]
             cw = CW[wo + r * n_in:wo + (r + 1) * n_in]
             gsq = g - g  # a zero of the state's dtype
-            if l == 1 and sparse_in and fast:
-                # fast_mode: only the non-zero inputs' weights move
+            if l == 1 and sparse_in and fast and lam == 0.0:
+                # fast_mode: only the non-zero inputs' weights move. Gather them into contiguous
+                # scratch, run the vectorised row update there, scatter back (a scalar sqrt/div per
+                # weight would cost more than the dense loop saves)
+                for k in range(nnz):
+                    i = nz[k]
+                    gw[k] = w[i]
+                    g1[k] = s1[i]
+                    g2[k] = s2[i]
+                gsq = _dense_row_update(gw[:nnz], g1[:nnz], g2[:nnz], xv[:nnz], g, opt, l1, l2, rho, omr, eps,
+                                        rate, mom, False)
+                for k in range(nnz):
+                    i = nz[k]
+                    w[i] = gw[k]
+                    s1[i] = g1[k]
+                    s2[i] = g2[k]
+            elif l == 1 and sparse_in and fast:
                 for k in range(nnz):
                     i = nz[k]
                     wi = w[i]
@@ -333,26 +387,28 @@ def backward_update(W, B, S1W, S2W, S1B, S2B, CW, CB, units, woff, boff, aoff, a
                 else:
                     gsq = _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom, fast)
             if cap_w2:
-                s = gsq - gsq
-                for i in range(n_in):
-                    s += w[i] * w[i]
-                if s > max_w2:
-                    scale = np.sqrt(max_w2 / s)
-                    for i in range(n_in):
-                        w[i] *= scale
+                _cap_norm(w, max_w2)
             bk = bo + r
             b = B[bk]
             gb = g + l2 * b + _l1_term(l1, b) + lam * (b - CB[bk])
-            if opt == ADADELTA:
-                # H2O: a bias's adaptive rate is driven by its unit's mean squared weight gradient
-                g2 = gsq / n_in
-                eg = rho * S1B[bk] + omr * g2
-                S1B[bk] = eg
-                eta = np.sqrt((S2B[bk] + eps) / (eg + eps))
-                S2B[bk] = rho * S2B[bk] + omr * eta * eta * g2
-                B[bk] = b - eta * gb
-            else:
-                _step(B, S1B, S2B, bk, b, gb, opt, rho, omr, eps, rate, mom)
+            _bias_step(B, S1B, S2B, bk, b, gb, gsq / n_in, opt, rho, omr, eps, rate, mom)
+
+
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
+def _state_views(state, n_w, n_b):
+    """The flat state's parts: W | B | S1W | S2W | S1B | S2B (see network.NetworkLayout)."""
+    return (state[0:n_w], state[n_w:n_w + n_b], state[n_w + n_b:2 * n_w + n_b],
+            state[2 * n_w + n_b:3 * n_w + n_b], state[3 * n_w + n_b:3 * n_w + 2 * n_b],
+            state[3 * n_w + 2 * n_b:3 * n_w + 3 * n_b])
+
+
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
+def _unit_offsets(units, per_unit):
+    """Start of every layer's slice in a scratch buffer of per_unit values per unit (last = total)."""
+    off = np.zeros(units.shape[0] + 1, dtype=np.int64)
+    for l in range(units.shape[0]):
+        off[l + 1] = off[l] + units[l] * per_unit
+    return off
 
 
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
@@ -363,22 +419,20 @@ def train_rows_elastic(state, center, n_w, n_b, units, woff, boff, acts, drop, X
     ``hp``/``ip`` hold the float/int hyper-parameters (slots HP_*/IP_*). Seeds this thread's RNG
     stream (dropout) from ip[IP_SEED]. Returns the number of rows trained.
     """
-    W = state[0:n_w]
-    B = state[n_w:n_w + n_b]
-    S1W = state[n_w + n_b:2 * n_w + n_b]
-    S2W = state[2 * n_w + n_b:3 * n_w + n_b]
-    S1B = state[3 * n_w + n_b:3 * n_w + 2 * n_b]
-    S2B = state[3 * n_w + 2 * n_b:3 * n_w + 3 * n_b]
+    W, B, S1W, S2W, S1B, S2B = _state_views(state, n_w, n_b)
     CW = center[0:n_w]
     CB = center[n_w:n_w + n_b]
     n_layers = units.shape[0] - 1
-    aoff = np.zeros(n_layers + 2, dtype=np.int64)
-    for l in range(n_layers + 1):
-        aoff[l + 1] = aoff[l] + units[l]
+    aoff = _unit_offsets(units, 1)
     A = np.zeros(aoff[n_layers + 1], dtype=state.dtype)
     E = np.zeros(aoff[n_layers + 1], dtype=state.dtype)
     ustate = np.zeros(aoff[n_layers + 1], dtype=np.int8)
     nz = np.zeros(units[0], dtype=np.int64)
+    xv = np.zeros(units[0], dtype=state.dtype)  # sparse fast path: gathered inputs, weights, state
+    gw = np.zeros(units[0], dtype=state.dtype)
+    g1 = np.zeros(units[0], dtype=state.dtype)
+    g2 = np.zeros(units[0], dtype=state.dtype)
+    sc = np.zeros(4, dtype=state.dtype)  # scalars kept in the state's dtype (see _schedule)
     np.random.seed(ip[IP_SEED])
     opt = ip[IP_OPT]
     fast = ip[IP_FAST] != 0
@@ -393,7 +447,7 @@ def train_rows_elastic(state, center, n_w, n_b, units, woff, boff, acts, drop, X
         nnz = forward_train(W, B, units, woff, boff, aoff, acts, drop, X[r], A, nz, ustate)
         output_error(A, E, co, n_out, out_code, loss, y[r], hp)
         backward_update(W, B, S1W, S2W, S1B, S2B, CW, CB, units, woff, boff, aoff, acts, A, E, nz, nnz, ustate,
-                        hp, opt, fast, n0 + t * step)
+                        hp, opt, fast, n0 + t * step, xv, gw, g1, g2, sc)
     return rows.shape[0]
 
 
@@ -401,6 +455,175 @@ def train_rows_elastic(state, center, n_w, n_b, units, woff, boff, acts, drop, X
 def train_rows(state, n_w, n_b, units, woff, boff, acts, drop, X, y, rows, hp, ip):
     """``train_rows_elastic`` without a centre (plain HOGWILD! SGD)."""
     return train_rows_elastic(state, state, n_w, n_b, units, woff, boff, acts, drop, X, y, rows, hp, ip)
+
+
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
+def train_batches_elastic(state, center, n_w, n_b, units, woff, boff, acts, drop, X, y, rows, hp, ip):
+    """Mini-batch HOGWILD! SGD (mini_batch_size = ip[IP_BATCH] > 1): rows[0:bs], rows[bs:2bs], ... each
+    make ONE update with the batch-mean gradient. Layer products are BLAS-3 (np.dot -> sgemm on
+    (batch x units) blocks); the per-weight update is the per-sample path's row update, fed the
+    summed gradient row, so every optimizer, L1/L2, max_w2 and fast_mode (a weight whose gradient is
+    exactly 0 for the whole batch, and a unit with no gradient, are not touched) behave the same.
+    ``hp[HP_EA]`` != 0 adds the elastic-averaging pull towards ``center``."""
+    W, B, S1W, S2W, S1B, S2B = _state_views(state, n_w, n_b)
+    CW = center[0:n_w]
+    CB = center[n_w:n_w + n_b]
+    n_layers = units.shape[0] - 1
+    bs = ip[IP_BATCH]
+    np.random.seed(ip[IP_SEED])
+    opt = ip[IP_OPT]
+    fast = ip[IP_FAST] != 0
+    loss = ip[IP_LOSS]
+    rho, omr, eps = hp[HP_RHO], hp[HP_OMR], hp[HP_EPS]
+    l1, l2, lam = hp[HP_L1], hp[HP_L2], hp[HP_EA]
+    max_w2 = hp[HP_MAXW2]
+    cap_w2 = max_w2 < 3.0e38
+    skip_zero = fast or (opt == SGD and l1 == 0.0 and l2 == 0.0)
+    # scratch, allocated once: activations/errors (batch x units), pre-activations/gradients
+    # (batch x weight rows: 2 per Maxout unit), the summed weight gradient of the largest layer
+    n_ch = np.ones(n_layers + 1, dtype=np.int64)
+    rows_of = units.copy()
+    max_w = 0
+    for l in range(1, n_layers + 1):
+        if acts[l] == MAXOUT:
+            n_ch[l] = 2
+        rows_of[l] = units[l] * n_ch[l]
+        max_w = max(max_w, rows_of[l] * units[l - 1])
+    aoff = _unit_offsets(units, bs)
+    zoff = _unit_offsets(rows_of, bs)
+    A = np.zeros(aoff[n_layers + 1], dtype=state.dtype)
+    E = np.zeros(aoff[n_layers + 1], dtype=state.dtype)
+    U = np.zeros(aoff[n_layers + 1], dtype=np.int8)
+    Z = np.zeros(zoff[n_layers + 1], dtype=state.dtype)
+    dW = np.zeros(max_w, dtype=state.dtype)
+    scale = np.zeros(1, dtype=state.dtype)
+    sc = np.zeros(4, dtype=state.dtype)
+    out_code = acts[n_layers]
+    n_out_final = units[n_layers]
+    n_rows = rows.shape[0]
+    n0 = hp[HP_N0]
+    step = hp[HP_NSTEP]
+    for start in range(0, n_rows, bs):
+        m = min(bs, n_rows - start)
+        scale[0] = 1.0 / m
+        inv = scale[0]  # in the state's dtype: a float64 factor would widen the float32 update loop
+        # ---- forward
+        u0 = units[0]
+        a0 = A[0:m * u0].reshape((m, u0))
+        p_in = drop[0]
+        for b in range(m):
+            xr = X[rows[start + b]]
+            for i in range(u0):
+                v = xr[i]
+                if p_in > 0.0 and np.random.random() < p_in:
+                    v = v - v
+                a0[b, i] = v
+        for l in range(1, n_layers + 1):
+            n_in, n_out, nr = units[l - 1], units[l], rows_of[l]
+            prev = A[aoff[l - 1]:aoff[l - 1] + m * n_in].reshape((m, n_in))
+            cur = A[aoff[l]:aoff[l] + m * n_out].reshape((m, n_out))
+            ust = U[aoff[l]:aoff[l] + m * n_out].reshape((m, n_out))
+            z = Z[zoff[l]:zoff[l] + m * nr].reshape((m, nr))
+            Wl = W[woff[l - 1]:woff[l - 1] + nr * n_in].reshape((nr, n_in))
+            np.dot(prev, Wl.T, z)
+            bo = boff[l - 1]
+            code = acts[l]
+            p = drop[l]
+            hidden = l < n_layers
+            for b in range(m):
+                for j in range(n_out):
+                    if hidden and p > 0.0 and np.random.random() < p:
+                        cur[b, j] = 0.0
+                        ust[b, j] = DROPPED
+                        continue
+                    if code == MAXOUT:
+                        z0 = z[b, 2 * j] + B[bo + 2 * j]
+                        z1 = z[b, 2 * j + 1] + B[bo + 2 * j + 1]
+                        cur[b, j] = max(z0, z1)
+                        ust[b, j] = 0 if z0 >= z1 else 1
+                        continue
+                    v = z[b, j] + B[bo + j]
+                    ust[b, j] = 0
+                    if code == TANH:
+                        cur[b, j] = np.tanh(v)
+                    elif code == RECTIFIER:
+                        cur[b, j] = max(v, v - v)
+                    else:  # SOFTMAX (normalised below), LINEAR
+                        cur[b, j] = v
+                if code == SOFTMAX:
+                    _softmax_inplace(cur[b])
+        # ---- output error
+        co = aoff[n_layers]
+        aout = A[co:co + m * n_out_final].reshape((m, n_out_final))
+        eout = E[co:co + m * n_out_final].reshape((m, n_out_final))
+        for b in range(m):
+            output_error(aout[b], eout[b], 0, n_out_final, out_code, loss, y[rows[start + b]], hp)
+        # ---- backward + update, layer by layer from the top
+        rate0, mom = _schedule(hp, n0 + start * step, sc)
+        for l in range(n_layers, 0, -1):
+            n_in, n_out, nr = units[l - 1], units[l], rows_of[l]
+            cur = A[aoff[l]:aoff[l] + m * n_out].reshape((m, n_out))
+            ecur = E[aoff[l]:aoff[l] + m * n_out].reshape((m, n_out))
+            ust = U[aoff[l]:aoff[l] + m * n_out].reshape((m, n_out))
+            g = Z[zoff[l]:zoff[l] + m * nr].reshape((m, nr))  # pre-activations no longer needed
+            code = acts[l]
+            for b in range(m):
+                for j in range(n_out):
+                    e = ecur[b, j]
+                    if l == n_layers:
+                        g[b, j] = e
+                    elif code == MAXOUT:
+                        st = ust[b, j]
+                        g[b, 2 * j] = e if st == 0 else e - e
+                        g[b, 2 * j + 1] = e if st == 1 else e - e
+                    elif ust[b, j] == DROPPED:
+                        g[b, j] = e - e
+                    elif code == TANH:
+                        a = cur[b, j]
+                        g[b, j] = e - e * a * a
+                    else:  # RECTIFIER
+                        g[b, j] = e if cur[b, j] > 0.0 else e - e
+            prev = A[aoff[l - 1]:aoff[l - 1] + m * n_in].reshape((m, n_in))
+            wo = woff[l - 1]
+            Wl = W[wo:wo + nr * n_in].reshape((nr, n_in))
+            dWl = dW[0:nr * n_in].reshape((nr, n_in))
+            np.dot(g.T, prev, dWl)  # summed over the batch
+            if l > 1:  # back-propagate with the pre-update weights
+                eprev = E[aoff[l - 1]:aoff[l - 1] + m * n_in].reshape((m, n_in))
+                np.dot(g, Wl, eprev)
+            rate = _layer_rate(hp, rate0, l, sc)
+            bo = boff[l - 1]
+            for r in range(nr):
+                gsum = g[0, 0] - g[0, 0]
+                active = False
+                for b in range(m):
+                    gsum += g[b, r]
+                    active = active or g[b, r] != 0.0
+                if skip_zero and not active:
+                    continue
+                w = W[wo + r * n_in:wo + (r + 1) * n_in]
+                s1 = S1W[wo + r * n_in:wo + (r + 1) * n_in]
+                s2 = S2W[wo + r * n_in:wo + (r + 1) * n_in]
+                drow = dW[r * n_in:(r + 1) * n_in]
+                if lam != 0.0:
+                    cw = CW[wo + r * n_in:wo + (r + 1) * n_in]
+                    gsq = _elastic_row_update(w, s1, s2, cw, drow, inv, opt, l1, l2, lam, rho, omr, eps, rate,
+                                              mom, fast)
+                else:
+                    gsq = _dense_row_update(w, s1, s2, drow, inv, opt, l1, l2, rho, omr, eps, rate, mom, fast)
+                if cap_w2:
+                    _cap_norm(w, max_w2)
+                bk = bo + r
+                b_ = B[bk]
+                gb = gsum * inv + l2 * b_ + _l1_term(l1, b_) + lam * (b_ - CB[bk])
+                _bias_step(B, S1B, S2B, bk, b_, gb, gsq / n_in, opt, rho, omr, eps, rate, mom)
+    return n_rows
+
+
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
+def train_batches(state, n_w, n_b, units, woff, boff, acts, drop, X, y, rows, hp, ip):
+    """``train_batches_elastic`` without a centre (plain HOGWILD! mini-batch SGD)."""
+    return train_batches_elastic(state, state, n_w, n_b, units, woff, boff, acts, drop, X, y, rows, hp, ip)
 
 
 def loss_code(kind: str, loss: str) -> int:
