@@ -15,6 +15,7 @@ HOGWILD! threads; H2O: nthreads=--threads). Reported per system:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -33,14 +34,16 @@ def load(rows: int | None, test_rows: int | None):
     return (tr.iloc[:rows] if rows else tr), (te.iloc[:test_rows] if test_rows else te)
 
 
-def run_dask_dl(tr, te, threads: int, epochs: float, hidden, seed: int) -> dict:
+def run_dask_dl(tr, te, threads: int, epochs: float, hidden, seed: int, workers: int = 1,
+                params: dict | None = None) -> dict:
     import dask.dataframe as dd
     from distributed import Client, LocalCluster
 
     import dask_dl
-    with LocalCluster(n_workers=1, threads_per_worker=threads, processes=True, dashboard_address=None) as cl, \
+    with LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=":0") as cl, \
             Client(cl) as client:
-        clf = dask_dl.DeepLearningClassifier(hidden=hidden, epochs=epochs, seed=seed, quiet_mode=True, client=client)
+        clf = dask_dl.DeepLearningClassifier(hidden=hidden, epochs=epochs, seed=seed, quiet_mode=True, client=client,
+                                             **(params or {}))
         if len(tr) == 60000 and len(te) == 10000:  # the full files: read on the workers, as users would
             train = dd.read_parquet(os.path.join(DATA, "mnist", "train.parquet"))
             valid = dd.read_parquet(os.path.join(DATA, "mnist", "test.parquet"))
@@ -72,7 +75,9 @@ def run_h2o(tr, te, threads: int, epochs: float, hidden, seed: int) -> dict:
 def main(argv=None) -> pd.DataFrame:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--vs-h2o", action="store_true", help="also run real H2O-3 (pip install h2o; needs Java)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="dask_dl: HOGWILD! threads per worker")
+    ap.add_argument("--workers", type=int, default=1, help="dask_dl: worker processes (H2O gets workers x threads)")
+    ap.add_argument("--params", default="{}", help='extra dask_dl parameters as JSON, e.g. \'{"sparse": true}\'')
     ap.add_argument("--epochs", type=float, default=1.0)
     ap.add_argument("--hidden", type=int, nargs="+", default=[200, 200])
     ap.add_argument("--seeds", type=int, nargs="+", default=[1])
@@ -80,15 +85,18 @@ def main(argv=None) -> pd.DataFrame:
     ap.add_argument("--test-rows", type=int, default=None)
     args = ap.parse_args(argv)
     tr, te = load(args.rows, args.test_rows)
+    params = json.loads(args.params)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"train {len(tr)} rows, test {len(te)} rows, hidden {args.hidden}, epochs {args.epochs}, "
-          f"{args.threads} threads", flush=True)
+          f"dask_dl {args.workers} worker(s) x {args.threads} thread(s) {params or ''}", flush=True)
     results = []
     for seed in args.seeds:
-        results.append({**run_dask_dl(tr, te, args.threads, args.epochs, args.hidden, seed), "seed": seed})
+        results.append({**run_dask_dl(tr, te, args.threads, args.epochs, args.hidden, seed, args.workers, params),
+                        "seed": seed})
         print(results[-1], flush=True)
         if args.vs_h2o:
-            results.append({**run_h2o(tr, te, args.threads, args.epochs, args.hidden, seed), "seed": seed})
+            results.append({**run_h2o(tr, te, args.workers * args.threads, args.epochs, args.hidden, seed),
+                            "seed": seed})
             print(results[-1], flush=True)
     table = pd.DataFrame(results)
     summary = table.groupby("system")[["training_speed", "fit_seconds", "test_error"]].mean()

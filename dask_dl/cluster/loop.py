@@ -24,6 +24,8 @@ from .averaging import tree_average
 
 logger = logging.getLogger("dask_dl")
 
+# conservative training speeds per thread behind the initial train_samples_per_iteration=-2
+AUTO_SPEED_PER_SAMPLE, AUTO_SPEED_MINI_BATCH = 10_000, 30_000
 # H2O's instability thresholds (§9.8)
 MAX_MEAN_WEIGHT, MAX_MEAN_BIAS = 1e10, 1e5
 
@@ -71,9 +73,11 @@ def samples_per_iteration(cfg, n_rows: int, n_threads_total: int, local_rows: in
     the rows all workers hold: N when partitioned, workers x N when replicated), N > 0 -> N capped at
     epochs*N, -2 -> auto.
 
-    Auto (until measured auto-tuning lands): about 1.5 s of work for the whole cluster at a
-    conservative 7.5k samples/s per thread — so the ~50 ms round cost stays near 3% — but at least
-    10 iterations per fit where the budget allows, and at most one epoch."""
+    Auto: about 1.5 s of work for the whole cluster at a conservative per-thread speed (per-sample
+    ADADELTA ~12k samples/s per thread on the MNIST default network, mini-batches several times
+    more; benchmarks/README.md), so the ~50 ms round cost stays near 3%, never more than one epoch;
+    short jobs get smaller iterations (down to a quarter of that) so they still iterate ~10 times.
+    With 2+ workers the loop then re-tunes it from measured times (H2O's rule)."""
     t = int(cfg.params["train_samples_per_iteration"])
     if t == -2 and cfg.params["reproducible"]:
         t = -1  # H2O: reproducible runs iterate over whole epochs
@@ -84,8 +88,9 @@ def samples_per_iteration(cfg, n_rows: int, n_threads_total: int, local_rows: in
         return int(max(1, min(local_rows or n_rows, total)))
     if t > 0:
         return int(max(1, min(t, total)))
-    work = 7500 * 1.5 * max(1, n_threads_total)
-    tspi = max(min(total / 10.0, n_rows), min(work, n_rows))
+    per_thread = AUTO_SPEED_PER_SAMPLE if int(cfg.params["mini_batch_size"]) == 1 else AUTO_SPEED_MINI_BATCH
+    work = per_thread * 1.5 * max(1, n_threads_total)
+    tspi = min(work, n_rows, max(total / 10.0, work / 4.0))
     return int(max(1, min(tspi, total)))
 
 

@@ -19,8 +19,11 @@ def active_client():
 
 @contextlib.contextmanager
 def cluster_client(client=None):
-    """Yield a Client: the one given, the active one, or an embedded LocalCluster sized to this machine
-    (one worker process with a thread per core: HOGWILD! shares one model copy per worker)."""
+    """Yield a Client: the one given, the active one, or an embedded LocalCluster sized to this machine:
+    up to 4 worker processes sharing the cores as HOGWILD! threads. Per-sample HOGWILD! threads that
+    share one model copy fight over its cache lines (2 threads on 2 cores: 1.03x one thread; two
+    copies averaged by the reduction: 1.7x, benchmarks/README.md), so small machines get a worker
+    per core; larger ones keep a few fat workers so the averaging stays cheap."""
     if client is None:
         client = active_client()
     if client is not None:
@@ -28,8 +31,12 @@ def cluster_client(client=None):
         return
     from distributed import Client, LocalCluster
     n = os.cpu_count() or 1
-    logger.info("dask_dl: no Dask client in scope; starting an embedded LocalCluster (1 worker x %d threads)", n)
-    with LocalCluster(n_workers=1, threads_per_worker=n, processes=True, dashboard_address=":0") as cluster, \
+    workers = min(n, 4)
+    threads = max(1, n // workers)
+    logger.info("dask_dl: no Dask client in scope; starting an embedded LocalCluster (%d worker(s) x %d "
+                "thread(s))", workers, threads)
+    with LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
+                      dashboard_address=":0") as cluster, \
             Client(cluster) as embedded:
         yield embedded
 
