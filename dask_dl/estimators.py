@@ -209,7 +209,8 @@ class _DeepLearningBase(_SkBase):
             cfg = P.resolve(values, kind, n_classes=len(info.classes))
             layout = build_layout(info.n_inputs, cfg.hidden, cfg.hidden_activation,
                                   len(info.classes) if kind == "classification" else 1,
-                                  kind == "classification", values["input_dropout_ratio"], cfg.hidden_dropout)
+                                  kind == "classification", values["input_dropout_ratio"], cfg.hidden_dropout,
+                                  input_major=cfg.input_major_first_layer)
             placement.warm_workers(client)
             data = placement.place_training_data(client, frame, info, valid, cfg, placement.seed_for(cfg))
             ks = hogwild.settings_from_config(cfg)

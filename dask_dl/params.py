@@ -189,6 +189,14 @@ class TrainingConfig:
     seed: int
     momentum_used: bool = field(default=False)
 
+    @property
+    def input_major_first_layer(self) -> bool:
+        """sparse=True per-sample training stores the first matrix input-major (one row per input),
+        so a sample's update touches only its non-zero inputs' rows (nn/network.py)."""
+        p = self.params
+        return bool(p["sparse"]) and int(p["mini_batch_size"]) == 1 and bool(self.hidden) \
+            and self.hidden_activation != "Maxout"
+
     def __getattr__(self, name):  # convenient read access to raw parameters
         try:
             return self.__dict__["params"][name]

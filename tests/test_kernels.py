@@ -56,7 +56,7 @@ def train(layout, state, X, y, hp, opt=K.SGD, loss=K.CROSS_ENTROPY, fast=0, seed
     X = np.ascontiguousarray(np.atleast_2d(X), dtype=dt)
     y = np.ascontiguousarray(np.atleast_1d(y), dtype=dt)
     rows = np.arange(X.shape[0], dtype=np.int64)
-    ip = np.array([opt, int(fast), loss, seed], dtype=np.int64)
+    ip = K.int_params(opt, fast, loss, seed, input_major=layout.input_major)
     n = K.train_rows(state, layout.n_weights, layout.n_biases, layout.units_array(), layout.w_offsets,
                      layout.b_offsets, layout.act_codes(), layout.dropout_array(), X, y, rows,
                      np.ascontiguousarray(hp, dtype=dt), ip)
@@ -765,7 +765,7 @@ def train_batch(layout, state, X, y, hp, opt=K.SGD, loss=K.CROSS_ENTROPY, fast=0
     X = np.ascontiguousarray(np.atleast_2d(X), dtype=dt)
     y = np.ascontiguousarray(np.atleast_1d(y), dtype=dt)
     rows = np.arange(X.shape[0], dtype=np.int64)
-    ip = np.array([opt, int(fast), loss, seed, batch or X.shape[0]], dtype=np.int64)
+    ip = K.int_params(opt, fast, loss, seed, batch or X.shape[0])
     n = K.train_batches(state, layout.n_weights, layout.n_biases, layout.units_array(), layout.w_offsets,
                         layout.b_offsets, layout.act_codes(), layout.dropout_array(), X, y, rows,
                         np.ascontiguousarray(hp, dtype=dt), ip)
@@ -843,3 +843,42 @@ def test_minibatch_float32_agrees_with_float64():
     b = train_batch(layout, s64.astype(np.float32), X, ys, hp, opt=K.ADADELTA, fast=1, batch=8)
     assert b.dtype == np.float32
     np.testing.assert_allclose(b, a, rtol=2e-3, atol=2e-5)
+
+
+# --------------------------------------------------------------------------- #
+# input-major first layer (sparse=True): same numerics as the unit-major layout
+# --------------------------------------------------------------------------- #
+
+
+def to_input_major(layout, state):
+    """The same logical model in the input-major layout (first matrix transposed, state alike)."""
+    im = build_layout(layout.units[0], list(layout.units[1:-1]), {TANH: "Tanh", RECTIFIER: "Rectifier"}[
+        layout.hidden_code], layout.units[-1], layout.output_code == SOFTMAX, layout.dropout[0],
+        list(layout.dropout[1:-1]), input_major=True)
+    out = state.copy()
+    nw, n1 = layout.n_weights, layout.w_offsets[1]
+    for base in (0, nw + layout.n_biases, 2 * nw + layout.n_biases):  # W, S1W, S2W
+        block = state[base:base + n1].reshape(layout.units[1], layout.units[0])
+        out[base:base + n1] = block.T.ravel()
+    return im, out
+
+
+@pytest.mark.parametrize("act", ["Tanh", "Rectifier"])
+@pytest.mark.parametrize("opt,fast,kw", [
+    (K.ADADELTA, 1, {}), (K.ADADELTA, 0, {}), (K.ADADELTA, 1, {"l1": 1e-3, "l2": 1e-3}),
+    (K.SGD, 1, {"rate": 0.05}), (K.SGD, 0, {"rate": 0.05, "l2": 1e-2}),
+    (K.NESTEROV, 1, {"rate": 0.05, "mom_start": 0.5, "mom_stable": 0.5}),
+    (K.ADADELTA, 1, {"maxw2": 0.3}),
+], ids=["adadelta", "adadelta-nofast", "adadelta-l1l2", "sgd", "sgd-nofast-l2", "nesterov", "max_w2"])
+def test_input_major_first_layer_trains_identically(act, opt, fast, kw):
+    layout, state = make(hidden=(6, 4), act=act, n_out=3, seed=8, n_in=12)
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(30, 12)) * (rng.random((30, 12)) < 0.3)  # ~70% zeros: the sparse path
+    ys = rng.integers(0, 3, 30).astype(float)
+    hp = base_hp(rho=0.95, eps=1e-6, **kw)
+    unit_major = train(layout, state.copy(), X, ys, hp, opt=opt, fast=fast)
+    im_layout, im_state = to_input_major(layout, state)
+    assert np.array_equal(im_layout.weight_matrix(im_state, 1), layout.weight_matrix(state, 1))
+    input_major = train(im_layout, im_state, X, ys, hp, opt=opt, fast=fast)
+    np.testing.assert_allclose(input_major, to_input_major(layout, unit_major)[1], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(forward(im_layout, input_major, X), forward(layout, unit_major, X), rtol=1e-9)

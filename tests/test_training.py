@@ -215,3 +215,24 @@ def test_wine_regression_beats_the_mean_by_18_percent(client_threads, wine):
     rmse = np.sqrt(np.mean((reg.predict(te.drop(columns=["quality"])) - y) ** 2))
     base = np.sqrt(np.mean((y - tr["quality"].mean()) ** 2))
     assert rmse <= 0.82 * base
+
+
+def test_sparse_trains_input_major_and_round_trips(client2, mnist_small, tmp_path):
+    """sparse=True (DESCALE, zeros stay zero): the first layer is stored input-major; it learns as
+    well as the dense encoding and survives save/load."""
+    from dask_dl import load_model
+    tr, te = mnist_small
+    Xte, yte = te.drop(columns=["C785"]), te["C785"].to_numpy()
+    kw = dict(hidden=[64], epochs=2, **QUIET)
+    sparse = DeepLearningClassifier(sparse=True, **kw).fit(tr, "C785")
+    assert sparse.model_.layout.input_major and sparse.model_.info.sparse
+    dense = DeepLearningClassifier(**kw).fit(tr, "C785")
+    e_sparse, e_dense = np.mean(sparse.predict(Xte) != yte), np.mean(dense.predict(Xte) != yte)
+    assert e_dense < 0.2 and e_sparse < e_dense + 0.03, (e_sparse, e_dense)
+    sparse.model_.save(str(tmp_path / "sparse.npz"))
+    back = load_model(str(tmp_path / "sparse.npz"))
+    assert back.layout.input_major
+    np.testing.assert_array_equal(back.predict_values(Xte), sparse.model_.predict_values(Xte))
+    # mini-batches keep the unit-major layout
+    mb = DeepLearningClassifier(sparse=True, mini_batch_size=8, **kw).fit(tr, "C785")
+    assert not mb.model_.layout.input_major and np.mean(mb.predict(Xte) != yte) < 0.2

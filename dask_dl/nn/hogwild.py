@@ -118,6 +118,8 @@ def train_shard(state: np.ndarray, layout: NetworkLayout, blocks, n_samples: int
     hp = ks.hp.astype(state.dtype)
     hp[K.HP_EA] = elastic if center is not None else 0.0
     if ks.batch > 1:
+        if layout.input_major:
+            raise ValueError("the mini-batch kernel needs a unit-major layout (input_major=False)")
         one_blas_thread()
         kernel = K.train_batches if center is None else K.train_batches_elastic
     else:
@@ -138,7 +140,8 @@ def train_shard(state: np.ndarray, layout: NetworkLayout, blocks, n_samples: int
             hp_t = hp.copy()
             hp_t[K.HP_N0] = n_seen + done
             hp_t[K.HP_NSTEP] = k  # every thread's step advances the shared sample count by ~k
-            ip = np.array([ks.opt, int(ks.fast), ks.loss, thread_seed(*seed_parts, bi, t), ks.batch], dtype=np.int64)
+            ip = K.int_params(ks.opt, ks.fast, ks.loss, thread_seed(*seed_parts, bi, t), ks.batch,
+                              layout.input_major)
             jobs.append((*lead, layout.n_weights, layout.n_biases, units, woff, boff, acts, drop,
                          X, y, rows, hp_t, ip))
         if k == 1:

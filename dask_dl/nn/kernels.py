@@ -28,8 +28,8 @@ HP_MOM_START, HP_MOM_RAMP, HP_MOM_STABLE, HP_L1, HP_L2 = 5, 6, 7, 8, 9
 HP_MAXW2, HP_QALPHA, HP_TPOWER, HP_HUBER, HP_N0, HP_NSTEP, HP_OMR, HP_EA = 10, 11, 12, 13, 14, 15, 16, 17
 N_HP = 18
 # integer slots
-IP_OPT, IP_FAST, IP_LOSS, IP_SEED, IP_BATCH = 0, 1, 2, 3, 4
-N_IP = 5
+IP_OPT, IP_FAST, IP_LOSS, IP_SEED, IP_BATCH, IP_INPUT_MAJOR = 0, 1, 2, 3, 4, 5
+N_IP = 6
 
 DROPPED = 2  # unit_state value of a hidden unit dropped for this row
 EXP_CAP = 1e19
@@ -73,13 +73,17 @@ def _l1_term(l1, w):
 
 
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
-def _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom, fast):
-    """Update one unit's incoming weights from dense inputs; returns the sum of squared gradients.
+def _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom, fast, gacc):
+    """Update a contiguous run of weights whose gradients are ``g * prev[i]`` (+ L1/L2); returns the
+    sum of squared gradients. Unit-major: one unit's incoming weights (prev = the inputs). Input-major
+    first layer: one input's outgoing weights (prev = the units' gradients, g = the input), and each
+    element's squared gradient is also added to ``gacc[i]`` (its unit's total; empty: not wanted).
 
     One branch-free loop per optimizer so LLVM vectorises it; fast_mode's "skip zero inputs" is a
     select (the skipped weight and its state keep their values), not a branch."""
     gsq = g - g
     n = w.shape[0]
+    acc = gacc.shape[0] > 0
     if opt == ADADELTA:
         for i in range(n):
             a = prev[i]
@@ -93,7 +97,10 @@ def _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom,
             s1[i] = eg if keep else s1[i]
             s2[i] = ex if keep else s2[i]
             w[i] = wi - dx if keep else wi
-            gsq += grad * grad if keep else grad - grad
+            g2 = grad * grad if keep else grad - grad
+            gsq += g2
+            if acc:
+                gacc[i] += g2
     elif opt == SGD:
         for i in range(n):
             a = prev[i]
@@ -101,7 +108,10 @@ def _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom,
             grad = g * a + l2 * wi + _l1_term(l1, wi)
             keep = (not fast) or a != 0.0
             w[i] = wi - rate * grad if keep else wi
-            gsq += grad * grad if keep else grad - grad
+            g2 = grad * grad if keep else grad - grad
+            gsq += g2
+            if acc:
+                gacc[i] += g2
     else:
         for i in range(n):
             a = prev[i]
@@ -110,6 +120,8 @@ def _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom,
             if fast and a == 0.0:
                 continue
             gsq += grad * grad
+            if acc:
+                gacc[i] += grad * grad
             _step(w, s1, s2, i, wi, grad, opt, rho, omr, eps, rate, mom)
     return gsq
 
@@ -236,9 +248,10 @@ def _softmax_inplace(a):
 
 
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
-def forward_train(W, B, units, woff, boff, aoff, acts, drop, x, A, nz, ustate):
+def forward_train(W, B, units, woff, boff, aoff, acts, drop, x, A, nz, ustate, im):
     """Training-mode forward pass for one row (dropout masks drawn here). Returns the number of
-    non-zero inputs (their indices are in nz[:nnz]).
+    non-zero inputs (their indices are in nz[:nnz]). ``im``: the first layer is stored input-major
+    (sparse=True): its pre-activations are a sum of the non-zero inputs' weight rows.
 
     Loops run over per-layer and per-row *views*: indexing one big scratch array with runtime
     offsets stops LLVM from vectorising (measured 10x slower)."""
@@ -267,6 +280,27 @@ def forward_train(W, B, units, woff, boff, aoff, acts, drop, x, A, nz, ustate):
         p = drop[l]
         hidden = l < n_layers
         n_ch = 2 if code == MAXOUT else 1
+        if l == 1 and im:
+            for j in range(n_out):
+                cur[j] = B[bo + j]
+            for k in range(nnz):
+                i = nz[k]
+                xi = prev[i]
+                w = W[wo + i * n_out:wo + (i + 1) * n_out]
+                for j in range(n_out):
+                    cur[j] += xi * w[j]
+            for j in range(n_out):
+                ust[j] = 0
+                if hidden and p > 0.0 and np.random.random() < p:
+                    cur[j] = 0.0
+                    ust[j] = DROPPED
+                elif code == TANH:
+                    cur[j] = np.tanh(cur[j])
+                elif code == RECTIFIER:
+                    cur[j] = max(cur[j], cur[j] - cur[j])
+            if code == SOFTMAX:
+                _softmax_inplace(cur)
+            continue
         for j in range(n_out):
             if hidden and p > 0.0 and np.random.random() < p:
                 cur[j] = 0.0
@@ -295,9 +329,64 @@ def forward_train(W, B, units, woff, boff, aoff, acts, drop, x, A, nz, ustate):
 
 
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
+def _input_major_update(W, B, S1W, S2W, S1B, S2B, prev, cur, ecur, ust, code, is_output, nz, nnz, xv, fast,
+                        skip_zero, opt, l1, l2, rho, omr, eps, rate, mom, cap_w2, max_w2, gv, gacc):
+    """Update the first layer stored input-major (row i = input i's weights into every unit): with
+    sparse inputs and fast_mode only the non-zero inputs' rows are read and written, each one
+    contiguous vectorised pass over the units (a unit-major row would be touched at scattered
+    columns). Same numerics as the unit-major path: units with no gradient are skipped (a select),
+    each unit's squared weight gradients are summed (``gacc``) for its bias's ADADELTA rate."""
+    n_out = cur.shape[0]
+    n_in = prev.shape[0]
+    for j in range(n_out):
+        e = ecur[j]
+        if is_output:
+            gv[j] = e
+        elif ust[j] == DROPPED:
+            gv[j] = e - e
+        elif code == TANH:
+            a = cur[j]
+            gv[j] = e - e * a * a
+        else:  # RECTIFIER
+            gv[j] = e if cur[j] > 0.0 else e - e
+        gacc[j] = e - e
+    rows = nnz if fast else n_in
+    for k in range(rows):
+        i = nz[k] if fast else k
+        xi = xv[k] if fast else prev[i]
+        _dense_row_update(W[i * n_out:(i + 1) * n_out], S1W[i * n_out:(i + 1) * n_out],
+                          S2W[i * n_out:(i + 1) * n_out], gv, xi, opt, l1, l2, rho, omr, eps, rate, mom,
+                          skip_zero, gacc)
+    if cap_w2:  # a unit's incoming weights are a column here
+        col = ecur  # reuse: the layer's error is no longer needed
+        for j in range(n_out):
+            col[j] = gv[j] - gv[j]
+        for i in range(n_in):
+            w = W[i * n_out:(i + 1) * n_out]
+            for j in range(n_out):
+                col[j] += w[j] * w[j]
+        for j in range(n_out):
+            if col[j] > max_w2 and not (skip_zero and gv[j] == 0.0):  # skipped units are not capped
+                col[j] = np.sqrt(max_w2 / col[j])
+            else:
+                col[j] = gv[j] - gv[j] + 1
+        for i in range(n_in):
+            w = W[i * n_out:(i + 1) * n_out]
+            for j in range(n_out):
+                w[j] *= col[j]
+    for j in range(n_out):
+        g = gv[j]
+        if skip_zero and g == 0.0:
+            continue
+        b = B[j]
+        _bias_step(B, S1B, S2B, j, b, g + l2 * b + _l1_term(l1, b), gacc[j] / n_in, opt, rho, omr, eps, rate, mom)
+
+
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
 def backward_update(W, B, S1W, S2W, S1B, S2B, CW, CB, units, woff, boff, aoff, acts, A, E, nz, nnz, ustate,
-                    hp, opt, fast, n_seen, xv, gw, g1, g2, sc):
-    """Backpropagate E (output error already set) and update every visited parameter in place."""
+                    hp, opt, fast, n_seen, xv, gw, g1, g2, sc, im, uv, uacc):
+    """Backpropagate E (output error already set) and update every visited parameter in place.
+    ``im``: the first layer is stored input-major (see _input_major_update)."""
     n_layers = units.shape[0] - 1
     rho = hp[HP_RHO]
     omr = hp[HP_OMR]
@@ -309,8 +398,9 @@ def backward_update(W, B, S1W, S2W, S1B, S2B, CW, CB, units, woff, boff, aoff, a
     cap_w2 = max_w2 < 3.0e38
     rate0, mom = _schedule(hp, n_seen, sc)
     skip_zero = fast or (opt == SGD and l1 == 0.0 and l2 == 0.0)
+    noacc = uacc[:0]  # unit-major rows need no per-element gradient sums
     sparse_in = 2 * nnz < units[0]
-    if sparse_in and fast:
+    if (sparse_in or im) and fast:
         for k in range(nnz):
             xv[k] = A[nz[k]]  # the non-zero inputs, contiguous
     for l in range(n_layers, 0, -1):
@@ -326,6 +416,12 @@ def backward_update(W, B, S1W, S2W, S1B, S2B, CW, CB, units, woff, boff, aoff, a
         code = acts[l]
         prev_hidden = l > 1
         rate = _layer_rate(hp, rate0, l, sc)
+        if l == 1 and im:
+            _input_major_update(W[wo:woff[1]], B[bo:bo + n_out], S1W[wo:woff[1]], S2W[wo:woff[1]],
+                                S1B[bo:bo + n_out], S2B[bo:bo + n_out], prev, cur, ecur, ust, code, l == n_layers,
+                                nz, nnz, xv, fast, skip_zero, opt, l1, l2, rho, omr, eps, rate, mom, cap_w2,
+                                max_w2, uv[:n_out], uacc[:n_out])
+            continue
         if prev_hidden:
             eprev[:] = 0.0
         for j in range(n_out):
@@ -364,7 +460,7 @@ def backward_update(W, B, S1W, S2W, S1B, S2B, CW, CB, units, woff, boff, aoff, a
                     g1[k] = s1[i]
                     g2[k] = s2[i]
                 gsq = _dense_row_update(gw[:nnz], g1[:nnz], g2[:nnz], xv[:nnz], g, opt, l1, l2, rho, omr, eps,
-                                        rate, mom, False)
+                                        rate, mom, False, noacc)
                 for k in range(nnz):
                     i = nz[k]
                     w[i] = gw[k]
@@ -385,7 +481,7 @@ def backward_update(W, B, S1W, S2W, S1B, S2B, CW, CB, units, woff, boff, aoff, a
                     gsq = _elastic_row_update(w, s1, s2, cw, prev, g, opt, l1, l2, lam, rho, omr, eps, rate,
                                               mom, fast)
                 else:
-                    gsq = _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom, fast)
+                    gsq = _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom, fast, noacc)
             if cap_w2:
                 _cap_norm(w, max_w2)
             bk = bo + r
@@ -433,6 +529,9 @@ def train_rows_elastic(state, center, n_w, n_b, units, woff, boff, acts, drop, X
     g1 = np.zeros(units[0], dtype=state.dtype)
     g2 = np.zeros(units[0], dtype=state.dtype)
     sc = np.zeros(4, dtype=state.dtype)  # scalars kept in the state's dtype (see _schedule)
+    im = ip[IP_INPUT_MAJOR] != 0
+    uv = np.zeros(units[1], dtype=state.dtype)  # input-major first layer: unit gradients, their sums
+    uacc = np.zeros(units[1], dtype=state.dtype)
     np.random.seed(ip[IP_SEED])
     opt = ip[IP_OPT]
     fast = ip[IP_FAST] != 0
@@ -444,10 +543,10 @@ def train_rows_elastic(state, center, n_w, n_b, units, woff, boff, acts, drop, X
     step = hp[HP_NSTEP]
     for t in range(rows.shape[0]):
         r = rows[t]
-        nnz = forward_train(W, B, units, woff, boff, aoff, acts, drop, X[r], A, nz, ustate)
+        nnz = forward_train(W, B, units, woff, boff, aoff, acts, drop, X[r], A, nz, ustate, im)
         output_error(A, E, co, n_out, out_code, loss, y[r], hp)
         backward_update(W, B, S1W, S2W, S1B, S2B, CW, CB, units, woff, boff, aoff, acts, A, E, nz, nnz, ustate,
-                        hp, opt, fast, n0 + t * step, xv, gw, g1, g2, sc)
+                        hp, opt, fast, n0 + t * step, xv, gw, g1, g2, sc, im, uv, uacc)
     return rows.shape[0]
 
 
@@ -496,6 +595,7 @@ def train_batches_elastic(state, center, n_w, n_b, units, woff, boff, acts, drop
     U = np.zeros(aoff[n_layers + 1], dtype=np.int8)
     Z = np.zeros(zoff[n_layers + 1], dtype=state.dtype)
     dW = np.zeros(max_w, dtype=state.dtype)
+    noacc = np.zeros(0, dtype=state.dtype)
     scale = np.zeros(1, dtype=state.dtype)
     sc = np.zeros(4, dtype=state.dtype)
     out_code = acts[n_layers]
@@ -610,7 +710,8 @@ def train_batches_elastic(state, center, n_w, n_b, units, woff, boff, acts, drop
                     gsq = _elastic_row_update(w, s1, s2, cw, drow, inv, opt, l1, l2, lam, rho, omr, eps, rate,
                                               mom, fast)
                 else:
-                    gsq = _dense_row_update(w, s1, s2, drow, inv, opt, l1, l2, rho, omr, eps, rate, mom, fast)
+                    gsq = _dense_row_update(w, s1, s2, drow, inv, opt, l1, l2, rho, omr, eps, rate, mom, fast,
+                                            noacc)
                 if cap_w2:
                     _cap_norm(w, max_w2)
                 bk = bo + r
@@ -624,6 +725,14 @@ def train_batches_elastic(state, center, n_w, n_b, units, woff, boff, acts, drop
 def train_batches(state, n_w, n_b, units, woff, boff, acts, drop, X, y, rows, hp, ip):
     """``train_batches_elastic`` without a centre (plain HOGWILD! mini-batch SGD)."""
     return train_batches_elastic(state, state, n_w, n_b, units, woff, boff, acts, drop, X, y, rows, hp, ip)
+
+
+def int_params(opt: int, fast: bool, loss: int, seed: int, batch: int = 1, input_major: bool = False) -> np.ndarray:
+    """The kernels' integer parameter vector (slots IP_*)."""
+    ip = np.zeros(N_IP, dtype=np.int64)
+    ip[IP_OPT], ip[IP_FAST], ip[IP_LOSS], ip[IP_SEED] = opt, int(fast), loss, seed
+    ip[IP_BATCH], ip[IP_INPUT_MAJOR] = batch, int(input_major)
+    return ip
 
 
 def loss_code(kind: str, loss: str) -> int:

@@ -4,7 +4,9 @@ The whole trainable state of a network is ONE flat float32 vector (``state``) so
 can broadcast, average and return it without knowing about neurons. Sections, in order:
 
     W   all weight matrices, row-major, one row per receiving unit (Maxout: two rows per unit,
-        channel c of unit j is row 2j+c), so each neuron's incoming weights are contiguous
+        channel c of unit j is row 2j+c), so each neuron's incoming weights are contiguous;
+        with ``input_major`` (sparse=True, per-sample) the FIRST matrix has one row per input
+        instead, so a sparse row's update reads and writes only its non-zero inputs' rows
     B   all biases (Maxout: two per unit)
     S1W, S2W, S1B, S2B   optimizer state laid out like W and B (ADADELTA: E[g^2], E[dx^2];
         momentum: the velocity in S1*, S2* unused)
@@ -29,6 +31,7 @@ class NetworkLayout:
     hidden_code: int        # TANH / RECTIFIER / MAXOUT
     output_code: int        # SOFTMAX / LINEAR
     dropout: tuple          # (input ratio, hidden ratio per layer..., 0 for output)
+    input_major: bool = False  # first weight matrix stored (u_0, u_1): one row per INPUT (sparse=True)
 
     @property
     def n_layers(self) -> int:
@@ -86,6 +89,8 @@ class NetworkLayout:
         """Weight matrix of receiving layer l (1-based) as a (rows, u_{l-1}) view."""
         W = self.split(state)[0]
         o = self.w_offsets
+        if l == 1 and self.input_major:
+            return W[o[0]:o[1]].reshape(self.units[0], self.rows(1)).T
         return W[o[l - 1]:o[l]].reshape(self.rows(l), self.units[l - 1])
 
     def bias_vector(self, state: np.ndarray, l: int) -> np.ndarray:
@@ -95,20 +100,25 @@ class NetworkLayout:
 
     def to_dict(self) -> dict:
         return {"units": list(self.units), "hidden_code": self.hidden_code, "output_code": self.output_code,
-                "dropout": list(self.dropout)}
+                "dropout": list(self.dropout), "input_major": self.input_major}
 
     @classmethod
     def from_dict(cls, d: dict) -> "NetworkLayout":
         return cls(units=tuple(d["units"]), hidden_code=int(d["hidden_code"]), output_code=int(d["output_code"]),
-                   dropout=tuple(float(x) for x in d["dropout"]))
+                   dropout=tuple(float(x) for x in d["dropout"]), input_major=bool(d.get("input_major", False)))
 
 
 def build_layout(n_inputs: int, hidden, hidden_activation: str, n_outputs: int, classifier: bool,
-                 input_dropout: float, hidden_dropout) -> NetworkLayout:
+                 input_dropout: float, hidden_dropout, input_major: bool = False) -> NetworkLayout:
+    """``input_major`` (sparse per-sample training): store the first matrix one row per input, so a
+    sample touches only its non-zero inputs' rows. Tanh/Rectifier hidden layers only."""
     units = (int(n_inputs), *[int(h) for h in hidden], int(n_outputs))
     drop = (float(input_dropout), *[float(r) for r in hidden_dropout], 0.0)
-    return NetworkLayout(units=units, hidden_code=HIDDEN_CODES[hidden_activation],
-                         output_code=SOFTMAX if classifier else LINEAR, dropout=drop)
+    code = HIDDEN_CODES[hidden_activation]
+    if input_major and (not hidden or code == MAXOUT):
+        raise ValueError("an input-major first layer needs a Tanh or Rectifier hidden layer")
+    return NetworkLayout(units=units, hidden_code=code, output_code=SOFTMAX if classifier else LINEAR,
+                         dropout=drop, input_major=bool(input_major))
 
 
 def initial_state(layout: NetworkLayout, seed: int, distribution: str = "UniformAdaptive",
