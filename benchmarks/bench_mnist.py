@@ -45,7 +45,7 @@ def run_dask_dl(tr, te, threads: int, epochs: float, hidden, seed: int, workers:
         clf = dask_dl.DeepLearningClassifier(hidden=hidden, epochs=epochs, seed=seed, quiet_mode=True, client=client,
                                              **(params or {}))
         if len(tr) == 60000 and len(te) == 10000:  # the full files: read on the workers, as users would
-            train = dd.read_parquet(os.path.join(DATA, "mnist", "train.parquet"))
+            train = dd.read_parquet(os.path.join(DATA, "mnist", "train.parquet"), split_row_groups=True)
             valid = dd.read_parquet(os.path.join(DATA, "mnist", "test.parquet"))
         else:
             train = dd.from_pandas(tr, npartitions=max(1, len(tr) // 10000))
@@ -62,11 +62,16 @@ def run_dask_dl(tr, te, threads: int, epochs: float, hidden, seed: int, workers:
             "test_error": float(np.mean(pred != te["C785"].to_numpy())), "iterations": run["iterations"]}
 
 
-def run_h2o(tr, te, threads: int, epochs: float, hidden, seed: int) -> dict:
+# dask_dl parameters H2O does not have (or, for mini_batch_size, ignores: it always trains per sample)
+NOT_H2O = ("out_of_core", "client", "mini_batch_size")
+
+
+def run_h2o(tr, te, threads: int, epochs: float, hidden, seed: int, params: dict | None = None) -> dict:
     sys.path.insert(0, HERE)
     from h2o_reference import run_h2o_deeplearning
+    same = {k: v for k, v in (params or {}).items() if k not in NOT_H2O}
     r = run_h2o_deeplearning(tr, te, "C785", classification=True, nthreads=threads, hidden=list(hidden),
-                             epochs=epochs, activation="Rectifier", seed=seed)
+                             epochs=epochs, activation="Rectifier", seed=seed, **same)
     return {"system": "H2O-3", "training_speed": r["h2o_training_speed"], "fit_seconds": r["train_seconds"],
             "train_seconds": float("nan"), "samples": r.get("samples", float("nan")),
             "test_error": r["test_error"], "iterations": float("nan")}
@@ -77,7 +82,8 @@ def main(argv=None) -> pd.DataFrame:
     ap.add_argument("--vs-h2o", action="store_true", help="also run real H2O-3 (pip install h2o; needs Java)")
     ap.add_argument("--threads", type=int, default=2, help="dask_dl: HOGWILD! threads per worker")
     ap.add_argument("--workers", type=int, default=1, help="dask_dl: worker processes (H2O gets workers x threads)")
-    ap.add_argument("--params", default="{}", help='extra dask_dl parameters as JSON, e.g. \'{"sparse": true}\'')
+    ap.add_argument("--params", default="{}", help='extra parameters as JSON, e.g. \'{"sparse": true}\' '
+                    '(H2O gets them too, but for dask_dl-only ones)')
     ap.add_argument("--epochs", type=float, default=1.0)
     ap.add_argument("--hidden", type=int, nargs="+", default=[200, 200])
     ap.add_argument("--seeds", type=int, nargs="+", default=[1])
@@ -95,7 +101,7 @@ def main(argv=None) -> pd.DataFrame:
                         "seed": seed})
         print(results[-1], flush=True)
         if args.vs_h2o:
-            results.append({**run_h2o(tr, te, args.workers * args.threads, args.epochs, args.hidden, seed),
+            results.append({**run_h2o(tr, te, args.workers * args.threads, args.epochs, args.hidden, seed, params),
                             "seed": seed})
             print(results[-1], flush=True)
     table = pd.DataFrame(results)

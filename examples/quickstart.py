@@ -25,7 +25,7 @@ def main():
     ap.add_argument("--epochs", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
-    train = dd.read_parquet(os.path.join(args.data, "mnist", "train.parquet"))
+    train = dd.read_parquet(os.path.join(args.data, "mnist", "train.parquet"), split_row_groups=True)
     test = dd.read_parquet(os.path.join(args.data, "mnist", "test.parquet"))
     clf = dask_dl.DeepLearningClassifier(epochs=args.epochs, seed=args.seed)  # H2O defaults otherwise
     t0 = time.time()

@@ -214,7 +214,10 @@ class IterationLoop:
         best_state, best_loss = None, None
         threshold, stop_reason = 0.5, "epochs"
         huber_delta = 1.0
-        timings = {"train": 0.0, "score": 0.0}
+        # where the time goes (seconds, summed over iterations): train = broadcast + the submit-to-mean
+        # wait (compute: the slowest worker's kernel time; reduce_wait: the rest, i.e. reduction tree,
+        # scheduling and transfers) + client-side bookkeeping; score = scoring rounds
+        timings = {"train": 0.0, "score": 0.0, "broadcast": 0.0, "compute": 0.0, "reduce_wait": 0.0}
         series: list = []
         last_ref: dict = {}
         hp = self.ks.hp.copy()
@@ -231,6 +234,7 @@ class IterationLoop:
             budget = _split_budget(n_iter, self.data.rows_by_worker)
             t_it = time.perf_counter()
             center_f = c.scatter(state, hash=False)
+            t_sub = time.perf_counter()
             ks = dataclasses.replace(self.ks, hp=hp)
             futs = []
             for wi, (w, blocks) in enumerate(self.data.blocks_by_worker.items()):
@@ -243,6 +247,7 @@ class IterationLoop:
                                      key=f"dask_dl-train-{self.fit_key}-{iteration}-{wi}"))
                 worker_done[w] += int(budget[w])
             mean_state, done, compute = tree_average(c, futs, f"{self.fit_key}-{iteration}").result()
+            t_mean = time.perf_counter()
             del futs, center_f
             if elastic is not None and iteration > 1:
                 # H2O / EASGD: the centre moves towards the workers' mean by the moving rate
@@ -254,6 +259,9 @@ class IterationLoop:
             if auto_tune and dt > 0:
                 tspi = self._retune(tspi, dt, compute, n, threads_total)
             timings["train"] += dt
+            timings["broadcast"] += t_sub - t_it
+            timings["compute"] += compute
+            timings["reduce_wait"] += t_mean - t_sub - compute
             why = check_stable(self.layout, new_state)
             if why:
                 raise ModelDivergedError(
@@ -327,7 +335,9 @@ class IterationLoop:
                 s0 = time.perf_counter()
                 m_train = self._score(state, self.data.score_train)[0]
                 m_valid = self._score(state, self.data.score_valid)[0] if has_valid else None
-                scoring_time += time.perf_counter() - s0
+                restore_score = time.perf_counter() - s0
+                scoring_time += restore_score
+                timings["score"] += restore_score
                 rows.append(self._history_row(time.perf_counter() - t_start, scoring_time, processed,
                                               iteration, m_train, m_valid))
                 self._log("dask_dl: restored the best model (%s %.5g)", self.best_key, best_loss)
@@ -335,7 +345,7 @@ class IterationLoop:
                          epochs=processed / n, stop_reason=stop_reason, huber_delta=huber_delta,
                          threshold=threshold, run_seconds=time.perf_counter() - t_start,
                          train_samples_per_iteration=tspi, workers=len(self.data.blocks_by_worker),
-                         timings=timings)
+                         timings={**timings, "iterations": iteration})
 
 
 def _brief(m_train, m_valid, key) -> str:
