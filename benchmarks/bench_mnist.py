@@ -1,11 +1,13 @@
 """MNIST, H2O's default network (784-200-200-10 Rectifier, ADADELTA), 1 epoch on the full 60k rows,
 validating on the 10k test set; with --vs-h2o the same job on real H2O-3 in the same run.
 
-    python benchmarks/bench_mnist.py [--vs-h2o] [--threads 2] [--epochs 1] [--seeds 1]
+    python benchmarks/bench_mnist.py [--vs-h2o] [--workers 1] [--threads 2] [--epochs 1] [--seeds 1]
+        [--params '{"sparse": true}']
     python benchmarks/bench_mnist.py --rows 3000 --test-rows 500 --hidden 16   # smoke size
 
-Both systems get the same rows and the same cores (dask_dl: one worker process with --threads
-HOGWILD! threads; H2O: nthreads=--threads). Reported per system:
+Both systems get the same rows and the same cores (dask_dl: --workers worker processes with
+--threads HOGWILD! threads each; H2O: nthreads = workers x threads) and the same --params (but for
+dask_dl-only ones). Reported per system:
   training speed  samples / training time, as H2O defines it in its scoring history
                   (excludes scoring and set-up)
   fit wall time   the whole fit/train call (dask_dl: statistics pass, encoding, JIT warm-up,

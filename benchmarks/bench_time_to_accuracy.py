@@ -17,8 +17,8 @@ Datasets (targets are test classification errors):
 
 Systems (one after another; nothing else of this script runs meanwhile):
   dask_dl    one configuration per --dask-dl-config (a JSON dict of dask_dl / H2O parameters; default
-             '{}' = H2O's defaults) on an embedded LocalCluster of ONE worker process with --threads
-             threads (started before the clock, passed as client=). The harness sets epochs=--epochs
+             '{}' = H2O's defaults) on a LocalCluster of --dask-workers worker processes (default 1)
+             sharing --threads threads (started before the clock, passed as client=). The harness sets epochs=--epochs
              (large), max_runtime_secs=--budget, score_each_iteration=False, score_interval=1 s,
              score_duty_cycle=0.5, stopping_rounds=0 and classification_stop=-1 (so only the budget
              ends a run: H2O's stopping rules cannot end it before the target) and the test set as
@@ -180,7 +180,8 @@ def run_dask_dl(tr, te, y, config: dict, args, target: float, label: str) -> dic
               "max_runtime_secs": float(args.budget), "score_each_iteration": False, "score_interval": 1.0,
               "score_duty_cycle": 0.5, "stopping_rounds": 0, "classification_stop": -1}
     params.update(config)
-    with LocalCluster(n_workers=1, threads_per_worker=args.threads, processes=True,
+    with LocalCluster(n_workers=args.dask_workers, threads_per_worker=max(1, args.threads // args.dask_workers),
+                      processes=True,
                       dashboard_address=":0") as cl, Client(cl) as client:
         # the data sit in the worker's memory before the clock starts, as torch's and sklearn's sit in
         # this process's (the pandas -> worker transfer is not dask_dl's cost)
@@ -347,6 +348,9 @@ def main(argv: list | None = None) -> dict:
                     help="a JSON dict of dask_dl parameters (repeatable; default '{}': H2O's defaults)")
     ap.add_argument("--budget", type=float, default=300.0, help="seconds per system and configuration")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--dask-workers", type=int, default=1,
+                    help="dask_dl worker processes sharing the --threads (per-sample training scales better "
+                         "with a worker per core than with threads sharing one model copy)")
     ap.add_argument("--epochs", type=float, default=100.0, help="dask_dl epochs (large: the budget stops it)")
     ap.add_argument("--warm-up", action=argparse.BooleanOptionalAction, default=True,
                     help="dask_dl: first an untimed 200-row fit of each configuration on its cluster, so "
