@@ -109,7 +109,10 @@ def test_replication_only_when_it_fits_in_a_worker():
     need = 4_000_000  # encoded bytes: a 0-input frame is its float32 response
     p = dict(DEFAULTS)
     assert wants_replication(FakeClient([4 * need, 4 * need]), info, p, 2) is True
-    assert wants_replication(FakeClient([0, 0]), info, p, 2) is True  # no limits set
+    assert wants_replication(FakeClient([0, 0]), info, p, 2) is True  # no limits: this machine's memory
+    huge = DataInfo(feature_names=[], columns=[], ignored=[], standardize=True, use_all_factor_levels=True,
+                    skip_missing=False, response_name="y", response_kind="regression", n_rows=2**40)
+    assert wants_replication(FakeClient([0, 0]), huge, p, 2) is False  # 4 TB: never copied blindly
     assert wants_replication(FakeClient([4 * need]), info, p, 1) is False  # nothing to replicate to
     assert wants_replication(FakeClient([4 * need] * 2), info, {**p, "replicate_training_data": False}, 2) is False
     assert wants_replication(FakeClient([4 * need] * 2), info, {**p, "reproducible": True}, 2) is False

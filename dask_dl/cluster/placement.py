@@ -84,14 +84,18 @@ def wants_streaming(client, info, params: dict) -> bool:
 
 def wants_replication(client, info, params: dict, n_workers: int) -> bool:
     """replicate_training_data (H2O's default): with 2+ workers, every worker holds all the data when
-    it fits in half of the smallest worker's memory limit (H2O refuses above 90% of a node's free
-    memory; dask_dl keeps the partitioned layout instead and says so)."""
+    it fits in half of the smallest worker's memory limit (workers without one: this machine's memory
+    split between them). H2O refuses above 90% of a node's free memory; dask_dl keeps the
+    partitioned layout instead and says so."""
     if not params["replicate_training_data"] or n_workers < 2 or params["reproducible"] \
             or params["single_node_mode"]:
         return False
     limits = [m for m in _memory_limits(client) if m > 0]
+    if not limits:  # workers without a limit: assume they split a machine like this one
+        import psutil
+        limits = [psutil.virtual_memory().total // max(1, n_workers)]
     need = encoded_bytes(info)
-    if limits and need > 0.5 * min(limits):
+    if need > 0.5 * min(limits):
         logger.warning("dask_dl: replicate_training_data: the encoded data (%.0f MB) exceeds half a worker's "
                     "memory limit (%.0f MB); every worker trains on its own partitions instead",
                     need / 2**20, min(limits) / 2**20)
