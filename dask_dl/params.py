@@ -191,11 +191,13 @@ class TrainingConfig:
 
     @property
     def input_major_first_layer(self) -> bool:
-        """sparse=True per-sample training stores the first matrix input-major (one row per input),
-        so a sample's update touches only its non-zero inputs' rows (nn/network.py)."""
+        """sparse=True per-sample training with fast_mode stores the first matrix input-major (one row
+        per input), so a sample's update touches only its non-zero inputs' rows (nn/network.py).
+        Without fast_mode every weight moves anyway, and a dropped unit must be skipped outright,
+        which the input-major update (a select on the unit's gradient) only does under fast_mode."""
         p = self.params
-        return bool(p["sparse"]) and int(p["mini_batch_size"]) == 1 and bool(self.hidden) \
-            and self.hidden_activation != "Maxout"
+        return bool(p["sparse"]) and bool(p["fast_mode"]) and int(p["mini_batch_size"]) == 1 \
+            and bool(self.hidden) and self.hidden_activation != "Maxout"
 
     def __getattr__(self, name):  # convenient read access to raw parameters
         try:

@@ -882,3 +882,30 @@ def test_input_major_first_layer_trains_identically(act, opt, fast, kw):
     input_major = train(im_layout, im_state, X, ys, hp, opt=opt, fast=fast)
     np.testing.assert_allclose(input_major, to_input_major(layout, unit_major)[1], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(forward(im_layout, input_major, X), forward(layout, unit_major, X), rtol=1e-9)
+
+
+def test_input_major_with_hidden_dropout_matches_unit_major_statistically():
+    """With hidden dropout the two layouts draw masks in another order, so compare behaviour: a dropped
+    unit's incoming weights and state are untouched in the input-major layout too."""
+    layout, state = make(hidden=(6,), act="Rectifier", n_out=3, seed=8, n_in=12, hid_drop=[0.5])
+    im_layout, im_state = to_input_major(
+        build_layout(12, [6], "Rectifier", 3, True, 0.0, [0.5]), state)
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(1, 12)) * (rng.random((1, 12)) < 0.3)
+    before = im_state.copy()
+    train(im_layout, im_state, x, np.array([1.0]), base_hp(rho=0.95, eps=1e-6), opt=K.ADADELTA, fast=1, seed=3)
+    W0, W1 = im_layout.weight_matrix(before, 1), im_layout.weight_matrix(im_state, 1)
+    moved = np.abs(W1 - W0).sum(axis=1) > 0          # per unit
+    assert 0 < moved.sum() < 6                          # some units dropped (or inactive), some trained
+    nw = im_layout.n_weights
+    S1 = im_state[nw + im_layout.n_biases:2 * nw + im_layout.n_biases][:im_layout.w_offsets[1]].reshape(12, 6).T
+    assert np.all(S1[~moved] == 0.0)                    # untouched units keep a zero ADADELTA state
+
+
+def test_input_major_layout_requires_fast_mode():
+    from dask_dl.nn.hogwild import KernelSettings
+    layout = build_layout(4, [3], "Rectifier", 2, True, 0.0, [0.0], input_major=True)
+    ks = KernelSettings(hp=np.zeros(K.N_HP), opt=K.ADADELTA, fast=False, loss=K.CROSS_ENTROPY)
+    X, y = np.ones((2, 4), np.float32), np.zeros(2, np.float32)
+    with pytest.raises(ValueError, match="fast_mode"):
+        train_shard(initial_state(layout, 1), layout, [(X, y)], 2, ks, 1, (1,), 0.0)

@@ -117,6 +117,8 @@ def train_shard(state: np.ndarray, layout: NetworkLayout, blocks, n_samples: int
     acts, drop = layout.act_codes(), layout.dropout_array()
     hp = ks.hp.astype(state.dtype)
     hp[K.HP_EA] = elastic if center is not None else 0.0
+    if layout.input_major and not ks.fast:
+        raise ValueError("an input-major first layer needs fast_mode (see TrainingConfig.input_major_first_layer)")
     if ks.batch > 1:
         if layout.input_major:
             raise ValueError("the mini-batch kernel needs a unit-major layout (input_major=False)")
