@@ -233,6 +233,25 @@ def output_error(A, E, co, n_out, out_code, loss, target, hp):
     E[co] = d
 
 
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
+def _activate(code, z):
+    """A unit's output from its pre-activation: Tanh, Rectifier; any other code passes z through
+    (Maxout picks its channel, Softmax normalises the layer, Linear is z)."""
+    if code == TANH:
+        return np.tanh(z)
+    if code == RECTIFIER:
+        return max(z, z - z)
+    return z
+
+
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
+def _unit_gradient(code, e, a):
+    """dLoss/dz of a Tanh or Rectifier unit from dLoss/da (e) and its output a, in e's dtype."""
+    if code == TANH:
+        return e - e * a * a  # e * (1 - a^2)
+    return e if a > 0.0 else e - e
+
+
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
 def _softmax_inplace(a):
     m = a[0]
@@ -294,10 +313,8 @@ def forward_train(W, B, units, woff, boff, aoff, acts, drop, x, A, nz, ustate, i
                 if hidden and p > 0.0 and np.random.random() < p:
                     cur[j] = 0.0
                     ust[j] = DROPPED
-                elif code == TANH:
-                    cur[j] = np.tanh(cur[j])
-                elif code == RECTIFIER:
-                    cur[j] = max(cur[j], cur[j] - cur[j])
+                else:
+                    cur[j] = _activate(code, cur[j])
             if code == SOFTMAX:
                 _softmax_inplace(cur)
             continue
@@ -317,12 +334,7 @@ def forward_train(W, B, units, woff, boff, aoff, acts, drop, x, A, nz, ustate, i
                 if c == 0 or z > best:
                     best = z
                     ust[j] = c
-            if code == TANH:
-                cur[j] = np.tanh(best)
-            elif code == RECTIFIER:
-                cur[j] = max(best, best - best)
-            else:  # MAXOUT, SOFTMAX (normalised below), LINEAR
-                cur[j] = best
+            cur[j] = _activate(code, best)  # SOFTMAX is normalised below
         if code == SOFTMAX:
             _softmax_inplace(cur)
     return nnz
@@ -344,11 +356,8 @@ def _input_major_update(W, B, S1W, S2W, S1B, S2B, prev, cur, ecur, ust, code, is
             gv[j] = e
         elif ust[j] == DROPPED:
             gv[j] = e - e
-        elif code == TANH:
-            a = cur[j]
-            gv[j] = e - e * a * a
-        else:  # RECTIFIER
-            gv[j] = e if cur[j] > 0.0 else e - e
+        else:
+            gv[j] = _unit_gradient(code, e, cur[j])
         gacc[j] = e - e
     rows = nnz if fast else n_in
     for k in range(rows):
@@ -433,16 +442,12 @@ def backward_update(W, B, S1W, S2W, S1B, S2B, CW, CB, units, woff, boff, aoff, a
                 if st == DROPPED:
                     continue
                 e = ecur[j]
-                a = cur[j]
-                if code == TANH:
-                    g = e - e * a * a  # e * (1 - a^2), in the state's dtype
-                    r = j
-                elif code == RECTIFIER:
-                    g = e if a > 0.0 else e - e
-                    r = j
-                else:  # MAXOUT: only the winning channel learns
+                if code == MAXOUT:  # only the winning channel learns
                     g = e
                     r = 2 * j + st
+                else:
+                    g = _unit_gradient(code, e, cur[j])
+                    r = j
             if skip_zero and g == 0.0:
                 continue
             w = W[wo + r * n_in:wo + (r + 1) * n_in]
@@ -642,14 +647,8 @@ def train_batches_elastic(state, center, n_w, n_b, units, woff, boff, acts, drop
                         cur[b, j] = max(z0, z1)
                         ust[b, j] = 0 if z0 >= z1 else 1
                         continue
-                    v = z[b, j] + B[bo + j]
                     ust[b, j] = 0
-                    if code == TANH:
-                        cur[b, j] = np.tanh(v)
-                    elif code == RECTIFIER:
-                        cur[b, j] = max(v, v - v)
-                    else:  # SOFTMAX (normalised below), LINEAR
-                        cur[b, j] = v
+                    cur[b, j] = _activate(code, z[b, j] + B[bo + j])  # SOFTMAX is normalised below
                 if code == SOFTMAX:
                     _softmax_inplace(cur[b])
         # ---- output error
@@ -678,11 +677,8 @@ def train_batches_elastic(state, center, n_w, n_b, units, woff, boff, acts, drop
                         g[b, 2 * j + 1] = e if st == 1 else e - e
                     elif ust[b, j] == DROPPED:
                         g[b, j] = e - e
-                    elif code == TANH:
-                        a = cur[b, j]
-                        g[b, j] = e - e * a * a
-                    else:  # RECTIFIER
-                        g[b, j] = e if cur[b, j] > 0.0 else e - e
+                    else:
+                        g[b, j] = _unit_gradient(code, e, cur[b, j])
             prev = A[aoff[l - 1]:aoff[l - 1] + m * n_in].reshape((m, n_in))
             wo = woff[l - 1]
             Wl = W[wo:wo + nr * n_in].reshape((nr, n_in))
