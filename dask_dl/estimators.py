@@ -211,9 +211,9 @@ class _DeepLearningBase(_SkBase):
                                   len(info.classes) if kind == "classification" else 1,
                                   kind == "classification", values["input_dropout_ratio"], cfg.hidden_dropout,
                                   input_major=cfg.input_major_first_layer)
-            placement.warm_workers(client)
-            data = placement.place_training_data(client, frame, info, valid, cfg, placement.seed_for(cfg))
             ks = hogwild.settings_from_config(cfg)
+            placement.warm_workers(client, ks.batch, bool(values["elastic_averaging"]))
+            data = placement.place_training_data(client, frame, info, valid, cfg, placement.seed_for(cfg))
             state = initial_state(layout, cfg.seed, values["initial_weight_distribution"],
                                   values["initial_weight_scale"])
             runner = loop.IterationLoop(client, cfg, info, layout, ks, data, threads)

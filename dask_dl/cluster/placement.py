@@ -228,9 +228,9 @@ def _group_by_holder(client, futures) -> dict:
     return out
 
 
-def warm_workers(client) -> None:
-    """Compile or load the numba kernels on every worker before the first timed round."""
-    client.run(tasks.warm_up)
+def warm_workers(client, batch: int, elastic: bool) -> None:
+    """Compile or load the fit's numba kernel on every worker before the first timed round."""
+    client.run(tasks.warm_up, batch, elastic)
 
 
 def seed_for(cfg) -> int:

@@ -88,8 +88,8 @@ def block_rows(block) -> int:
     return int(len(block[1]))
 
 
-def warm_up() -> bool:
-    hogwild.warm_up()
+def warm_up(batch: int, elastic: bool) -> bool:
+    hogwild.warm_up(batch, elastic)
     return True
 
 
