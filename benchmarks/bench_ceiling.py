@@ -130,11 +130,12 @@ def _make_kernel_update() -> Callable | None:
         rows = w.shape[0] // n_in
         zero = g - g
         gsq = zero
+        no_sums = prev[:0]  # unit-major rows: no per-element gradient sums
         for _ in range(passes):
             for r in range(rows):
                 gsq += row_update(w[r * n_in:(r + 1) * n_in], s1[r * n_in:(r + 1) * n_in],
                                   s2[r * n_in:(r + 1) * n_in], prev, g, adadelta, zero, zero, rho, omr, eps,
-                                  zero, zero, True)
+                                  zero, zero, True, no_sums)
         return gsq
     return kernel_update
 
