@@ -8,6 +8,9 @@ import pytest
 DATA = os.environ.get("DASK_DL_DATA") or os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 
 
+BENCH = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+
+
 def data_path(*parts) -> str:
     path = os.path.join(DATA, *parts)
     if not os.path.exists(path):
@@ -82,3 +85,48 @@ def split(df: pd.DataFrame, fractions=(0.6, 0.2, 0.2), seed: int = 42):
     idx = np.random.default_rng(seed).permutation(len(df))
     cuts = np.cumsum([int(f * len(df)) for f in fractions])[:-1]
     return [df.iloc[part].reset_index(drop=True) for part in np.split(idx, cuts)]
+
+
+@pytest.fixture
+def bench_path():
+    """benchmarks/ on sys.path, for the benchmark scripts' smoke runs."""
+    import sys
+    sys.path.insert(0, BENCH)
+    yield
+    sys.path.remove(BENCH)
+
+
+@pytest.fixture
+def dl_log():
+    """Records of the dask_dl logger (it does not propagate to the root logger)."""
+    import logging
+
+    class Keep(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.DEBUG)
+            self.records = []
+
+        def emit(self, record):
+            self.records.append(record.getMessage())
+
+    handler = Keep()
+    logging.getLogger("dask_dl").addHandler(handler)
+    yield handler.records
+    logging.getLogger("dask_dl").removeHandler(handler)
+
+
+class FakeClient:
+    """Just enough of a distributed.Client for decisions made from the workers' memory limits."""
+
+    def __init__(self, limits):
+        self.limits = limits
+
+    def scheduler_info(self, n_workers=-1):
+        return {"workers": {f"w{i}": {"memory_limit": m} for i, m in enumerate(self.limits)}}
+
+
+def response_only_info(n_rows: int):
+    """A DataInfo with no inputs: its encoded data is the float32 response, 4 * n_rows bytes."""
+    from dask_dl.data.schema import DataInfo
+    return DataInfo(feature_names=[], columns=[], ignored=[], standardize=True, use_all_factor_levels=True,
+                    skip_missing=False, response_name="y", response_kind="regression", n_rows=n_rows)

@@ -1,17 +1,5 @@
 """Smoke run of benchmarks/bench_profile.py at tiny sizes, and the loop's timing keys in model_.run."""
-import os
-import sys
-
 import pytest
-
-BENCH = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
-
-
-@pytest.fixture
-def bench_path():
-    sys.path.insert(0, BENCH)
-    yield
-    sys.path.remove(BENCH)
 
 
 def test_bench_profile_smoke(bench_path):

@@ -1,22 +1,14 @@
 """Smoke run of benchmarks/bench_time_to_accuracy.py at a tiny size with loose targets, so it keeps
 working (times are not asserted). torch is a benchmark-only extra: without it, its part is skipped."""
 import math
-import os
-import sys
 
 import pytest
 
-BENCH = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
-
 
 @pytest.fixture
-def bench():
-    sys.path.insert(0, BENCH)
-    try:
-        import bench_time_to_accuracy
-        yield bench_time_to_accuracy
-    finally:
-        sys.path.remove(BENCH)
+def bench(bench_path):
+    import bench_time_to_accuracy
+    return bench_time_to_accuracy
 
 
 def _check(table, systems):

@@ -1,17 +1,4 @@
 """Smoke runs of the benchmark scripts at tiny sizes, so they keep working (speed is not asserted)."""
-import os
-import sys
-
-import pytest
-
-BENCH = os.path.join(os.path.dirname(__file__), "..", "benchmarks")
-
-
-@pytest.fixture
-def bench_path():
-    sys.path.insert(0, os.path.abspath(BENCH))
-    yield
-    sys.path.remove(os.path.abspath(BENCH))
 
 
 def test_bench_mnist_smoke(bench_path):

@@ -1,12 +1,13 @@
 """Distribution modes: elastic averaging, single-node mode, measured iteration auto-tuning."""
 import numpy as np
-import pytest
 
 from dask_dl import DeepLearningClassifier
 from dask_dl.cluster import tasks
-from dask_dl.nn.hogwild import KernelSettings, settings_from_config
+from dask_dl.nn.hogwild import settings_from_config
 from dask_dl.nn.network import build_layout, initial_state
 from dask_dl.params import resolve
+
+from conftest import FakeClient, response_only_info
 
 QUIET = dict(seed=1, quiet_mode=True)
 
@@ -49,17 +50,9 @@ def test_single_node_mode_trains_on_one_worker(client2, iris):
     assert clf.model_.run["workers"] == 1 and clf.model_.run["samples"] == 750
 
 
-def test_auto_tuning_adjusts_iteration_size(client2, wine):
-    import logging
-    records = []
-    handler = logging.Handler()
-    handler.emit = lambda r: records.append(r.getMessage())
-    logging.getLogger("dask_dl").addHandler(handler)
-    try:
-        DeepLearningClassifier(hidden=[8], epochs=3, seed=1).fit(wine, "type")
-    finally:
-        logging.getLogger("dask_dl").removeHandler(handler)
-    tuned = [m for m in records if "auto-tuned train_samples_per_iteration" in m]
+def test_auto_tuning_adjusts_iteration_size(client2, wine, dl_log):
+    DeepLearningClassifier(hidden=[8], epochs=3, seed=1).fit(wine, "type")
+    tuned = [m for m in dl_log if "auto-tuned train_samples_per_iteration" in m]
     # a tiny network: communication dominates, so iterations must grow (H2O's rule, factor <= 2)
     assert tuned and "target 5.0%" in tuned[0]
     before, after = (int(x) for x in tuned[0].split("train_samples_per_iteration ")[1].split(" (")[0].split(" -> "))
@@ -91,37 +84,19 @@ def test_replicas_live_on_every_worker_and_survive_the_memory_manager(client2):
     assert [float(b[0][0, 0]) for b in client2.gather(copies[workers[1]])] == [0.0, 1.0, 2.0]
 
 
-def test_replication_only_when_it_fits_in_a_worker():
-    import logging
+def test_replication_only_when_it_fits_in_a_worker(dl_log):
     from dask_dl.cluster.placement import wants_replication
-    from dask_dl.data.schema import DataInfo
     from dask_dl.params import DEFAULTS
 
-    class FakeClient:
-        def __init__(self, limits):
-            self.limits = limits
-
-        def scheduler_info(self, n_workers=-1):
-            return {"workers": {f"w{i}": {"memory_limit": m} for i, m in enumerate(self.limits)}}
-
-    info = DataInfo(feature_names=[], columns=[], ignored=[], standardize=True, use_all_factor_levels=True,
-                    skip_missing=False, response_name="y", response_kind="regression", n_rows=1_000_000)
+    info = response_only_info(1_000_000)
     need = 4_000_000  # encoded bytes: a 0-input frame is its float32 response
     p = dict(DEFAULTS)
     assert wants_replication(FakeClient([4 * need, 4 * need]), info, p, 2) is True
     assert wants_replication(FakeClient([0, 0]), info, p, 2) is True  # no limits: this machine's memory
-    huge = DataInfo(feature_names=[], columns=[], ignored=[], standardize=True, use_all_factor_levels=True,
-                    skip_missing=False, response_name="y", response_kind="regression", n_rows=2**40)
+    huge = response_only_info(2**40)
     assert wants_replication(FakeClient([0, 0]), huge, p, 2) is False  # 4 TB: never copied blindly
     assert wants_replication(FakeClient([4 * need]), info, p, 1) is False  # nothing to replicate to
     assert wants_replication(FakeClient([4 * need] * 2), info, {**p, "replicate_training_data": False}, 2) is False
     assert wants_replication(FakeClient([4 * need] * 2), info, {**p, "reproducible": True}, 2) is False
-    records = []
-    handler = logging.Handler()
-    handler.emit = lambda r: records.append(r.getMessage())
-    logging.getLogger("dask_dl").addHandler(handler)
-    try:
-        assert wants_replication(FakeClient([4 * need, need]), info, p, 2) is False  # the smallest decides
-    finally:
-        logging.getLogger("dask_dl").removeHandler(handler)
-    assert any("exceeds half a worker's memory limit" in m for m in records)
+    assert wants_replication(FakeClient([4 * need, need]), info, p, 2) is False  # the smallest decides
+    assert any("exceeds half a worker's memory limit" in m for m in dl_log)

@@ -8,7 +8,6 @@ from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-import dask_dl
 from dask_dl import DataError, DeepLearningClassifier, DeepLearningRegressor
 from dask_dl.params import DEFAULTS
 

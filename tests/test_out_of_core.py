@@ -4,7 +4,8 @@ import pytest
 
 import dask_dl
 from dask_dl.cluster.placement import wants_streaming
-from dask_dl.data.schema import DataInfo
+
+from conftest import FakeClient, response_only_info
 
 
 @pytest.fixture(scope="module")
@@ -33,24 +34,15 @@ def test_streaming_matches_in_memory_training(client2, mnist_parquet):
     assert np.isfinite(hist["training_logloss"].iloc[-1])  # scoring sample drawn in the set-up pass
 
 
-class _FakeClient:
-    def __init__(self, limits):
-        self.limits = limits
-
-    def scheduler_info(self, n_workers=-1):
-        return {"workers": {f"w{i}": {"memory_limit": m} for i, m in enumerate(self.limits)}}
-
-
 def test_auto_decision_from_worker_memory_limits():
-    info = DataInfo(feature_names=[], columns=[], ignored=[], standardize=True, use_all_factor_levels=True,
-                    skip_missing=False, response_name="y", response_kind="regression", n_rows=1_000_000)
+    info = response_only_info(1_000_000)
     need = 1_000_000 * (info.n_inputs + 1) * 4  # 4 MB for a 0-input frame: only the response
     auto = {"out_of_core": "auto"}
-    assert wants_streaming(_FakeClient([need // 2, need // 2]), info, auto) is True  # needs > half the memory
-    assert wants_streaming(_FakeClient([4 * need, 4 * need]), info, auto) is False
-    assert wants_streaming(_FakeClient([0, 0]), info, auto) is False              # no limit set
-    assert wants_streaming(_FakeClient([4 * need]), info, {"out_of_core": True}) is True
-    assert wants_streaming(_FakeClient([need // 4]), info, {"out_of_core": False}) is False
+    assert wants_streaming(FakeClient([need // 2, need // 2]), info, auto) is True  # needs > half the memory
+    assert wants_streaming(FakeClient([4 * need, 4 * need]), info, auto) is False
+    assert wants_streaming(FakeClient([0, 0]), info, auto) is False              # no limit set
+    assert wants_streaming(FakeClient([4 * need]), info, {"out_of_core": True}) is True
+    assert wants_streaming(FakeClient([need // 4]), info, {"out_of_core": False}) is False
 
 
 def test_stream_plan_reads_only_what_the_iteration_needs():

@@ -2,7 +2,6 @@
 sizes, scoring, early stopping, best model, divergence, reproducibility."""
 import dask.dataframe as dd
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
@@ -57,25 +56,6 @@ def test_train_samples_per_iteration(client2, wine, tspi, iterations, replicate)
     run = reg.model_.run
     assert run["iterations"] == iterations
     assert run["samples"] == 2500 and run["epochs"] == pytest.approx(2.5)  # fractional epochs
-
-
-@pytest.fixture
-def dl_log():
-    """Records of the dask_dl logger (it does not propagate to the root logger)."""
-    import logging
-
-    class Keep(logging.Handler):
-        def __init__(self):
-            super().__init__(logging.DEBUG)
-            self.records = []
-
-        def emit(self, record):
-            self.records.append(record.getMessage())
-
-    handler = Keep()
-    logging.getLogger("dask_dl").addHandler(handler)
-    yield handler.records
-    logging.getLogger("dask_dl").removeHandler(handler)
 
 
 def test_auto_iteration_size_is_logged(client2, wine, dl_log):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .network import LINEAR, MAXOUT, RECTIFIER, SOFTMAX, TANH
+from .network import MAXOUT, RECTIFIER, SOFTMAX, TANH
 
 # optimizer codes
 ADADELTA, SGD, MOMENTUM, NESTEROV = 0, 1, 2, 3
