@@ -909,3 +909,21 @@ def test_input_major_layout_requires_fast_mode():
     X, y = np.ones((2, 4), np.float32), np.zeros(2, np.float32)
     with pytest.raises(ValueError, match="fast_mode"):
         train_shard(initial_state(layout, 1), layout, [(X, y)], 2, ks, 1, (1,), 0.0)
+
+
+def test_unowned_view_reads_and_writes_the_same_memory():
+    """views.unowned drops only the reference counting: data, shape and strides are the array's."""
+    from numba import njit
+
+    from dask_dl.nn.views import unowned
+
+    @njit
+    def bump_slice(a):
+        v = unowned(a)[2:5]
+        v[:] += 1.0
+        return v.sum(), v.shape[0]
+
+    a = np.arange(8, dtype=np.float32)
+    total, n = bump_slice(a)
+    assert n == 3 and total == pytest.approx(3 + 4 + 5)
+    np.testing.assert_array_equal(a, [0, 1, 3, 4, 5, 5, 6, 7])

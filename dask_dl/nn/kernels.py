@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit
 
 from .network import MAXOUT, RECTIFIER, SOFTMAX, TANH
+from .views import unowned
 
 # optimizer codes
 ADADELTA, SGD, MOMENTUM, NESTEROV = 0, 1, 2, 3
@@ -72,7 +73,7 @@ def _l1_term(l1, w):
     return l1 - l1
 
 
-@njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
 def _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom, fast, gacc):
     """Update a contiguous run of weights whose gradients are ``g * prev[i]`` (+ L1/L2); returns the
     sum of squared gradients. Unit-major: one unit's incoming weights (prev = the inputs). Input-major
@@ -497,7 +498,9 @@ def backward_update(W, B, S1W, S2W, S1B, S2B, CW, CB, units, woff, boff, aoff, a
 
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
 def _state_views(state, n_w, n_b):
-    """The flat state's parts: W | B | S1W | S2W | S1B | S2B (see network.NetworkLayout)."""
+    """The flat state's parts: W | B | S1W | S2W | S1B | S2B (see network.NetworkLayout), as views
+    without reference counting (``views.unowned``: the caller keeps ``state`` alive)."""
+    state = unowned(state)
     return (state[0:n_w], state[n_w:n_w + n_b], state[n_w + n_b:2 * n_w + n_b],
             state[2 * n_w + n_b:3 * n_w + n_b], state[3 * n_w + n_b:3 * n_w + 2 * n_b],
             state[3 * n_w + 2 * n_b:3 * n_w + 3 * n_b])
@@ -521,8 +524,8 @@ def train_rows_elastic(state, center, n_w, n_b, units, woff, boff, acts, drop, X
     stream (dropout) from ip[IP_SEED]. Returns the number of rows trained.
     """
     W, B, S1W, S2W, S1B, S2B = _state_views(state, n_w, n_b)
-    CW = center[0:n_w]
-    CB = center[n_w:n_w + n_b]
+    CW = unowned(center)[0:n_w]
+    CB = unowned(center)[n_w:n_w + n_b]
     n_layers = units.shape[0] - 1
     aoff = _unit_offsets(units, 1)
     A = np.zeros(aoff[n_layers + 1], dtype=state.dtype)
@@ -570,8 +573,8 @@ def train_batches_elastic(state, center, n_w, n_b, units, woff, boff, acts, drop
     exactly 0 for the whole batch, and a unit with no gradient, are not touched) behave the same.
     ``hp[HP_EA]`` != 0 adds the elastic-averaging pull towards ``center``."""
     W, B, S1W, S2W, S1B, S2B = _state_views(state, n_w, n_b)
-    CW = center[0:n_w]
-    CB = center[n_w:n_w + n_b]
+    CW = unowned(center)[0:n_w]
+    CB = unowned(center)[n_w:n_w + n_b]
     n_layers = units.shape[0] - 1
     bs = ip[IP_BATCH]
     np.random.seed(ip[IP_SEED])
