@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .schema import RESPONSE, DataError, DataInfo, level_strings
+from .schema import RESPONSE, DataError, DataInfo, level_strings, numeric_chunks
 
 
 def encode_features(df: pd.DataFrame, info: DataInfo) -> tuple[np.ndarray, np.ndarray]:
@@ -18,31 +18,35 @@ def encode_features(df: pd.DataFrame, info: DataInfo) -> tuple[np.ndarray, np.nd
     X = np.zeros((n, info.n_inputs), dtype=np.float32)
     has_na = np.zeros(n, dtype=bool)
     rows = np.arange(n)
-    for col, off in zip(info.columns, info.offsets()):
-        if col.name not in df.columns:
-            raise DataError(f"column {col.name!r} used in training is missing from the data")
-        s = df[col.name]
+    offsets = dict(zip((c.name for c in info.columns), info.offsets()))
+    missing = [c.name for c in info.columns if c.name not in df.columns]
+    if missing:
+        raise DataError(f"column {missing[0]!r} used in training is missing from the data")
+    numeric = [c for c in info.columns if c.kind == "numeric"]
+    by_name = {c.name: c for c in numeric}
+    for names, v in numeric_chunks(df, [c.name for c in numeric]):
+        cols = [by_name[n] for n in names]
+        na = np.isnan(v)
+        if na.any():
+            has_na |= na.any(axis=1)
+            v = np.where(na, np.array([c.mean for c in cols]), v)
+        sub, mul = (np.array(t) for t in zip(*(info.sub_mul(c) for c in cols)))
+        X[:, [offsets[n] for n in names]] = (v - sub) * mul
+    for col in info.columns:
         if col.kind == "numeric":
-            v = s.to_numpy(dtype=np.float64, na_value=np.nan)
-            na = np.isnan(v)
-            if np.isinf(v).any():
-                raise DataError(f"column {col.name!r} holds infinite values; expected finite numbers or NA")
-            sub, mul = info.sub_mul(col)
-            if na.any():
-                has_na |= na
-                v = np.where(na, col.mean, v)
-            X[:, off] = (v - sub) * mul
-        else:
-            k = len(col.levels)
-            codes = pd.Index(col.levels).get_indexer(level_strings(s))
-            na = codes < 0              # NA or a level unseen in training
-            has_na |= s.isna().to_numpy()
-            if info.use_all_factor_levels:
-                slot = np.where(na, k, codes)
-            else:                        # first level has no slot; the missing bucket is the last
-                slot = np.where(na, k - 1, codes - 1)
-            keep = slot >= 0
-            X[rows[keep], off + slot[keep]] = 1.0
+            continue
+        off = offsets[col.name]
+        s = df[col.name]
+        k = len(col.levels)
+        codes = pd.Index(col.levels).get_indexer(level_strings(s))
+        na = codes < 0              # NA or a level unseen in training
+        has_na |= s.isna().to_numpy()
+        if info.use_all_factor_levels:
+            slot = np.where(na, k, codes)
+        else:                        # first level has no slot; the missing bucket is the last
+            slot = np.where(na, k - 1, codes - 1)
+        keep = slot >= 0
+        X[rows[keep], off + slot[keep]] = 1.0
     return X, has_na
 
 
