@@ -927,3 +927,26 @@ def test_unowned_view_reads_and_writes_the_same_memory():
     total, n = bump_slice(a)
     assert n == 3 and total == pytest.approx(3 + 4 + 5)
     np.testing.assert_array_equal(a, [0, 1, 3, 4, 5, 5, 6, 7])
+
+
+def test_one_blas_thread_limits_every_blas_the_kernels_use():
+    """numba's np.dot runs scipy's own OpenBLAS: it must get the one-thread limit too (its default
+    pool spun against the HOGWILD! threads: 2 mini-batch threads ran 3x slower than 1)."""
+    import subprocess
+    import sys
+    # a fresh process, as a worker: the first mini-batch fit sets the limit, then numba loads the kernel
+    code = ("import numpy as np\n"
+            "from dask_dl.nn import hogwild, kernels as K\n"
+            "from dask_dl.nn.network import build_layout, initial_state\n"
+            "layout = build_layout(3, [4], 'Rectifier', 2, True, 0.0, [0.0])\n"
+            "state = initial_state(layout, 1)\n"
+            "X = np.ones((8, 3), np.float32); y = np.zeros(8, np.float32)\n"
+            "ks = hogwild.KernelSettings(hp=np.zeros(K.N_HP), opt=K.ADADELTA, fast=True, loss=K.CROSS_ENTROPY, batch=4)\n"
+            "hogwild.train_shard(state, layout, [(X, y)], 8, ks, 1, (1,), 0.0)\n"
+            "from threadpoolctl import threadpool_info\n"
+            "libs = [(i['filepath'], i['num_threads']) for i in threadpool_info() if i['user_api'] == 'blas']\n"
+            "assert len(libs) >= 2, libs  # numpy's and scipy's\n"
+            "assert all(n == 1 for _, n in libs), libs\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**__import__("os").environ, "OPENBLAS_NUM_THREADS": ""})
+    assert out.returncode == 0, out.stderr[-2000:]

@@ -65,6 +65,10 @@ def one_blas_thread() -> None:
     HOGWILD! threads use k cores, not k x cores (set once, kept for the worker's life)."""
     global _BLAS_LIMIT
     if _BLAS_LIMIT is None:
+        # numba's np.dot calls scipy's BLAS (scipy.linalg.cython_blas), a library of its own beside
+        # numpy's: load it first, or threadpoolctl cannot see it and its pool keeps one thread per
+        # core, spinning against the HOGWILD! threads (2 threads ran 3x slower than 1 on MNIST)
+        import scipy.linalg.cython_blas  # noqa: F401
         from threadpoolctl import threadpool_limits
         _BLAS_LIMIT = threadpool_limits(limits=1, user_api="blas")
 
