@@ -198,6 +198,7 @@ def run_dask_dl(tr, te, y, config: dict, args, target: float, label: str) -> dic
             t0 = time.perf_counter()
             clf = dask_dl.DeepLearningClassifier(**params, client=client)
             clf.fit(train, y, validation_data=valid)
+            wall = time.perf_counter() - t0  # before the cluster's shutdown, which is not the fit's
         except (TypeError, ValueError) as err:
             wall = time.perf_counter() - t0
             named = [k for k in config if k in str(err)]
@@ -210,7 +211,6 @@ def run_dask_dl(tr, te, y, config: dict, args, target: float, label: str) -> dic
             return {"system": "dask_dl", "config": label, "reached": False, "time_to_target_s": float("nan"),
                     "epochs": float("nan"), "final_test_error": float("nan"), "setup_s": float("nan"),
                     "wall_s": wall, "note": f"{status}: {msg}"}
-        wall = time.perf_counter() - t0
     run = clf.model_.run
     hist = clf.model_.scoring_history()
     setup = wall - float(run["run_seconds"])

@@ -160,6 +160,12 @@ def weighted_mean(a: tuple, b: tuple) -> tuple:
     return out, n, t
 
 
+def score_sets(state: np.ndarray, layout, n_train: int, *blocks):
+    """``score_blocks`` of the first ``n_train`` blocks (training sample) and of the rest
+    (validation), in one task: ((outputs, targets), (outputs, targets))."""
+    return score_blocks(state, layout, *blocks[:n_train]), score_blocks(state, layout, *blocks[n_train:])
+
+
 def score_blocks(state: np.ndarray, layout, *blocks):
     """Scoring-mode outputs and targets of a worker's scoring blocks (small: a sample of rows)."""
     outs, ys = [], []
