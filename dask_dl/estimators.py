@@ -204,7 +204,8 @@ class _DeepLearningBase(_SkBase):
             elif values["force_load_balance"] and frame.npartitions < len(threads):
                 frame = frame.repartition(npartitions=len(threads))
             if valid is not None:
-                valid = self._to_dask(valid, n_parts)
+                valid = placement.persist_if_in_memory(client, self._to_dask(valid, n_parts))
+            frame = placement.persist_if_in_memory(client, frame)
             info = placement.compute_data_info(client, frame, roles, values, kind, yname, pre.distribution)
             cfg = P.resolve(values, kind, n_classes=len(info.classes))
             layout = build_layout(info.n_inputs, cfg.hidden, cfg.hidden_activation,

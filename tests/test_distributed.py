@@ -100,3 +100,26 @@ def test_replication_only_when_it_fits_in_a_worker(dl_log):
     assert wants_replication(FakeClient([4 * need] * 2), info, {**p, "reproducible": True}, 2) is False
     assert wants_replication(FakeClient([4 * need, need]), info, p, 2) is False  # the smallest decides
     assert any("exceeds half a worker's memory limit" in m for m in dl_log)
+
+
+def test_set_up_passes_take_persisted_partitions_as_futures(client2):
+    """A frame built on persisted partitions is persisted once and its partitions' futures go to the
+    set-up tasks (to_delayed() re-materialised persisted partitions in every pass); a frame merely
+    built on persisted data must not hand out the underlying (un-renamed) partitions."""
+    import dask.dataframe as dd
+    import pandas as pd
+    from distributed import Future
+
+    from dask_dl.cluster import placement
+    df = pd.DataFrame({"a": np.arange(40.0), "b": np.arange(40.0) % 3})
+    persisted = client2.persist(dd.from_pandas(df, npartitions=4, sort=False))
+    renamed = persisted.rename(columns={"b": "target"})
+    lazy_parts = placement.partitions(renamed)
+    assert not any(isinstance(p, Future) for p in lazy_parts)  # built on futures, but not them
+    ready = placement.persist_if_in_memory(client2, renamed)
+    parts = placement.partitions(ready)
+    assert len(parts) == 4 and all(isinstance(p, Future) for p in parts)
+    got = pd.concat(client2.gather(parts))
+    pd.testing.assert_frame_equal(got, df.rename(columns={"b": "target"}))  # same data, in partition order
+    from_storage = dd.from_pandas(df, npartitions=2, sort=False)  # not persisted: left alone
+    assert placement.persist_if_in_memory(client2, from_storage) is from_storage
