@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 
 FLOAT32_MAX = 3.4028235e38
 
+OPTIMIZERS = ("auto", "adam")
 ACTIVATIONS = ("Tanh", "TanhWithDropout", "Rectifier", "RectifierWithDropout", "Maxout", "MaxoutWithDropout")
 WEIGHT_DISTRIBUTIONS = ("UniformAdaptive", "Uniform", "Normal")
 MISSING_HANDLING = ("MeanImputation", "Skip")
@@ -167,6 +168,13 @@ PARAMETERS: dict[str, Param] = {
     "regression_stop": Param(1e-6, _number(-1), "stop at this training MSE (-1 disables)"),
     "quiet_mode": Param(False, _bool, "silence the per-iteration log"),
     # dask_dl's own (not H2O)
+    "optimizer": Param("auto", _choice(OPTIMIZERS),
+                       "'auto': H2O's choice (ADADELTA with adaptive_rate, else SGD with the manual rate "
+                       "and momentum); 'adam': Adam (adam_rate, adam_beta1/2, epsilon), PyTorch's default "
+                       "optimizer, for mini-batch training"),
+    "adam_rate": Param(1e-3, _number(0, lo_open=True), "Adam's step size (optimizer='adam')"),
+    "adam_beta1": Param(0.9, _number(0, 1, hi_open=True), "Adam's first-moment decay"),
+    "adam_beta2": Param(0.999, _number(0, 1, hi_open=True), "Adam's second-moment decay"),
     "out_of_core": Param("auto", _auto_or_bool,
                          "stream partitions from storage every iteration instead of persisting them "
                          "('auto': when the encoded data exceeds half the workers' memory limits)"),
@@ -251,7 +259,10 @@ def resolve(values: dict, kind: str, n_classes: int = 0) -> TrainingConfig:
 
     adaptive = p["adaptive_rate"]
     momentum_used = p["momentum_start"] != 0 or p["momentum_stable"] != 0
-    if adaptive and momentum_used:
+    if p["optimizer"] == "adam" and momentum_used:
+        problems.append("momentum_start/momentum_stable must be 0 with optimizer='adam' (Adam's momentum is "
+                        "adam_beta1)")
+    elif adaptive and momentum_used:
         problems.append("momentum_start/momentum_stable must be 0 with adaptive_rate=True "
                         "(ADADELTA has no momentum); set adaptive_rate=False to use momentum")
 

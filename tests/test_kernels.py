@@ -802,6 +802,39 @@ def test_minibatch_adadelta_step_uses_the_batch_mean_gradient():
     np.testing.assert_allclose(s, adadelta_ref(layout, state, mean_g, rho, eps), rtol=1e-10, atol=1e-18)
 
 
+def adam_ref(layout, state, g, lr, b1, b2, eps, t):
+    """numpy Adam step t (Kingma & Ba, bias-corrected moments) of every weight and bias."""
+    s = state.copy()
+    W, B, S1W, S2W, S1B, S2B = sections(layout, s)
+    nw = layout.n_weights
+    for P, M, V, gp in ((W, S1W, S2W, g[:nw]), (B, S1B, S2B, g[nw:])):
+        M[:] = b1 * M + (1 - b1) * gp
+        V[:] = b2 * V + (1 - b2) * gp ** 2
+        P -= lr * (M / (1 - b1 ** t)) / (np.sqrt(V / (1 - b2 ** t)) + eps)
+    return s
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_adam_steps_match_numpy_adam(batch):
+    """optimizer='adam': two updates (per sample and per mini-batch), from the gradients the
+    finite-difference-checked SGD path computes, equal numpy's bias-corrected Adam."""
+    lr, b1, b2, eps = 0.01, 0.8, 0.95, 1e-6
+    layout, state = make(hidden=(4, 3), act="Tanh", n_out=3, seed=5)
+    X = batch_points(layout, state, 2 * batch, 5, seed=31)
+    ys = np.array([0.0, 1.0, 2.0, 1.0, 2.0, 0.0, 1.0, 0.0])[:2 * batch]
+    hp = base_hp(rate=lr, rho=b2, eps=eps, b1=b1, adam_bs=float(batch))
+    expected = state.copy()
+    for t, rows in enumerate((slice(0, batch), slice(batch, 2 * batch)), start=1):
+        g = np.mean([sgd_grad(layout, expected, X[k], ys[k], K.CROSS_ENTROPY) for k in range(rows.start, rows.stop)],
+                    axis=0)
+        expected = adam_ref(layout, expected, g, lr, b1, b2, eps, t)
+    if batch == 1:
+        got = train(layout, state.copy(), X, ys, hp, opt=K.ADAM, fast=0)
+    else:
+        got = train_batch(layout, state.copy(), X, ys, hp, opt=K.ADAM, batch=batch)
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-15)
+
+
 def test_minibatch_batches_are_consecutive_updates():
     """Six rows in batches of 2 = three one-batch steps in row order; a short last batch is its own mean."""
     layout, state = make(hidden=(4,), act="Tanh", n_out=3, seed=2)
@@ -869,7 +902,9 @@ def to_input_major(layout, state):
     (K.SGD, 1, {"rate": 0.05}), (K.SGD, 0, {"rate": 0.05, "l2": 1e-2}),
     (K.NESTEROV, 1, {"rate": 0.05, "mom_start": 0.5, "mom_stable": 0.5}),
     (K.ADADELTA, 1, {"maxw2": 0.3}),
-], ids=["adadelta", "adadelta-nofast", "adadelta-l1l2", "sgd", "sgd-nofast-l2", "nesterov", "max_w2"])
+    (K.ADAM, 1, {"rate": 0.01, "b1": 0.9, "adam_bs": 1.0}), (K.ADAM, 0, {"rate": 0.01, "b1": 0.9, "adam_bs": 1.0}),
+], ids=["adadelta", "adadelta-nofast", "adadelta-l1l2", "sgd", "sgd-nofast-l2", "nesterov", "max_w2", "adam",
+        "adam-nofast"])
 def test_input_major_first_layer_trains_identically(act, opt, fast, kw):
     layout, state = make(hidden=(6, 4), act=act, n_out=3, seed=8, n_in=12)
     rng = np.random.default_rng(3)

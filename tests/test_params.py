@@ -77,6 +77,10 @@ H2O_DEFAULTS = {
     # dask_dl's own, not H2O
     "client": None,
     "out_of_core": "auto",
+    "optimizer": "auto",
+    "adam_rate": 1e-3,
+    "adam_beta1": 0.9,
+    "adam_beta2": 0.999,
 }
 
 
@@ -368,6 +372,21 @@ def test_momentum_with_adaptive_rate_is_an_error(mom):
         resolve(dict(mom), "regression")
     cfg = resolve({**mom, "adaptive_rate": False}, "regression")
     assert cfg.momentum_used is True
+
+
+def test_adam_refuses_momentum_and_maps_onto_the_kernel():
+    from dask_dl.nn import kernels as K
+    from dask_dl.nn.hogwild import settings_from_config
+    with pytest.raises(ValueError, match="optimizer='adam'"):
+        resolve({"optimizer": "adam", "adaptive_rate": False, "momentum_stable": 0.9}, "regression")
+    with pytest.raises(ValueError, match="optimizer"):
+        resolve({"optimizer": "adagrad"}, "regression")
+    ks = settings_from_config(resolve({"optimizer": "adam", "adam_rate": 0.01, "adam_beta1": 0.8,
+                                       "adam_beta2": 0.95, "mini_batch_size": 16}, "regression"))
+    assert ks.opt == K.ADAM and ks.batch == 16
+    assert (ks.hp[K.HP_RATE], ks.hp[K.HP_B1], ks.hp[K.HP_RHO], ks.hp[K.HP_ADAM_BS]) == (0.01, 0.8, 0.95, 16.0)
+    assert ks.hp[K.HP_OMR] == pytest.approx(0.05)
+    assert settings_from_config(resolve({}, "regression")).hp[K.HP_ADAM_BS] == 0.0  # ADADELTA: no Adam
 
 
 def test_no_momentum_manual_rate():

@@ -136,6 +136,12 @@ def test_manual_rate_with_nesterov_momentum_learns(client_threads, iris):
     assert clf.score(iris.drop(columns=["class"]), iris["class"]) > 0.9
 
 
+def test_adam_with_mini_batches_learns_iris(client_threads, iris):
+    clf = DeepLearningClassifier(hidden=[16], epochs=60, optimizer="adam", adam_rate=0.01, mini_batch_size=8,
+                                 shuffle_training_data=True, **QUIET).fit(iris, "class")
+    assert clf.score(iris.drop(columns=["class"]), iris["class"]) > 0.9
+
+
 def test_categoricals_missing_values_and_unseen_levels(client2, covtype):
     tr, _, te = split(covtype)
     tr = tr.copy()

@@ -29,7 +29,9 @@ def settings_from_config(cfg) -> KernelSettings:
     """Map a resolved TrainingConfig onto kernel slots."""
     hp = np.zeros(K.N_HP, dtype=np.float64)
     p = cfg.params
-    if p["adaptive_rate"]:
+    if p["optimizer"] == "adam":
+        opt = K.ADAM
+    elif p["adaptive_rate"]:
         opt = K.ADADELTA
     elif cfg.momentum_used:
         opt = K.NESTEROV if p["nesterov_accelerated_gradient"] else K.MOMENTUM
@@ -50,6 +52,12 @@ def settings_from_config(cfg) -> KernelSettings:
     hp[K.HP_QALPHA] = p["quantile_alpha"]
     hp[K.HP_TPOWER] = p["tweedie_power"]
     hp[K.HP_HUBER] = 1.0
+    if opt == K.ADAM:  # beta2 takes rho's slots; the kernels fold the bias corrections in (_schedule)
+        hp[K.HP_RHO] = p["adam_beta2"]
+        hp[K.HP_OMR] = 1.0 - p["adam_beta2"]
+        hp[K.HP_RATE] = p["adam_rate"]
+        hp[K.HP_B1] = p["adam_beta1"]
+        hp[K.HP_ADAM_BS] = float(p["mini_batch_size"])
     if cfg.kind == "regression":
         loss = K.regression_code(cfg.distribution, cfg.loss)
     else:

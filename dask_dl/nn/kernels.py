@@ -17,7 +17,7 @@ from .network import MAXOUT, RECTIFIER, SOFTMAX, TANH
 from .views import unowned
 
 # optimizer codes
-ADADELTA, SGD, MOMENTUM, NESTEROV = 0, 1, 2, 3
+ADADELTA, SGD, MOMENTUM, NESTEROV, ADAM = 0, 1, 2, 3, 4
 # output error codes (classification)
 CROSS_ENTROPY, QUADRATIC_SOFTMAX = 0, 1
 # output error codes (regression; the honoured loss, see docs/h2o-differences.md)
@@ -27,7 +27,10 @@ GAUSSIAN, LAPLACE, QUANTILE, HUBER, POISSON, GAMMA, TWEEDIE = 10, 11, 12, 13, 14
 HP_RHO, HP_EPS, HP_RATE, HP_ANNEAL, HP_DECAY = 0, 1, 2, 3, 4
 HP_MOM_START, HP_MOM_RAMP, HP_MOM_STABLE, HP_L1, HP_L2 = 5, 6, 7, 8, 9
 HP_MAXW2, HP_QALPHA, HP_TPOWER, HP_HUBER, HP_N0, HP_NSTEP, HP_OMR, HP_EA = 10, 11, 12, 13, 14, 15, 16, 17
-N_HP = 18
+# Adam (optimizer="adam"): beta1 and rows per update (> 0 only for Adam); beta2 / 1 - beta2 ride in
+# HP_RHO / HP_OMR, the step size in HP_RATE, epsilon in HP_EPS
+HP_B1, HP_ADAM_BS = 18, 19
+N_HP = 20
 # integer slots
 IP_OPT, IP_FAST, IP_LOSS, IP_SEED, IP_BATCH, IP_INPUT_MAJOR = 0, 1, 2, 3, 4, 5
 N_IP = 6
@@ -57,6 +60,12 @@ def _step(P, S1, S2, k, p, grad, opt, rho, omr, eps, rate, mom):
         v = mom * S1[k] - rate * grad
         S1[k] = v
         P[k] = p + v
+    elif opt == ADAM:  # rho/omr = beta2, 1 - beta2; mom = beta1; rate, eps bias-corrected (_schedule)
+        m = mom * S1[k] + (rho + omr - mom) * grad
+        v = rho * S2[k] + omr * grad * grad
+        S1[k] = m
+        S2[k] = v
+        P[k] = p - rate * m / (np.sqrt(v) + eps)
     else:  # NESTEROV (Sutskever/Bengio form of the look-ahead step)
         vp = S1[k]
         v = mom * vp - rate * grad
@@ -97,6 +106,23 @@ def _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom,
             ex = rho * s2[i] + omr * dx * dx
             s1[i] = eg if keep else s1[i]
             s2[i] = ex if keep else s2[i]
+            w[i] = wi - dx if keep else wi
+            g2 = grad * grad if keep else grad - grad
+            gsq += g2
+            if acc:
+                gacc[i] += g2
+    elif opt == ADAM:
+        omb1 = rho + omr - mom  # 1 - beta1 in the state's dtype (rho + omr = 1)
+        for i in range(n):
+            a = prev[i]
+            wi = w[i]
+            grad = g * a + l2 * wi + _l1_term(l1, wi)
+            keep = (not fast) or a != 0.0
+            m = mom * s1[i] + omb1 * grad
+            v = rho * s2[i] + omr * grad * grad
+            dx = rate * m / (np.sqrt(v) + eps)
+            s1[i] = m if keep else s1[i]
+            s2[i] = v if keep else s2[i]
             w[i] = wi - dx if keep else wi
             g2 = grad * grad if keep else grad - grad
             gsq += g2
@@ -148,7 +174,20 @@ def _elastic_row_update(w, s1, s2, cw, prev, g, opt, l1, l2, lam, rho, omr, eps,
 def _schedule(hp, n_seen, sc):
     """Manual learning rate and momentum after ``n_seen`` samples (H2O's documented schedule:
     rate annealing, linear momentum ramp); ignored by ADADELTA. Returned through the scratch ``sc``
-    so they are in the state's dtype: a float64 scalar would widen the float32 update loops."""
+    so they are in the state's dtype: a float64 scalar would widen the float32 update loops.
+
+    Adam (hp[HP_ADAM_BS] > 0): the step size and epsilon with Adam's bias corrections folded in
+    (rate * sqrt(1 - beta2^t) / (1 - beta1^t), epsilon * sqrt(1 - beta2^t), t = updates so far + 1;
+    the same step as dividing m and v by their corrections), beta1 as the "momentum", the
+    epsilon in sc[3]."""
+    bs = hp[HP_ADAM_BS]
+    if bs > 0.0:
+        t = 1.0 + n_seen / bs
+        c2 = np.sqrt(1.0 - hp[HP_RHO] ** t)
+        sc[0] = hp[HP_RATE] * c2 / (1.0 - hp[HP_B1] ** t)
+        sc[1] = hp[HP_B1]
+        sc[3] = hp[HP_EPS] * c2
+        return sc[0], sc[1]
     sc[0] = hp[HP_RATE] / (1.0 + hp[HP_ANNEAL] * n_seen)
     ramp = hp[HP_MOM_RAMP]
     if ramp > 0.0 and n_seen < ramp:
@@ -407,6 +446,8 @@ def backward_update(W, B, S1W, S2W, S1B, S2B, CW, CB, units, woff, boff, aoff, a
     max_w2 = hp[HP_MAXW2]
     cap_w2 = max_w2 < 3.0e38
     rate0, mom = _schedule(hp, n_seen, sc)
+    if opt == ADAM:
+        eps = sc[3]
     skip_zero = fast or (opt == SGD and l1 == 0.0 and l2 == 0.0)
     noacc = uacc[:0]  # unit-major rows need no per-element gradient sums
     sparse_in = 2 * nnz < units[0]
@@ -662,6 +703,8 @@ def train_batches_elastic(state, center, n_w, n_b, units, woff, boff, acts, drop
             output_error(aout[b], eout[b], 0, n_out_final, out_code, loss, y[rows[start + b]], hp)
         # ---- backward + update, layer by layer from the top
         rate0, mom = _schedule(hp, n0 + start * step, sc)
+        if opt == ADAM:
+            eps = sc[3]
         for l in range(n_layers, 0, -1):
             n_in, n_out, nr = units[l - 1], units[l], rows_of[l]
             cur = A[aoff[l]:aoff[l] + m * n_out].reshape((m, n_out))
