@@ -150,11 +150,8 @@ class IterationLoop:
         parts = c.gather(jobs)
 
         def metrics_of(k):
-            outs = [p[k][0] for p in parts if len(p[k][1])]
-            if not outs:
-                return {}, None, None
-            o, y = np.concatenate(outs), np.concatenate([p[k][1] for p in parts if len(p[k][1])])
-            return evaluate.score(o, y, self.info, self.cfg), o, y
+            o, y = np.concatenate([p[k][0] for p in parts]), np.concatenate([p[k][1] for p in parts])
+            return (evaluate.score(o, y, self.info, self.cfg), o, y) if len(y) else ({}, None, None)
 
         m_train, outs, ys = metrics_of(0)
         m_valid = metrics_of(1)[0] if self.data.score_valid is not None else None

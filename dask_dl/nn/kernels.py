@@ -45,14 +45,24 @@ def _capped_exp(v):
 
 
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
+def _adaptive(opt, s1, s2, grad, rho, omr, eps, rate, mom):
+    """The adaptive optimizers' formulas for one parameter: (new state 1, new state 2, step dx).
+    ADADELTA: running means of grad^2 and dx^2. Adam (rho/omr = beta2, 1 - beta2; mom = beta1; rate
+    and eps bias-corrected by _schedule): the first and second moments of grad."""
+    if opt == ADAM:
+        m = mom * s1 + (rho + omr - mom) * grad  # rho + omr = 1: 1 - beta1 in the state's dtype
+        v = rho * s2 + omr * grad * grad
+        return m, v, rate * m / (np.sqrt(v) + eps)
+    eg = rho * s1 + omr * grad * grad
+    dx = np.sqrt((s2 + eps) / (eg + eps)) * grad
+    return eg, rho * s2 + omr * dx * dx, dx
+
+
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
 def _step(P, S1, S2, k, p, grad, opt, rho, omr, eps, rate, mom):
     """Apply one optimizer step to parameter P[k] (current value p) with gradient grad."""
-    if opt == ADADELTA:
-        eg = rho * S1[k] + omr * grad * grad
-        S1[k] = eg
-        eta = np.sqrt((S2[k] + eps) / (eg + eps))
-        dx = eta * grad
-        S2[k] = rho * S2[k] + omr * dx * dx
+    if opt == ADADELTA or opt == ADAM:
+        S1[k], S2[k], dx = _adaptive(opt, S1[k], S2[k], grad, rho, omr, eps, rate, mom)
         P[k] = p - dx
     elif opt == SGD:
         P[k] = p - rate * grad
@@ -60,12 +70,6 @@ def _step(P, S1, S2, k, p, grad, opt, rho, omr, eps, rate, mom):
         v = mom * S1[k] - rate * grad
         S1[k] = v
         P[k] = p + v
-    elif opt == ADAM:  # rho/omr = beta2, 1 - beta2; mom = beta1; rate, eps bias-corrected (_schedule)
-        m = mom * S1[k] + (rho + omr - mom) * grad
-        v = rho * S2[k] + omr * grad * grad
-        S1[k] = m
-        S2[k] = v
-        P[k] = p - rate * m / (np.sqrt(v) + eps)
     else:  # NESTEROV (Sutskever/Bengio form of the look-ahead step)
         vp = S1[k]
         v = mom * vp - rate * grad
@@ -89,40 +93,21 @@ def _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom,
     first layer: one input's outgoing weights (prev = the units' gradients, g = the input), and each
     element's squared gradient is also added to ``gacc[i]`` (its unit's total; empty: not wanted).
 
-    One branch-free loop per optimizer so LLVM vectorises it; fast_mode's "skip zero inputs" is a
-    select (the skipped weight and its state keep their values), not a branch."""
+    One loop per optimizer family so LLVM vectorises it (ADADELTA and Adam share one through
+    ``_adaptive``, whose test of ``opt`` is loop-invariant: same speed, measured); fast_mode's "skip
+    zero inputs" is a select (the skipped weight and its state keep their values), not a branch."""
     gsq = g - g
     n = w.shape[0]
     acc = gacc.shape[0] > 0
-    if opt == ADADELTA:
+    if opt == ADADELTA or opt == ADAM:
         for i in range(n):
             a = prev[i]
             wi = w[i]
             grad = g * a + l2 * wi + _l1_term(l1, wi)
             keep = (not fast) or a != 0.0
-            eg = rho * s1[i] + omr * grad * grad
-            eta = np.sqrt((s2[i] + eps) / (eg + eps))
-            dx = eta * grad
-            ex = rho * s2[i] + omr * dx * dx
-            s1[i] = eg if keep else s1[i]
-            s2[i] = ex if keep else s2[i]
-            w[i] = wi - dx if keep else wi
-            g2 = grad * grad if keep else grad - grad
-            gsq += g2
-            if acc:
-                gacc[i] += g2
-    elif opt == ADAM:
-        omb1 = rho + omr - mom  # 1 - beta1 in the state's dtype (rho + omr = 1)
-        for i in range(n):
-            a = prev[i]
-            wi = w[i]
-            grad = g * a + l2 * wi + _l1_term(l1, wi)
-            keep = (not fast) or a != 0.0
-            m = mom * s1[i] + omb1 * grad
-            v = rho * s2[i] + omr * grad * grad
-            dx = rate * m / (np.sqrt(v) + eps)
-            s1[i] = m if keep else s1[i]
-            s2[i] = v if keep else s2[i]
+            n1, n2, dx = _adaptive(opt, s1[i], s2[i], grad, rho, omr, eps, rate, mom)
+            s1[i] = n1 if keep else s1[i]
+            s2[i] = n2 if keep else s2[i]
             w[i] = wi - dx if keep else wi
             g2 = grad * grad if keep else grad - grad
             gsq += g2
