@@ -198,6 +198,7 @@ class _DeepLearningBase(_SkBase):
             if not threads:
                 raise RuntimeError("the Dask cluster has no workers")
             n_parts = max(len(threads), 1)
+            placement.warm_workers(client, int(values["mini_batch_size"]), bool(values["elastic_averaging"]))
             frame = self._to_dask(frame, n_parts)
             if values["reproducible"]:
                 frame = frame.repartition(npartitions=1)  # H2O: one chunk, one thread, a fixed order
@@ -213,7 +214,6 @@ class _DeepLearningBase(_SkBase):
                                   kind == "classification", values["input_dropout_ratio"], cfg.hidden_dropout,
                                   input_major=cfg.input_major_first_layer)
             ks = hogwild.settings_from_config(cfg)
-            placement.warm_workers(client, ks.batch, bool(values["elastic_averaging"]))
             data = placement.place_training_data(client, frame, info, valid, cfg, placement.seed_for(cfg))
             state = initial_state(layout, cfg.seed, values["initial_weight_distribution"],
                                   values["initial_weight_scale"])

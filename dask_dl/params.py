@@ -172,7 +172,8 @@ PARAMETERS: dict[str, Param] = {
                        "'auto': H2O's choice (ADADELTA with adaptive_rate, else SGD with the manual rate "
                        "and momentum); 'adam': Adam (adam_rate, adam_beta1/2, epsilon), PyTorch's default "
                        "optimizer, for mini-batch training"),
-    "adam_rate": Param(1e-3, _number(0, lo_open=True), "Adam's step size (optimizer='adam')"),
+    "adam_rate": Param(1e-3, _number(0, lo_open=True), "Adam's step size (optimizer='adam'), annealed by "
+                       "rate_annealing: adam_rate / (1 + rate_annealing * samples)"),
     "adam_beta1": Param(0.9, _number(0, 1, hi_open=True), "Adam's first-moment decay"),
     "adam_beta2": Param(0.999, _number(0, 1, hi_open=True), "Adam's second-moment decay"),
     "out_of_core": Param("auto", _auto_or_bool,

@@ -103,23 +103,34 @@ def test_replication_only_when_it_fits_in_a_worker(dl_log):
 
 
 def test_set_up_passes_take_persisted_partitions_as_futures(client2):
-    """A frame built on persisted partitions is persisted once and its partitions' futures go to the
-    set-up tasks (to_delayed() re-materialised persisted partitions in every pass); a frame merely
-    built on persisted data must not hand out the underlying (un-renamed) partitions."""
+    """Set-up tasks get persisted partitions straight from their futures (to_delayed() re-materialised
+    them in every pass): the response rename over them happens inside the same task, with no
+    dask-dataframe task (or re-persist) in between; another frame built on persisted data is
+    persisted once; none may hand out the underlying partitions unchanged."""
+    import dask
     import dask.dataframe as dd
     import pandas as pd
-    from distributed import Future
-
     from dask_dl.cluster import placement
     df = pd.DataFrame({"a": np.arange(40.0), "b": np.arange(40.0) % 3})
     persisted = client2.persist(dd.from_pandas(df, npartitions=4, sort=False))
     renamed = persisted.rename(columns={"b": "target"})
-    lazy_parts = placement.partitions(renamed)
-    assert not any(isinstance(p, Future) for p in lazy_parts)  # built on futures, but not them
-    ready = placement.persist_if_in_memory(client2, renamed)
-    parts = placement.partitions(ready)
-    assert len(parts) == 4 and all(isinstance(p, Future) for p in parts)
-    got = pd.concat(client2.gather(parts))
-    pd.testing.assert_frame_equal(got, df.rename(columns={"b": "target"}))  # same data, in partition order
+    assert placement.persist_if_in_memory(client2, renamed) is renamed  # nothing to persist
+    calls = placement.partition_calls(len, renamed)
+    assert len(calls) == 4
+    sources = []
+    for c in calls:  # one task per partition, its only input the persisted partition's future
+        graph = dict(c.__dask_graph__())
+        assert list(graph) == [c.key] and len(graph[c.key].dependencies) == 1
+        assert c.key.startswith("len-")
+        sources += list(graph[c.key].dependencies)
+    assert len(set(sources)) == 4 and all(k[0] == sources[0][0] for k in sources)
+    assert dask.compute(*calls) == (10, 10, 10, 10)
+    got = pd.concat(dask.compute(*placement.partition_calls(lambda p: p, renamed)))
+    pd.testing.assert_frame_equal(got, df.rename(columns={"b": "target"}))  # renamed, in partition order
+    projected = persisted[["b"]].assign(c=1.0)
+    ready = placement.persist_if_in_memory(client2, projected)
+    assert ready is not projected
+    got = pd.concat(dask.compute(*placement.partition_calls(lambda p: p, ready)))
+    pd.testing.assert_frame_equal(got, df[["b"]].assign(c=1.0))
     from_storage = dd.from_pandas(df, npartitions=2, sort=False)  # not persisted: left alone
     assert placement.persist_if_in_memory(client2, from_storage) is from_storage

@@ -100,6 +100,11 @@ def test_validation_and_predict_columns_must_match(iris, client2):
         clf.predict(iris.assign(extra_col=1.0))
     with pytest.raises(DataError, match="categorical in X but was numeric"):
         clf.predict(iris.assign(sepal_len=iris["sepal_len"].astype(str)))
+    # a validation class the training data lacks is named (the validation encoding runs beside the
+    # training encoding on the workers; its error must still surface, as the DataError it is)
+    train = iris[iris["class"] != "Iris-virginica"]
+    with pytest.raises(DataError, match="Iris-virginica"):
+        DeepLearningClassifier(**FAST).fit(train, "class", validation_data=iris)
 
 
 def test_unfitted_predict_is_refused():

@@ -835,6 +835,26 @@ def test_adam_steps_match_numpy_adam(batch):
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-15)
 
 
+def test_adam_step_is_annealed_by_rate_annealing():
+    """rate_annealing anneals Adam's step as H2O anneals the manual rate: adam_rate / (1 + rate_annealing
+    * samples seen before the update), on top of the bias corrections."""
+    lr, b1, b2, eps, anneal, batch = 0.01, 0.8, 0.95, 1e-6, 0.05, 2
+    layout, state = make(hidden=(4, 3), act="Tanh", n_out=3, seed=5)
+    X = batch_points(layout, state, 2 * batch, 5, seed=31)
+    ys = np.array([0.0, 1.0, 2.0, 1.0])
+    hp = base_hp(rate=lr, rho=b2, eps=eps, b1=b1, adam_bs=float(batch), anneal=anneal)
+    expected = state.copy()
+    for t, rows in enumerate((slice(0, batch), slice(batch, 2 * batch)), start=1):
+        g = np.mean([sgd_grad(layout, expected, X[k], ys[k], K.CROSS_ENTROPY) for k in range(rows.start, rows.stop)],
+                    axis=0)
+        expected = adam_ref(layout, expected, g, lr / (1 + anneal * rows.start), b1, b2, eps, t)
+    got = train_batch(layout, state.copy(), X, ys, hp, opt=K.ADAM, batch=batch)
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-15)
+    plain = train_batch(layout, state.copy(), X, ys, base_hp(rate=lr, rho=b2, eps=eps, b1=b1, adam_bs=2.0),
+                        opt=K.ADAM, batch=batch)
+    assert not np.allclose(plain, got, rtol=1e-6, atol=0)  # the annealing did change the second step
+
+
 def test_minibatch_batches_are_consecutive_updates():
     """Six rows in batches of 2 = three one-batch steps in row order; a short last batch is its own mean."""
     layout, state = make(hidden=(4,), act="Tanh", n_out=3, seed=2)

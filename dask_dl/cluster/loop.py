@@ -131,22 +131,28 @@ class IterationLoop:
         if not self.quiet:
             logger.info(msg, *args)
 
-    def _score(self, state: np.ndarray) -> tuple[dict, dict | None, np.ndarray, np.ndarray]:
-        """One scoring round: forward passes on the workers over the training sample and the
-        validation blocks together (one broadcast, one task per worker, one gather: a round costs
-        two Dask round trips, not four); metrics on the client from the outputs. Returns (training
-        metrics, validation metrics or None, training outputs, training targets)."""
+    def _submit_scoring(self, state_f) -> list:
+        """The scoring tasks of one round for the state (or averaging result) in future ``state_f``: one task per worker over
+        its training-sample and validation blocks together."""
         train, valid = list(self.data.score_train), list(self.data.score_valid or [])
-        if not train and not valid:
-            return {}, None, None, None
-        c = self.client
-        sf = c.scatter(state, hash=False)
         by_worker: dict = {}
         for which, fs in ((0, train), (1, valid)):
             for f in fs:
                 by_worker.setdefault(self._holder(f), ([], []))[which].append(f)
-        jobs = [c.submit(tasks.score_sets, sf, self.layout, len(tf), *tf, *vf, workers=[w] if w else None,
+        c = self.client
+        return [c.submit(tasks.score_sets, state_f, self.layout, len(tf), *tf, *vf, workers=[w] if w else None,
                          allow_other_workers=True, pure=False) for w, (tf, vf) in by_worker.items()]
+
+    def _score(self, state: np.ndarray, jobs: list | None = None) -> tuple[dict, dict | None, np.ndarray, np.ndarray]:
+        """One scoring round: forward passes on the workers (``jobs``: already submitted with the
+        round's training, on the state where it lies; else the state is uploaded and scored now),
+        metrics on the client from the outputs. Returns (training metrics, validation metrics or None,
+        training outputs, training targets)."""
+        if not self.data.score_train and not self.data.score_valid:
+            return {}, None, None, None
+        c = self.client
+        if jobs is None:
+            jobs = self._submit_scoring(c.scatter(state, hash=False))
         parts = c.gather(jobs)
 
         def metrics_of(k):
@@ -238,12 +244,21 @@ class IterationLoop:
         auto_tune = (int(p["train_samples_per_iteration"]) == -2 and not p["reproducible"]
                      and len(self.data.blocks_by_worker) > 1)
         timed_out = False
+        # the last round's averaging result while the centre IS that average (not with elastic
+        # averaging, whose centre moves on the client): the next round trains from it where it lies
+        last_mean = None
+        # score_each_iteration: the round's scoring tasks go out with its training tasks, on the
+        # averaged state where it lies, and come back in the same wait (one round trip, not three)
+        score_with_round = bool(p["score_each_iteration"] or p["reproducible"]) and elastic is None
         while processed < total - 1e-9:
             iteration += 1
             n_iter = int(min(tspi, math.ceil(total - processed)))
             budget = _split_budget(n_iter, self.data.rows_by_worker)
             t_it = time.perf_counter()
-            center_f = c.scatter(state, hash=False)
+            if last_mean is not None:
+                center_f = last_mean
+            else:
+                center_f = c.scatter(state, hash=False)
             t_sub = time.perf_counter()
             ks = dataclasses.replace(self.ks, hp=hp)
             futs = []
@@ -256,9 +271,14 @@ class IterationLoop:
                                      allow_other_workers=True, pure=False,
                                      key=f"dask_dl-train-{self.fit_key}-{iteration}-{wi}"))
                 worker_done[w] += int(budget[w])
-            mean_state, done, compute = tree_average(c, futs, f"{self.fit_key}-{iteration}").result()
+            mean_f = tree_average(c, futs, f"{self.fit_key}-{iteration}")
+            score_jobs = None
+            if score_with_round and (self.data.score_train or self.data.score_valid):
+                score_jobs = self._submit_scoring(mean_f)
+            mean_state, done, compute = mean_f.result()
             t_mean = time.perf_counter()
             del futs, center_f
+            last_mean = mean_f if elastic is None else None
             if elastic is not None and iteration > 1:
                 # H2O / EASGD: the centre moves towards the workers' mean by the moving rate
                 alpha = np.float32(p["elastic_averaging_moving_rate"])
@@ -296,7 +316,8 @@ class IterationLoop:
                 continue
             # ----------------------------------------------------------------- scoring round
             s0 = time.perf_counter()
-            m_train, m_valid, outs, ys = self._score(state)
+            m_train, m_valid, outs, ys = self._score(state, score_jobs)
+            score_jobs = None
             if cfg.kind == "regression" and cfg.loss == "Huber" and outs is not None:
                 huber_delta = evaluate.huber_delta_standardised(outs, ys, p["huber_alpha"])
                 hp = hp.copy()

@@ -21,8 +21,10 @@ logger = logging.getLogger("dask_dl")
 
 
 def persist_if_in_memory(client, frame):
-    """A frame built on persisted partitions (the user's ``df.persist()``, plus our column renames),
-    persisted in turn, so that the set-up passes can hand each partition's future to their tasks.
+    """A frame built on persisted partitions (the user's ``df.persist()`` plus a projection, an
+    ``assign``...), persisted in turn, so that the set-up passes can hand each partition's future to
+    their tasks. The response rename over persisted partitions needs nothing: ``partitions`` renames
+    inside the set-up tasks.
 
     Why: ``to_delayed()`` of a frame built on persisted partitions makes graphs that alias each
     partition's key to its future, and distributed then re-materialises the partition in every
@@ -31,28 +33,60 @@ def persist_if_in_memory(client, frame):
     from storage are left alone: persisting them would hold the raw data in memory beside the
     encoded blocks."""
     from distributed import futures_of
-    if not futures_of(frame):
+    if not futures_of(frame) or _direct_sources(frame) is not None:
         return frame
     frame = client.persist(frame)
     wait(frame)
     return frame
 
 
-def partitions(frame) -> list:
-    """Per-partition task inputs: the futures of a persisted frame, in partition order, else
-    ``to_delayed()`` (see ``persist_if_in_memory``). Only a frame that IS persisted partitions
-    (dask's FromGraph expression over one set of futures) qualifies: one merely built on them would
-    hand out the wrong data."""
-    from distributed import futures_of
-    futures = futures_of(frame)
+def _persisted_futures(expr, npartitions: int):
+    """The futures, in partition order, of an expression that IS persisted partitions (dask's
+    FromGraph over one set of futures), else None."""
+    if type(expr).__name__ != "FromGraph":
+        return None
+    from distributed import Future
+    futures = [f for f in expr.operand("layer").values() if isinstance(f, Future)]
+    if len(futures) != npartitions or not all(isinstance(f.key, tuple) and len(f.key) == 2 for f in futures) \
+            or len({f.key[0] for f in futures}) != 1:
+        return None
+    ordered = sorted(futures, key=lambda f: f.key[1])
+    return ordered if [f.key[1] for f in ordered] == list(range(npartitions)) else None
+
+
+def _call_on(fn, part, columns, *args):
+    """``fn(part, *args)``, the partition's columns renamed first (pandas copy-on-write: no data copied)."""
+    return fn(part.rename(columns=columns) if columns else part, *args)
+
+
+def _direct_sources(frame):
+    """[(future, columns to rename or None)] per partition when ``frame`` IS persisted partitions or
+    the estimators' response rename over them, else None."""
     expr = getattr(frame, "expr", None)
-    if type(expr).__name__ == "FromGraph" and len(futures) == frame.npartitions \
-            and all(isinstance(f.key, tuple) and len(f.key) == 2 for f in futures) \
-            and len({f.key[0] for f in futures}) == 1:
-        ordered = sorted(futures, key=lambda f: f.key[1])
-        if [f.key[1] for f in ordered] == list(range(frame.npartitions)):
-            return ordered
-    return frame.to_delayed()
+    futures = _persisted_futures(expr, frame.npartitions)
+    if futures is not None:
+        return [(f, None) for f in futures]
+    if type(expr).__name__ == "RenameFrame" and isinstance(expr.operand("columns"), dict):
+        futures = _persisted_futures(expr.operand("frame"), frame.npartitions)
+        if futures is not None:
+            columns = dict(expr.operand("columns"))
+            return [(f, columns) for f in futures]
+    return None
+
+
+def partition_calls(fn, frame, *args) -> list:
+    """``dask.delayed(fn)(partition, *args)`` for every partition of ``frame``, in order. Persisted
+    partitions go to ``fn``'s task straight from their futures, renamed inside that task where the
+    frame renames them: no dask-dataframe task and no intermediate frame on the worker (storing one
+    costs a ``sizeof`` walk over its columns: 10-190 ms per MNIST partition, measured). Anything
+    else goes through ``to_delayed()`` (see ``persist_if_in_memory``)."""
+    direct = _direct_sources(frame)
+    if direct is None:
+        return [dask.delayed(fn)(p, *args) for p in frame.to_delayed()]
+    name = getattr(fn, "__name__", "partition")
+    return [dask.delayed(_call_on)(fn, f, columns, *args,
+                                   dask_key_name=f"{name}-{dask.base.tokenize(fn, f.key, columns, *args)}")
+            for f, columns in direct]
 
 
 def compute_data_info(client, frame, roles: dict, params: dict, response_kind: str, response_name: str,
@@ -61,19 +95,24 @@ def compute_data_info(client, frame, roles: dict, params: dict, response_kind: s
     features = [c for c in frame.columns if c != RESPONSE]
     numeric = [c for c in features if roles[c] == "numeric"]
     categorical = [c for c in features if roles[c] == "categorical"]
-    parts = partitions(frame)
-    stats = tree_merge([dask.delayed(partition_stats)(p, numeric, categorical, response_kind) for p in parts],
-                       merge_stats)
+    stats = tree_merge(partition_calls(partition_stats, frame, numeric, categorical, response_kind), merge_stats)
     merged = client.compute(stats).result()
     return build_data_info(merged, features, roles, params, response_kind, response_name, distribution)
 
 
-def _encoded_blocks(client, frame, info, workers=None):
-    """Encode every partition into a block that stays on a worker. With ``workers``, partition i is
-    encoded on workers[i % len(workers)] (round-robin), so every worker gets a share of the data
-    whatever the scheduler would have chosen (``client.rebalance`` does not move small data)."""
+def _rows_of(client, futures) -> list:
+    """Row counts of encoded blocks; waits for them and re-raises a worker's encoding error (e.g. an
+    unseen response class) here."""
+    return client.gather(client.map(tasks.block_rows, futures, pure=False))
+
+
+def _submit_encoding(client, frame, info, workers=None) -> list:
+    """Futures of every partition encoded into a block that stays on a worker. With ``workers``,
+    partition i is encoded on workers[i % len(workers)] (round-robin), so every worker gets a share
+    of the data whatever the scheduler would have chosen (``client.rebalance`` does not move small
+    data)."""
     info_d = dask.delayed(info, traverse=False)
-    blocks = [dask.delayed(encode.encode_training_block)(p, info_d) for p in partitions(frame)]
+    blocks = partition_calls(encode.encode_training_block, frame, info_d)
     if workers:
         futures = [None] * len(blocks)
         for wi, w in enumerate(workers):
@@ -84,10 +123,6 @@ def _encoded_blocks(client, frame, info, workers=None):
                     futures[i] = f
     else:
         futures = client.compute(blocks)
-    wait(futures)
-    bad = [f for f in futures if f.status == "error"]
-    if bad:
-        bad[0].result()  # re-raise the worker's error (e.g. an unseen response class) here
     return futures
 
 
@@ -189,9 +224,13 @@ def _place_streaming(client, frame, info, cfg, seed: int):
     return by_worker, rows_by_worker, score_train, int(sum(rows))
 
 
-def _validation_blocks(client, valid_frame, info, params: dict, seed: int):
-    vfut = _encoded_blocks(client, valid_frame, info)
-    vrows = client.gather(client.map(tasks.block_rows, vfut, pure=False))
+def _validation_blocks(client, valid_frame, info, params: dict, seed: int, vfut=None, vrows=None):
+    """Scoring blocks of the validation frame (``vfut``/``vrows``: its encoding and row counts, when
+    already done)."""
+    if vfut is None:
+        vfut = _submit_encoding(client, valid_frame, info)
+    if vrows is None:
+        vrows = _rows_of(client, vfut)
     n_valid = int(sum(vrows))
     if n_valid == 0:
         raise ValueError("validation_data has no rows with a response")
@@ -213,8 +252,11 @@ def place_training_data(client, frame, info, valid_frame, cfg, seed: int) -> Tra
                             score_valid=score_valid, n_rows=n_rows, streaming=True)
     workers = sorted(client.nthreads())
     spread = p["force_load_balance"] and not (p["reproducible"] or p["single_node_mode"])
-    futures = _encoded_blocks(client, frame, info, workers if spread else None)
-    rows = client.gather(client.map(tasks.block_rows, futures, pure=False))
+    futures = _submit_encoding(client, frame, info, workers if spread else None)
+    # the validation frame is encoded at the same time (its scoring sample is drawn below)
+    vfut = _submit_encoding(client, valid_frame, info) if valid_frame is not None else []
+    rows = _rows_of(client, futures + vfut)  # one wait for both
+    rows, vrows = rows[:len(futures)], rows[len(futures):]
     keep = [(f, r) for f, r in zip(futures, rows) if r > 0]
     if not keep:
         raise ValueError("no training rows left: every row has a missing response"
@@ -241,7 +283,8 @@ def place_training_data(client, frame, info, valid_frame, cfg, seed: int) -> Tra
     s_train = int(p["score_training_samples"])
     frac = s_train / n_rows if 0 < s_train < n_rows else 1.0
     score_train = [client.submit(encode.sample_block, f, frac, seed + i, pure=False) for i, f in enumerate(futures)]
-    score_valid = _validation_blocks(client, valid_frame, info, p, seed) if valid_frame is not None else None
+    score_valid = _validation_blocks(client, valid_frame, info, p, seed, vfut, vrows) \
+        if valid_frame is not None else None
     wait(score_train + (score_valid or []))
     if info.n_rows_total > n_rows and not info.skip_missing:
         logger.warning("dask_dl: %d training rows have a missing response and are skipped",
@@ -264,7 +307,8 @@ def _group_by_holder(client, futures) -> dict:
 
 
 def warm_workers(client, batch: int, elastic: bool) -> None:
-    """Compile or load the fit's numba kernel on every worker before the first timed round."""
+    """Compile or load the fit's numba kernels and import dask.dataframe on every worker, before the
+    set-up's first data task (``tasks.warm_up``)."""
     client.run(tasks.warm_up, batch, elastic)
 
 

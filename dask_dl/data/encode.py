@@ -31,7 +31,12 @@ def encode_features(df: pd.DataFrame, info: DataInfo) -> tuple[np.ndarray, np.nd
             has_na |= na.any(axis=1)
             v = np.where(na, np.array([c.mean for c in cols]), v)
         sub, mul = (np.array(t) for t in zip(*(info.sub_mul(c) for c in cols)))
-        X[:, [offsets[n] for n in names]] = (v - sub) * mul
+        at = [offsets[n] for n in names]
+        if at == list(range(at[0], at[0] + len(at))):  # adjacent slots: a slice, not a fancy-index scatter
+            at = slice(at[0], at[0] + len(at))
+        v -= sub  # in place: v is this chunk's own float64 copy (fresh temporaries cost page faults)
+        v *= mul
+        X[:, at] = v
     for col in info.columns:
         if col.kind == "numeric":
             continue

@@ -163,13 +163,13 @@ def _schedule(hp, n_seen, sc):
 
     Adam (hp[HP_ADAM_BS] > 0): the step size and epsilon with Adam's bias corrections folded in
     (rate * sqrt(1 - beta2^t) / (1 - beta1^t), epsilon * sqrt(1 - beta2^t), t = updates so far + 1;
-    the same step as dividing m and v by their corrections), beta1 as the "momentum", the
-    epsilon in sc[3]."""
+    the same step as dividing m and v by their corrections) and annealed like the manual rate
+    (/ (1 + rate_annealing * n_seen)), beta1 as the "momentum", the epsilon in sc[3]."""
     bs = hp[HP_ADAM_BS]
     if bs > 0.0:
         t = 1.0 + n_seen / bs
         c2 = np.sqrt(1.0 - hp[HP_RHO] ** t)
-        sc[0] = hp[HP_RATE] * c2 / (1.0 - hp[HP_B1] ** t)
+        sc[0] = hp[HP_RATE] * c2 / (1.0 - hp[HP_B1] ** t) / (1.0 + hp[HP_ANNEAL] * n_seen)
         sc[1] = hp[HP_B1]
         sc[3] = hp[HP_EPS] * c2
         return sc[0], sc[1]
