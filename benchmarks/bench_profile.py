@@ -9,7 +9,8 @@
     model_.run (seconds summed over the fit; see IterationLoop.run):
       kernel compute    per iteration the slowest worker's HOGWILD! kernel time (train_on_worker's
                         own clock), summed
-      broadcast         scattering the centre state to the workers
+      broadcast         submitting the round: the centre scattered to the workers in the first
+                        round (later rounds train from the last average where it lies)
       reduce + Dask     submit-to-mean wait minus compute: the reduction tree, task scheduling,
                         moving the copies and the mean back to the client
       scoring           scoring rounds (forward passes on the workers, metrics on the client)

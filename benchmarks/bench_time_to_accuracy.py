@@ -17,8 +17,11 @@ Datasets (targets are test classification errors):
 
 Systems (one after another; nothing else of this script runs meanwhile):
   dask_dl    one configuration per --dask-dl-config (a JSON dict of dask_dl / H2O parameters; default
-             '{}' = H2O's defaults) on a LocalCluster of --dask-workers worker processes (default 1)
-             sharing --threads threads (started before the clock, passed as client=). The harness sets epochs=--epochs
+             '{}' = H2O's defaults) on a LocalCluster of --dask-workers worker processes sharing
+             --threads threads (default "auto": per sample, a single-threaded worker per thread, as
+             dask_dl's embedded cluster does, since per-sample HOGWILD! threads sharing one copy
+             fight over its cache lines; with mini-batches one worker running all threads, whose
+             HOGWILD! threads share well and need no averaging) (started before the clock, passed as client=). The harness sets epochs=--epochs
              (large), max_runtime_secs=--budget, score_each_iteration=False, score_interval=1 s,
              score_duty_cycle=0.5, stopping_rounds=0 and classification_stop=-1 (so only the budget
              ends a run: H2O's stopping rules cannot end it before the target) and the test set as
@@ -169,6 +172,13 @@ def _duration_seconds(value) -> float:
         return td.total_seconds()
 
 
+def _workers_for(config: dict, args) -> int:
+    """--dask-workers, or with "auto" a worker per thread per sample and one worker with mini-batches."""
+    if str(args.dask_workers) != "auto":
+        return int(args.dask_workers)
+    return max(1, args.threads) if int(config.get("mini_batch_size", 1)) == 1 else 1
+
+
 def run_dask_dl(tr, te, y, config: dict, args, target: float, label: str) -> dict:
     import warnings
 
@@ -180,7 +190,8 @@ def run_dask_dl(tr, te, y, config: dict, args, target: float, label: str) -> dic
               "max_runtime_secs": float(args.budget), "score_each_iteration": False, "score_interval": 1.0,
               "score_duty_cycle": 0.5, "stopping_rounds": 0, "classification_stop": -1}
     params.update(config)
-    with LocalCluster(n_workers=args.dask_workers, threads_per_worker=max(1, args.threads // args.dask_workers),
+    workers = _workers_for(config, args)
+    with LocalCluster(n_workers=workers, threads_per_worker=max(1, args.threads // workers),
                       processes=True,
                       dashboard_address=":0") as cl, Client(cl) as client:
         # the data sit in the worker's memory before the clock starts, as torch's and sklearn's sit in
@@ -223,7 +234,8 @@ def run_dask_dl(tr, te, y, config: dict, args, target: float, label: str) -> dic
         reached_at = setup + _duration_seconds(first["duration"])
         epochs_at = float(first["epochs"])
     final = float(errors.dropna().iloc[-1]) if errors.notna().any() else float("nan")
-    note = f"stop {run.get('stop_reason')}, {run.get('iterations')} it, {len(hist) - 1} scorings"
+    note = (f"{workers} worker(s) x {max(1, args.threads // workers)} thread(s); stop {run.get('stop_reason')}, "
+            f"{run.get('iterations')} it, {len(hist) - 1} scorings")
     # the budget bounded the training loop (max_runtime_secs); the set-up before it is on top
     return _row("dask_dl", label, reached_at, epochs_at, float(run["epochs"]), final, setup, wall,
                 math.inf, note)
@@ -348,9 +360,10 @@ def main(argv: list | None = None) -> dict:
                     help="a JSON dict of dask_dl parameters (repeatable; default '{}': H2O's defaults)")
     ap.add_argument("--budget", type=float, default=300.0, help="seconds per system and configuration")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--dask-workers", type=int, default=1,
-                    help="dask_dl worker processes sharing the --threads (per-sample training scales better "
-                         "with a worker per core than with threads sharing one model copy)")
+    ap.add_argument("--dask-workers", default="auto",
+                    help="dask_dl worker processes sharing the --threads, or 'auto' (default): a worker per "
+                         "thread per sample (threads sharing one model copy do not scale per sample), one "
+                         "worker with every thread for mini-batches")
     ap.add_argument("--epochs", type=float, default=100.0, help="dask_dl epochs (large: the budget stops it)")
     ap.add_argument("--warm-up", action=argparse.BooleanOptionalAction, default=True,
                     help="dask_dl: first an untimed 200-row fit of each configuration on its cluster, so "
