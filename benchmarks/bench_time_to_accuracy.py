@@ -21,11 +21,12 @@ Systems (one after another; nothing else of this script runs meanwhile):
              --threads threads (default "auto": per sample, a single-threaded worker per thread, as
              dask_dl's embedded cluster does, since per-sample HOGWILD! threads sharing one copy
              fight over its cache lines; with mini-batches one worker running all threads, whose
-             HOGWILD! threads share well and need no averaging) (started before the clock, passed as client=). The harness sets epochs=--epochs
-             (large), max_runtime_secs=--budget, score_each_iteration=False, score_interval=1 s,
-             score_duty_cycle=0.5, stopping_rounds=0 and classification_stop=-1 (so only the budget
-             ends a run: H2O's stopping rules cannot end it before the target) and the test set as
-             validation_data; a configuration's own keys override these.
+             HOGWILD! threads share well and need no averaging; started before the clock, passed as
+             client=). The harness sets epochs=--epochs (large), max_runtime_secs=--budget,
+             score_each_iteration=False, score_interval=1 s, score_duty_cycle=0.5, stopping_rounds=0
+             and classification_stop=-1 (so only the budget ends a run: H2O's stopping rules cannot
+             end it before the target) and the test set as validation_data; a configuration's own
+             keys override these.
              The data are persisted on the worker before the clock starts, and an untimed 200-row
              fit of the same configuration runs first, so numba's compilation (or cache load: ~0.6 s
              on a fresh worker, but 15-30 s of compiling whenever the kernels' source changed) is

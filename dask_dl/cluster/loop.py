@@ -132,8 +132,8 @@ class IterationLoop:
             logger.info(msg, *args)
 
     def _submit_scoring(self, state_f) -> list:
-        """The scoring tasks of one round for the state (or averaging result) in future ``state_f``: one task per worker over
-        its training-sample and validation blocks together."""
+        """The scoring tasks of one round for the state (or averaging result) in future ``state_f``:
+        one task per worker over its training-sample and validation blocks together."""
         train, valid = list(self.data.score_train), list(self.data.score_valid or [])
         by_worker: dict = {}
         for which, fs in ((0, train), (1, valid)):
@@ -143,7 +143,8 @@ class IterationLoop:
         return [c.submit(tasks.score_sets, state_f, self.layout, len(tf), *tf, *vf, workers=[w] if w else None,
                          allow_other_workers=True, pure=False) for w, (tf, vf) in by_worker.items()]
 
-    def _score(self, state: np.ndarray, jobs: list | None = None) -> tuple[dict, dict | None, np.ndarray, np.ndarray]:
+    def _score(self, state: np.ndarray,
+               jobs: list | None = None) -> tuple[dict, dict | None, np.ndarray, np.ndarray]:
         """One scoring round: forward passes on the workers (``jobs``: already submitted with the
         round's training, on the state where it lies; else the state is uploaded and scored now),
         metrics on the client from the outputs. Returns (training metrics, validation metrics or None,

@@ -23,8 +23,8 @@ logger = logging.getLogger("dask_dl")
 def persist_if_in_memory(client, frame):
     """A frame built on persisted partitions (the user's ``df.persist()`` plus a projection, an
     ``assign``...), persisted in turn, so that the set-up passes can hand each partition's future to
-    their tasks. The response rename over persisted partitions needs nothing: ``partitions`` renames
-    inside the set-up tasks.
+    their tasks. The response rename over persisted partitions needs nothing: ``partition_calls``
+    renames inside the set-up tasks.
 
     Why: ``to_delayed()`` of a frame built on persisted partitions makes graphs that alias each
     partition's key to its future, and distributed then re-materialises the partition in every
