@@ -23,7 +23,10 @@
     --overhead-rows (400) MNIST rows, train_samples_per_iteration=10, --iterations (200) iterations,
     score_interval huge (only the first and the final iteration score); 1 and 2 single-threaded
     workers (the same cluster as (a) where the worker count matches, so its workers are warm).
-    Iterations/s = iterations / (run_seconds - scoring).
+    Iterations/s = iterations / (run_seconds - scoring). Each worker count runs twice: with the
+    loop's pipelining (such short rounds go out before the previous one returns; "pipelined" counts
+    them) and without it (loop.PIPELINE_MAX_ROUND_S = 0, every round waited for). Pipelined rounds
+    overlap, so their compute/reduce split is not additive.
 """
 from __future__ import annotations
 
@@ -107,14 +110,21 @@ def overhead(args, clusters: _Clusters) -> pd.DataFrame:
     tspi = 10
     epochs = args.iterations * tspi / len(tr)
     params = {"train_samples_per_iteration": tspi, "score_interval": 1e9, "score_training_samples": 100}
+    from dask_dl.cluster import loop
     rows = []
-    for k in args.overhead_workers:
+    for k, piped in [(k, piped) for k in args.overhead_workers for piped in (True, False)]:
         train = dd.from_pandas(tr, npartitions=k)
-        clf, wall = _fit(clusters.client(k), train, None, args.overhead_hidden, epochs, args.seed, params)
+        limit = loop.PIPELINE_MAX_ROUND_S
+        loop.PIPELINE_MAX_ROUND_S = limit if piped else 0.0  # the loop runs in this process
+        try:
+            clf, wall = _fit(clusters.client(k), train, None, args.overhead_hidden, epochs, args.seed, params)
+        finally:
+            loop.PIPELINE_MAX_ROUND_S = limit
         run = clf.model_.run
         it = int(run["iterations"])
         loop_s = run["run_seconds"] - run["score"]
-        rows.append({"workers": k, "iterations": it, "iterations_per_s": it / loop_s,
+        rows.append({"workers": k, "pipelined": int(run["pipelined"]), "iterations": it,
+                     "iterations_per_s": it / loop_s,
                      "ms_per_iteration": 1000 * loop_s / it, "broadcast_ms": 1000 * run["broadcast"] / it,
                      "compute_ms": 1000 * run["compute"] / it, "reduce_wait_ms": 1000 * run["reduce_wait"] / it,
                      "other_ms": 1000 * (loop_s - run["broadcast"] - run["compute"] - run["reduce_wait"]) / it,

@@ -134,3 +134,48 @@ def test_set_up_passes_take_persisted_partitions_as_futures(client2):
     pd.testing.assert_frame_equal(got, df[["b"]].assign(c=1.0))
     from_storage = dd.from_pandas(df, npartitions=2, sort=False)  # not persisted: left alone
     assert placement.persist_if_in_memory(client2, from_storage) is from_storage
+
+
+def test_pipelined_rounds_train_exactly_as_sequential_ones(client2, wine, monkeypatch):
+    """Short rounds go out before the previous one returns (from its average, where it lies); the
+    result is the same model, bit for bit, as waiting for every round."""
+    from dask_dl.cluster import loop
+    kw = dict(hidden=[16, 8], epochs=2, seed=7, reproducible=True, quiet_mode=True, train_samples_per_iteration=2000,
+              score_each_iteration=True)
+    piped = DeepLearningClassifier(**kw).fit(wine, "type")
+    monkeypatch.setattr(loop, "PIPELINE_MAX_ROUND_S", 0.0)
+    plain = DeepLearningClassifier(**kw).fit(wine, "type")
+    iterations = piped.model_.run["iterations"]
+    assert iterations >= 6 and piped.model_.run["pipelined"] == iterations - 1
+    assert plain.model_.run["pipelined"] == 0
+    assert np.array_equal(piped.model_.state, plain.model_.state)
+    cols = ["epochs", "samples", "training_classification_error", "validation_classification_error"]
+    hp, hs = piped.model_.scoring_history(), plain.model_.scoring_history()
+    assert hp[[c for c in cols if c in hp]].equals(hs[[c for c in cols if c in hs]])
+
+
+def _train_keys_seen(client) -> set:
+    return set(client.run_on_scheduler(lambda dask_scheduler: sorted({str(t[0]) for t in dask_scheduler.transition_log
+                                                                      if "dask_dl-train" in str(t[0])})))
+
+
+def test_a_stop_cancels_the_round_submitted_ahead(client2, wine):
+    """classification_stop ends the fit after the first round: the round already submitted behind it
+    is cancelled, never counted, and leaves nothing on the cluster."""
+    import time
+    before = _train_keys_seen(client2)
+    clf = DeepLearningClassifier(hidden=[8], epochs=50, seed=3, quiet_mode=True, train_samples_per_iteration=500,
+                                 score_each_iteration=True, classification_stop=0.99).fit(wine, "type")
+    run = clf.model_.run
+    assert run["stop_reason"] == "classification_stop" and run["iterations"] == 1 and run["samples"] == 500
+    assert run["pipelined"] == 0
+    rounds = {k.rsplit("-", 2)[1] for k in _train_keys_seen(client2) - before}
+    assert rounds == {"1", "2"}  # round 2 went out ahead, and no later one
+    left = ["?"]
+    for _ in range(50):
+        left = client2.run_on_scheduler(lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks
+                                                                if "dask_dl-train" in str(k)])
+        if not left:
+            break
+        time.sleep(0.1)
+    assert left == []

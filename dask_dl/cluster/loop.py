@@ -26,6 +26,10 @@ logger = logging.getLogger("dask_dl")
 
 # conservative training speeds per thread behind the initial train_samples_per_iteration=-2
 AUTO_SPEED_PER_SAMPLE, AUTO_SPEED_MINI_BATCH = 10_000, 30_000
+# pipelining: a round whose compute takes less than this (measured; estimated from the speeds above
+# for the first) has the next round submitted before its own result returns, so the workers train on
+# while the client checks, scores and decides. A stop wastes at most one such round, left running.
+PIPELINE_MAX_ROUND_S = 0.5
 # H2O's instability thresholds (§9.8)
 MAX_MEAN_WEIGHT, MAX_MEAN_BIAS = 1e10, 1e5
 
@@ -114,6 +118,17 @@ def check_stable(layout, state: np.ndarray) -> str | None:
     return None
 
 
+@dataclass
+class _Round:
+    """One submitted round: its averaging result, the scoring tasks sent with it (or None), the
+    samples asked of the workers and each worker's stream position after it."""
+    iteration: int
+    mean_f: object
+    score_jobs: list | None
+    expected: int
+    positions: dict
+
+
 class IterationLoop:
     """Runs the rounds of one fit against a Dask client."""
 
@@ -131,6 +146,34 @@ class IterationLoop:
         if not self.quiet:
             logger.info(msg, *args)
 
+    def _submit_round(self, iteration: int, center_f, processed: int, n_iter: int, hp: np.ndarray,
+                      positions: dict, elastic, score: bool) -> _Round:
+        """Submit one round: a training task per worker from ``center_f``, the averaging tree over
+        them and, with ``score``, the scoring tasks on the average. Nothing is waited for."""
+        c, cfg, p = self.client, self.cfg, self.cfg.params
+        budget = _split_budget(n_iter, self.data.rows_by_worker)
+        ks = dataclasses.replace(self.ks, hp=hp)
+        threads = 1 if p["reproducible"] else None
+        futs, after = [], dict(positions)
+        for wi, (w, blocks) in enumerate(self.data.blocks_by_worker.items()):
+            position = positions[w] / self.data.rows_by_worker[w]
+            futs.append(c.submit(tasks.train_on_worker, center_f, self.layout, ks, int(budget[w]),
+                                 (cfg.seed, iteration, wi), float(processed), bool(p["shuffle_training_data"]),
+                                 threads, position, cfg.seed + 1000003 * wi, elastic, *blocks, workers=[w],
+                                 allow_other_workers=True, pure=False,
+                                 key=f"dask_dl-train-{self.fit_key}-{iteration}-{wi}"))
+            after[w] += int(budget[w])
+        mean_f = tree_average(c, futs, f"{self.fit_key}-{iteration}")
+        jobs = None
+        if score and (self.data.score_train or self.data.score_valid):
+            jobs = self._submit_scoring(mean_f)
+        return _Round(iteration, mean_f, jobs, int(sum(budget.values())), after)
+
+    def _cancel(self, rnd: _Round) -> None:
+        """Release a round submitted ahead (a task already running finishes on its worker, unused)."""
+        self.client.cancel([rnd.mean_f, *(rnd.score_jobs or [])])
+        return None
+
     def _submit_scoring(self, state_f) -> list:
         """The scoring tasks of one round for the state (or averaging result) in future ``state_f``:
         one task per worker over its training-sample and validation blocks together."""
@@ -140,8 +183,10 @@ class IterationLoop:
             for f in fs:
                 by_worker.setdefault(self._holder(f), ([], []))[which].append(f)
         c = self.client
+        # ahead of a pipelined next round's training where both wait for the same average: the
+        # client's decisions wait on the scores, not on that round
         return [c.submit(tasks.score_sets, state_f, self.layout, len(tf), *tf, *vf, workers=[w] if w else None,
-                         allow_other_workers=True, pure=False) for w, (tf, vf) in by_worker.items()]
+                         allow_other_workers=True, pure=False, priority=1) for w, (tf, vf) in by_worker.items()]
 
     def _score(self, state: np.ndarray,
                jobs: list | None = None) -> tuple[dict, dict | None, np.ndarray, np.ndarray]:
@@ -234,7 +279,8 @@ class IterationLoop:
         # where the time goes (seconds, summed over iterations): train = broadcast + the submit-to-mean
         # wait (compute: the slowest worker's kernel time; reduce_wait: the rest, i.e. reduction tree,
         # scheduling and transfers) + client-side bookkeeping; score = scoring rounds
-        timings = {"train": 0.0, "score": 0.0, "broadcast": 0.0, "compute": 0.0, "reduce_wait": 0.0}
+        timings = {"train": 0.0, "score": 0.0, "broadcast": 0.0, "compute": 0.0, "reduce_wait": 0.0,
+                   "pipelined": 0}  # pipelined: rounds that were submitted before the previous one returned
         series: list = []
         last_ref: dict = {}
         hp = self.ks.hp.copy()
@@ -251,111 +297,120 @@ class IterationLoop:
         # score_each_iteration: the round's scoring tasks go out with its training tasks, on the
         # averaged state where it lies, and come back in the same wait (one round trip, not three)
         score_with_round = bool(p["score_each_iteration"] or p["reproducible"]) and elastic is None
-        while processed < total - 1e-9:
-            iteration += 1
-            n_iter = int(min(tspi, math.ceil(total - processed)))
-            budget = _split_budget(n_iter, self.data.rows_by_worker)
-            t_it = time.perf_counter()
-            if last_mean is not None:
-                center_f = last_mean
-            else:
-                center_f = c.scatter(state, hash=False)
-            t_sub = time.perf_counter()
-            ks = dataclasses.replace(self.ks, hp=hp)
-            futs = []
-            for wi, (w, blocks) in enumerate(self.data.blocks_by_worker.items()):
-                threads = 1 if p["reproducible"] else None
-                position = worker_done[w] / self.data.rows_by_worker[w]
-                futs.append(c.submit(tasks.train_on_worker, center_f, self.layout, ks, int(budget[w]),
-                                     (cfg.seed, iteration, wi), float(processed), bool(p["shuffle_training_data"]),
-                                     threads, position, cfg.seed + 1000003 * wi, elastic, *blocks, workers=[w],
-                                     allow_other_workers=True, pure=False,
-                                     key=f"dask_dl-train-{self.fit_key}-{iteration}-{wi}"))
-                worker_done[w] += int(budget[w])
-            mean_f = tree_average(c, futs, f"{self.fit_key}-{iteration}")
-            score_jobs = None
-            if score_with_round and (self.data.score_train or self.data.score_valid):
-                score_jobs = self._submit_scoring(mean_f)
-            mean_state, done, compute = mean_f.result()
-            t_mean = time.perf_counter()
-            del futs, center_f
-            last_mean = mean_f if elastic is None else None
-            if elastic is not None and iteration > 1:
-                # H2O / EASGD: the centre moves towards the workers' mean by the moving rate
-                alpha = np.float32(p["elastic_averaging_moving_rate"])
-                new_state = alpha * mean_state + (np.float32(1.0) - alpha) * state
-            else:
-                new_state = mean_state
-            dt = time.perf_counter() - t_it
-            if auto_tune and dt > 0:
-                tspi = self._retune(tspi, dt, compute, n, threads_total)
-            timings["train"] += dt
-            timings["broadcast"] += t_sub - t_it
-            timings["compute"] += compute
-            timings["reduce_wait"] += t_mean - t_sub - compute
-            why = check_stable(self.layout, new_state)
-            if why:
-                raise ModelDivergedError(
-                    f"training diverged at iteration {iteration} ({why}); the model is numerically unstable. "
-                    "Try a smaller rate (adaptive_rate=False), a larger epsilon/rho, l2 regularisation, "
-                    "max_w2, or standardize=True. The last good model is kept on the error "
-                    "(.last_good_model).", last_good_state=state, history_rows=rows)
-            state = new_state
-            processed += int(done)
-            now = time.perf_counter()
-            run_time = now - t_start
-            keep_running = processed < total - 1e-9
-            self._log("dask_dl: iteration %d: %d samples in %.2f s (%.0f samples/s), epochs %.3f",
-                      iteration, done, dt, done / max(dt, 1e-9), processed / n)
-            if max_rt and run_time > max_rt:
-                timed_out = True
-                keep_running = False
-            if not history.should_score(now, last_score_start, last_score_dur, p["score_interval"],
-                                        p["score_duty_cycle"], first_iteration=iteration == 1,
-                                        final=not keep_running, score_each_iteration=p["score_each_iteration"]
-                                        or p["reproducible"]):
-                continue
-            # ----------------------------------------------------------------- scoring round
-            s0 = time.perf_counter()
-            m_train, m_valid, outs, ys = self._score(state, score_jobs)
-            score_jobs = None
-            if cfg.kind == "regression" and cfg.loss == "Huber" and outs is not None:
-                huber_delta = evaluate.huber_delta_standardised(outs, ys, p["huber_alpha"])
-                hp = hp.copy()
-                hp[K.HP_HUBER] = huber_delta
-            last_score_dur = time.perf_counter() - s0
-            last_score_start = s0
-            scoring_time += last_score_dur
-            timings["score"] += last_score_dur
-            rows.append(self._history_row(time.perf_counter() - t_start, scoring_time, processed,
-                                          iteration, m_train, m_valid))
-            ref = m_valid if has_valid and m_valid else m_train
-            last_ref = ref
-            if cfg.kind == "binomial" and ref:
-                threshold = float(ref.get("threshold", 0.5))
-            self._log("dask_dl: scoring: %s", _brief(m_train, m_valid, self.stop_key))
-            series.append(ref.get(self.stop_key, float("nan")) if ref else float("nan"))
-            if not keep_running:
-                break
-            # best model (non-final scoring only, as H2O)
-            cur_loss = ref.get(self.best_key, float("nan")) if ref else float("nan")
-            if p["overwrite_with_best_model"] and history.is_better(cur_loss, best_loss, self.best_key):
-                best_state, best_loss, best_threshold = state.copy(), cur_loss, threshold
-            # stopping rules
-            if cfg.kind != "regression" and p["classification_stop"] != -1 and m_train \
-                    and m_train.get("classification_error", 1.0) <= p["classification_stop"]:
-                stop_reason = "classification_stop"
-                break
-            if cfg.kind == "regression" and p["regression_stop"] != -1 and m_train \
-                    and m_train.get("mse", math.inf) <= p["regression_stop"]:
-                stop_reason = "regression_stop"
-                break
-            if p["stopping_rounds"] > 0 and history.stop_early(series, p["stopping_rounds"],
-                                                               p["stopping_tolerance"], self.stop_key):
-                stop_reason = "early_stopping"
-                self._log("dask_dl: early stopping: %s did not improve over the last %d scoring rounds",
-                          self.stop_key, p["stopping_rounds"])
-                break
+        # pipelining (see PIPELINE_MAX_ROUND_S): only where the next round does not wait on the client
+        # (the centre is the last average, the kernel settings stay, in-memory data, fixed round size)
+        pipeline = (elastic is None and not auto_tune and not self.data.streaming
+                    and not (cfg.kind == "regression" and cfg.loss == "Huber"))
+        per_thread = AUTO_SPEED_PER_SAMPLE if int(p["mini_batch_size"]) == 1 else AUTO_SPEED_MINI_BATCH
+        round_s = tspi / (per_thread * max(1, threads_total))  # the first round's compute, estimated
+        pending = None  # the next round, already submitted
+        try:
+            while processed < total - 1e-9:
+                iteration += 1
+                n_iter = int(min(tspi, math.ceil(total - processed)))
+                t_it = time.perf_counter()
+                if pending is not None:
+                    rnd, pending = pending, None
+                    timings["pipelined"] += 1
+                else:
+                    center_f = last_mean if last_mean is not None else c.scatter(state, hash=False)
+                    rnd = self._submit_round(iteration, center_f, processed, n_iter, hp, worker_done, elastic,
+                                             score_with_round)
+                    del center_f
+                t_sub = time.perf_counter()
+                ahead = processed + rnd.expected
+                if pipeline and round_s < PIPELINE_MAX_ROUND_S and ahead < total - 1e-9:
+                    pending = self._submit_round(iteration + 1, rnd.mean_f, ahead,
+                                                 int(min(tspi, math.ceil(total - ahead))), hp, rnd.positions,
+                                                 None, score_with_round)
+                score_jobs = rnd.score_jobs
+                mean_state, done, compute = rnd.mean_f.result()
+                t_mean = time.perf_counter()
+                round_s = compute
+                worker_done = rnd.positions
+                last_mean = rnd.mean_f if elastic is None else None
+                if pending is not None and int(done) != rnd.expected:
+                    pending = self._cancel(pending)  # it was planned from the samples asked for
+                del rnd
+                if elastic is not None and iteration > 1:
+                    # H2O / EASGD: the centre moves towards the workers' mean by the moving rate
+                    alpha = np.float32(p["elastic_averaging_moving_rate"])
+                    new_state = alpha * mean_state + (np.float32(1.0) - alpha) * state
+                else:
+                    new_state = mean_state
+                dt = time.perf_counter() - t_it
+                if auto_tune and dt > 0:
+                    tspi = self._retune(tspi, dt, compute, n, threads_total)
+                timings["train"] += dt
+                timings["broadcast"] += t_sub - t_it
+                timings["compute"] += compute
+                timings["reduce_wait"] += max(0.0, t_mean - t_sub - compute)
+                why = check_stable(self.layout, new_state)
+                if why:
+                    raise ModelDivergedError(
+                        f"training diverged at iteration {iteration} ({why}); the model is numerically unstable. "
+                        "Try a smaller rate (adaptive_rate=False), a larger epsilon/rho, l2 regularisation, "
+                        "max_w2, or standardize=True. The last good model is kept on the error "
+                        "(.last_good_model).", last_good_state=state, history_rows=rows)
+                state = new_state
+                processed += int(done)
+                now = time.perf_counter()
+                run_time = now - t_start
+                keep_running = processed < total - 1e-9
+                self._log("dask_dl: iteration %d: %d samples in %.2f s (%.0f samples/s), epochs %.3f",
+                          iteration, done, dt, done / max(dt, 1e-9), processed / n)
+                if max_rt and run_time > max_rt:
+                    timed_out = True
+                    keep_running = False
+                if not history.should_score(now, last_score_start, last_score_dur, p["score_interval"],
+                                            p["score_duty_cycle"], first_iteration=iteration == 1,
+                                            final=not keep_running, score_each_iteration=p["score_each_iteration"]
+                                            or p["reproducible"]):
+                    continue
+                # ----------------------------------------------------------------- scoring round
+                s0 = time.perf_counter()
+                m_train, m_valid, outs, ys = self._score(state, score_jobs)
+                score_jobs = None
+                if cfg.kind == "regression" and cfg.loss == "Huber" and outs is not None:
+                    huber_delta = evaluate.huber_delta_standardised(outs, ys, p["huber_alpha"])
+                    hp = hp.copy()
+                    hp[K.HP_HUBER] = huber_delta
+                last_score_dur = time.perf_counter() - s0
+                last_score_start = s0
+                scoring_time += last_score_dur
+                timings["score"] += last_score_dur
+                rows.append(self._history_row(time.perf_counter() - t_start, scoring_time, processed,
+                                              iteration, m_train, m_valid))
+                ref = m_valid if has_valid and m_valid else m_train
+                last_ref = ref
+                if cfg.kind == "binomial" and ref:
+                    threshold = float(ref.get("threshold", 0.5))
+                self._log("dask_dl: scoring: %s", _brief(m_train, m_valid, self.stop_key))
+                series.append(ref.get(self.stop_key, float("nan")) if ref else float("nan"))
+                if not keep_running:
+                    break
+                # best model (non-final scoring only, as H2O)
+                cur_loss = ref.get(self.best_key, float("nan")) if ref else float("nan")
+                if p["overwrite_with_best_model"] and history.is_better(cur_loss, best_loss, self.best_key):
+                    best_state, best_loss, best_threshold = state.copy(), cur_loss, threshold
+                # stopping rules
+                if cfg.kind != "regression" and p["classification_stop"] != -1 and m_train \
+                        and m_train.get("classification_error", 1.0) <= p["classification_stop"]:
+                    stop_reason = "classification_stop"
+                    break
+                if cfg.kind == "regression" and p["regression_stop"] != -1 and m_train \
+                        and m_train.get("mse", math.inf) <= p["regression_stop"]:
+                    stop_reason = "regression_stop"
+                    break
+                if p["stopping_rounds"] > 0 and history.stop_early(series, p["stopping_rounds"],
+                                                                   p["stopping_tolerance"], self.stop_key):
+                    stop_reason = "early_stopping"
+                    self._log("dask_dl: early stopping: %s did not improve over the last %d scoring rounds",
+                              self.stop_key, p["stopping_rounds"])
+                    break
+        finally:
+            if pending is not None:  # stopped early, or raised: the round submitted ahead is not wanted
+                self._cancel(pending)
         if timed_out:
             stop_reason = "max_runtime_secs"
         # overwrite with the best model (dask_dl also does it after a timeout; see h2o-differences)

