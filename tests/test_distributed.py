@@ -161,7 +161,7 @@ def _train_keys_seen(client) -> set:
 
 def test_a_stop_cancels_the_round_submitted_ahead(client2, wine):
     """classification_stop ends the fit after the first round: the round already submitted behind it
-    is cancelled, never counted, and leaves nothing on the cluster."""
+    is dropped, never counted, and leaves nothing on the cluster."""
     import time
     before = _train_keys_seen(client2)
     clf = DeepLearningClassifier(hidden=[8], epochs=50, seed=3, quiet_mode=True, train_samples_per_iteration=500,

@@ -169,9 +169,18 @@ class IterationLoop:
             jobs = self._submit_scoring(mean_f)
         return _Round(iteration, mean_f, jobs, int(sum(budget.values())), after)
 
-    def _cancel(self, rnd: _Round) -> None:
-        """Release a round submitted ahead (a task already running finishes on its worker, unused)."""
-        self.client.cancel([rnd.mean_f, *(rnd.score_jobs or [])])
+    @staticmethod
+    def _cancel(rnd: _Round) -> None:
+        """Drop a round submitted ahead once it has finished: it is short (PIPELINE_MAX_ROUND_S), and a
+        fit must leave no work running on the cluster (a worker closed under it logs a CancelledError;
+        the next call would queue behind it). Its result is never used."""
+        from distributed import wait
+        try:
+            wait([rnd.mean_f, *(rnd.score_jobs or [])])
+        except Exception:  # noqa: BLE001 - a failed unwanted round changes nothing
+            pass
+        for f in (rnd.mean_f, *(rnd.score_jobs or [])):
+            f.release()
         return None
 
     def _submit_scoring(self, state_f) -> list:
