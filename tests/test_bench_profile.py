@@ -17,7 +17,8 @@ def test_bench_profile_smoke(bench_path):
         assert prof.loc[name, "seconds"] > 0, name
 
     over = tables["overhead"]
-    assert list(over["workers"]) == [1, 2] and (over["iterations"] == 20).all()
+    assert list(over["workers"]) == [1, 1, 2, 2] and (over["iterations"] == 20).all()
+    assert list(over["pipelined"]) == [19, 0, 19, 0]  # every round after the first, then none
     assert (over["iterations_per_s"] > 0).all()
     assert (over[["broadcast_ms", "compute_ms", "reduce_wait_ms"]] > 0).all().all()
 

@@ -287,7 +287,8 @@ class IterationLoop:
         huber_delta = 1.0
         # where the time goes (seconds, summed over iterations): train = broadcast + the submit-to-mean
         # wait (compute: the slowest worker's kernel time; reduce_wait: the rest, i.e. reduction tree,
-        # scheduling and transfers) + client-side bookkeeping; score = scoring rounds
+        # scheduling and transfers; of a pipelined round only what the client waited for) + client-side
+        # bookkeeping; score = scoring rounds
         timings = {"train": 0.0, "score": 0.0, "broadcast": 0.0, "compute": 0.0, "reduce_wait": 0.0,
                    "pipelined": 0}  # pipelined: rounds that were submitted before the previous one returned
         series: list = []
@@ -352,8 +353,11 @@ class IterationLoop:
                     tspi = self._retune(tspi, dt, compute, n, threads_total)
                 timings["train"] += dt
                 timings["broadcast"] += t_sub - t_it
-                timings["compute"] += compute
-                timings["reduce_wait"] += max(0.0, t_mean - t_sub - compute)
+                # a pipelined round computed partly before the client started waiting for it: count
+                # only the wait (the parts then add up to the round's time on the client)
+                waited = min(compute, t_mean - t_sub)
+                timings["compute"] += waited
+                timings["reduce_wait"] += t_mean - t_sub - waited
                 why = check_stable(self.layout, new_state)
                 if why:
                     raise ModelDivergedError(
