@@ -67,6 +67,19 @@ class _Clusters:
         self.stack.close()
 
 
+@contextlib.contextmanager
+def _pipelining(on: bool):
+    """The loop's pipelining on (its own limit) or off (every round waited for) for the fits inside:
+    the loop runs in this process, so its module constant decides."""
+    from dask_dl.cluster import loop
+    limit = loop.PIPELINE_MAX_ROUND_S
+    loop.PIPELINE_MAX_ROUND_S = limit if on else 0.0
+    try:
+        yield
+    finally:
+        loop.PIPELINE_MAX_ROUND_S = limit
+
+
 def _fit(client, train, valid, hidden, epochs: float, seed: int, params: dict):
     import dask_dl
     clf = dask_dl.DeepLearningClassifier(hidden=hidden, epochs=epochs, seed=seed, quiet_mode=True, client=client,
@@ -87,13 +100,8 @@ def profile(args, params: dict, clusters: _Clusters) -> pd.DataFrame:
         te = pd.read_parquet(te_path).iloc[:args.test_rows]
         train = dd.from_pandas(tr, npartitions=max(1, len(tr) // 10000))
         valid = dd.from_pandas(te, npartitions=1)
-    from dask_dl.cluster import loop
-    limit = loop.PIPELINE_MAX_ROUND_S
-    loop.PIPELINE_MAX_ROUND_S = 0.0  # every round waited for, so the parts add up (see the docstring)
-    try:
+    with _pipelining(False):  # every round waited for, so the parts add up (see the docstring)
         clf, wall = _fit(clusters.client(args.workers), train, valid, args.hidden, args.epochs, args.seed, params)
-    finally:
-        loop.PIPELINE_MAX_ROUND_S = limit
     run = clf.model_.run
     it = max(1, int(run["iterations"]))
     rounds = max(1, len(clf.model_.scoring_history()) - 1)  # row 0 is H2O's dummy row
@@ -119,16 +127,11 @@ def overhead(args, clusters: _Clusters) -> pd.DataFrame:
     tspi = 10
     epochs = args.iterations * tspi / len(tr)
     params = {"train_samples_per_iteration": tspi, "score_interval": 1e9, "score_training_samples": 100}
-    from dask_dl.cluster import loop
     rows = []
     for k, piped in [(k, piped) for k in args.overhead_workers for piped in (True, False)]:
         train = dd.from_pandas(tr, npartitions=k)
-        limit = loop.PIPELINE_MAX_ROUND_S
-        loop.PIPELINE_MAX_ROUND_S = limit if piped else 0.0  # the loop runs in this process
-        try:
+        with _pipelining(piped):
             clf, wall = _fit(clusters.client(k), train, None, args.overhead_hidden, epochs, args.seed, params)
-        finally:
-            loop.PIPELINE_MAX_ROUND_S = limit
         run = clf.model_.run
         it = int(run["iterations"])
         loop_s = run["run_seconds"] - run["score"]

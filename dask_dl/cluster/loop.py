@@ -28,7 +28,7 @@ logger = logging.getLogger("dask_dl")
 AUTO_SPEED_PER_SAMPLE, AUTO_SPEED_MINI_BATCH = 10_000, 30_000
 # pipelining: a round whose compute takes less than this (measured; estimated from the speeds above
 # for the first) has the next round submitted before its own result returns, so the workers train on
-# while the client checks, scores and decides. A stop wastes at most one such round, left running.
+# while the client checks, scores and decides. A stop waits for at most one such round, unused.
 PIPELINE_MAX_ROUND_S = 0.5
 # H2O's instability thresholds (§9.8)
 MAX_MEAN_WEIGHT, MAX_MEAN_BIAS = 1e10, 1e5
@@ -72,6 +72,11 @@ class FitResult:
     timings: dict = field(default_factory=dict)
 
 
+def auto_speed(cfg) -> int:
+    """The conservative samples/s per thread assumed before anything is measured."""
+    return AUTO_SPEED_PER_SAMPLE if int(cfg.params["mini_batch_size"]) == 1 else AUTO_SPEED_MINI_BATCH
+
+
 def samples_per_iteration(cfg, n_rows: int, n_threads_total: int, local_rows: int | None = None) -> int:
     """Resolve train_samples_per_iteration (H2O §9.2): 0 -> N, -1 -> all local data (``local_rows``,
     the rows all workers hold: N when partitioned, workers x N when replicated), N > 0 -> N capped at
@@ -92,8 +97,7 @@ def samples_per_iteration(cfg, n_rows: int, n_threads_total: int, local_rows: in
         return int(max(1, min(local_rows or n_rows, total)))
     if t > 0:
         return int(max(1, min(t, total)))
-    per_thread = AUTO_SPEED_PER_SAMPLE if int(cfg.params["mini_batch_size"]) == 1 else AUTO_SPEED_MINI_BATCH
-    work = per_thread * 1.5 * max(1, n_threads_total)
+    work = auto_speed(cfg) * 1.5 * max(1, n_threads_total)
     tspi = min(work, n_rows, max(total / 10.0, work / 4.0))
     return int(max(1, min(tspi, total)))
 
@@ -122,7 +126,6 @@ def check_stable(layout, state: np.ndarray) -> str | None:
 class _Round:
     """One submitted round: its averaging result, the scoring tasks sent with it (or None), the
     samples asked of the workers and each worker's stream position after it."""
-    iteration: int
     mean_f: object
     score_jobs: list | None
     expected: int
@@ -167,7 +170,7 @@ class IterationLoop:
         jobs = None
         if score and (self.data.score_train or self.data.score_valid):
             jobs = self._submit_scoring(mean_f)
-        return _Round(iteration, mean_f, jobs, int(sum(budget.values())), after)
+        return _Round(mean_f, jobs, int(sum(budget.values())), after)
 
     @staticmethod
     def _cancel(rnd: _Round) -> None:
@@ -181,7 +184,6 @@ class IterationLoop:
             pass
         for f in (rnd.mean_f, *(rnd.score_jobs or [])):
             f.release()
-        return None
 
     def _submit_scoring(self, state_f) -> list:
         """The scoring tasks of one round for the state (or averaging result) in future ``state_f``:
@@ -311,28 +313,29 @@ class IterationLoop:
         # (the centre is the last average, the kernel settings stay, in-memory data, fixed round size)
         pipeline = (elastic is None and not auto_tune and not self.data.streaming
                     and not (cfg.kind == "regression" and cfg.loss == "Huber"))
-        per_thread = AUTO_SPEED_PER_SAMPLE if int(p["mini_batch_size"]) == 1 else AUTO_SPEED_MINI_BATCH
-        round_s = tspi / (per_thread * max(1, threads_total))  # the first round's compute, estimated
+        round_s = tspi / (auto_speed(cfg) * max(1, threads_total))  # the first round's compute, estimated
         pending = None  # the next round, already submitted
+
+        def round_size(done: int) -> int:  # samples of the round that starts after ``done`` samples
+            return int(min(tspi, math.ceil(total - done)))
+
         try:
             while processed < total - 1e-9:
                 iteration += 1
-                n_iter = int(min(tspi, math.ceil(total - processed)))
                 t_it = time.perf_counter()
                 if pending is not None:
                     rnd, pending = pending, None
                     timings["pipelined"] += 1
                 else:
                     center_f = last_mean if last_mean is not None else c.scatter(state, hash=False)
-                    rnd = self._submit_round(iteration, center_f, processed, n_iter, hp, worker_done, elastic,
-                                             score_with_round)
+                    rnd = self._submit_round(iteration, center_f, processed, round_size(processed), hp,
+                                             worker_done, elastic, score_with_round)
                     del center_f
                 t_sub = time.perf_counter()
                 ahead = processed + rnd.expected
                 if pipeline and round_s < PIPELINE_MAX_ROUND_S and ahead < total - 1e-9:
-                    pending = self._submit_round(iteration + 1, rnd.mean_f, ahead,
-                                                 int(min(tspi, math.ceil(total - ahead))), hp, rnd.positions,
-                                                 None, score_with_round)
+                    pending = self._submit_round(iteration + 1, rnd.mean_f, ahead, round_size(ahead), hp,
+                                                 rnd.positions, None, score_with_round)
                 score_jobs = rnd.score_jobs
                 mean_state, done, compute = rnd.mean_f.result()
                 t_mean = time.perf_counter()
@@ -340,7 +343,8 @@ class IterationLoop:
                 worker_done = rnd.positions
                 last_mean = rnd.mean_f if elastic is None else None
                 if pending is not None and int(done) != rnd.expected:
-                    pending = self._cancel(pending)  # it was planned from the samples asked for
+                    self._cancel(pending)  # it was planned from the samples asked for
+                    pending = None
                 del rnd
                 if elastic is not None and iteration > 1:
                     # H2O / EASGD: the centre moves towards the workers' mean by the moving rate
@@ -383,7 +387,6 @@ class IterationLoop:
                 # ----------------------------------------------------------------- scoring round
                 s0 = time.perf_counter()
                 m_train, m_valid, outs, ys = self._score(state, score_jobs)
-                score_jobs = None
                 if cfg.kind == "regression" and cfg.loss == "Huber" and outs is not None:
                     huber_delta = evaluate.huber_delta_standardised(outs, ys, p["huber_alpha"])
                     hp = hp.copy()

@@ -103,22 +103,14 @@ def _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom,
     gsq = g - g
     n = w.shape[0]
     acc = gacc.shape[0] > 0
-    if (opt == ADADELTA or opt == ADAM) and l1 == 0.0 and l2 == 0.0 and not acc:
-        for i in range(n):  # the common case: no regulariser terms to compute per weight
-            a = prev[i]
-            wi = w[i]
-            grad = g * a
-            keep = (not fast) or a != 0.0
-            n1, n2, dx = _adaptive(opt, s1[i], s2[i], grad, rho, omr, eps, rate, mom)
-            s1[i] = n1 if keep else s1[i]
-            s2[i] = n2 if keep else s2[i]
-            w[i] = wi - dx if keep else wi
-            gsq += grad * grad if keep else grad - grad
-    elif opt == ADADELTA or opt == ADAM:
+    reg = l1 != 0.0 or l2 != 0.0
+    if opt == ADADELTA or opt == ADAM:
         for i in range(n):
             a = prev[i]
             wi = w[i]
-            grad = g * a + l2 * wi + _l1_term(l1, wi)
+            grad = g * a
+            if reg:  # loop-invariant: LLVM keeps a copy of the loop without the regulariser terms
+                grad += l2 * wi + _l1_term(l1, wi)
             keep = (not fast) or a != 0.0
             n1, n2, dx = _adaptive(opt, s1[i], s2[i], grad, rho, omr, eps, rate, mom)
             s1[i] = n1 if keep else s1[i]
