@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dask_dl.nn import codegen
 from dask_dl.nn import kernels as K
 from dask_dl.nn.forward import forward
 from dask_dl.nn.hogwild import KernelSettings, train_shard
@@ -738,7 +739,10 @@ def test_float32_matches_float64(opt, loss, n_out, classifier, act):
     d64 = a64[:n] - s64[:n]
     assert np.abs(d64).max() > 1e-4
     np.testing.assert_allclose(d32, d64, rtol=1e-3, atol=1e-5 * np.abs(d64).max() + 1e-7)
-    np.testing.assert_allclose(a32.astype(np.float64), a64, rtol=1e-5, atol=1e-7)
+    # the whole state to float32 precision, but for the adaptive step's own error on x86: float32
+    # kernels take the reciprocal square root estimate as it is (codegen.estimate_rsqrt, < 2^-14)
+    step_error = 2.0 ** -13 * np.abs(d64).max() if codegen.ENABLED and opt == K.ADADELTA else 0.0
+    np.testing.assert_allclose(a32.astype(np.float64), a64, rtol=1e-5, atol=1e-7 + step_error)
 
 
 def test_visiting_order_streams_whole_passes_across_iterations():

@@ -374,8 +374,8 @@ class IterationLoop:
                 now = time.perf_counter()
                 run_time = now - t_start
                 keep_running = processed < total - 1e-9
-                self._log("dask_dl: iteration %d: %d samples in %.2f s (%.0f samples/s), epochs %.3f",
-                          iteration, done, dt, done / max(dt, 1e-9), processed / n)
+                self._log("dask_dl: iteration %d: %d samples in %.2f s (%.0f samples/s; slowest worker's compute %.2f s), "
+                          "epochs %.3f", iteration, done, dt, done / max(dt, 1e-9), compute, processed / n)
                 if max_rt and run_time > max_rt:
                     timed_out = True
                     keep_running = False

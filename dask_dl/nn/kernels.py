@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit
 
 from .network import MAXOUT, RECTIFIER, SOFTMAX, TANH
+from .codegen import estimate_rsqrt
 from .views import unowned
 
 # optimizer codes
@@ -91,36 +92,54 @@ def _l1_term(l1, w):
 
 
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
+def _adaptive_row(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom, fast, reg, gacc, acc):
+    """``_dense_row_update``'s loop for ADADELTA and Adam (``_adaptive``). ``opt``, ``fast``,
+    ``reg`` and ``acc`` are loop-invariant: where the caller passes constants, LLVM folds their
+    tests away and this copy of the loop has none of them."""
+    gsq = g - g
+    for i in range(w.shape[0]):
+        a = prev[i]
+        wi = w[i]
+        grad = g * a
+        if reg:
+            grad += l2 * wi + _l1_term(l1, wi)
+        keep = (not fast) or a != 0.0
+        n1, n2, dx = _adaptive(opt, s1[i], s2[i], grad, rho, omr, eps, rate, mom)
+        s1[i] = n1 if keep else s1[i]
+        s2[i] = n2 if keep else s2[i]
+        w[i] = wi - dx if keep else wi
+        g2 = grad * grad if keep else grad - grad
+        gsq += g2
+        if acc:
+            gacc[i] += g2
+    return gsq
+
+
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
 def _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom, fast, gacc):
     """Update a contiguous run of weights whose gradients are ``g * prev[i]`` (+ L1/L2); returns the
     sum of squared gradients. Unit-major: one unit's incoming weights (prev = the inputs). Input-major
     first layer: one input's outgoing weights (prev = the units' gradients, g = the input), and each
     element's squared gradient is also added to ``gacc[i]`` (its unit's total; empty: not wanted).
 
-    One loop per optimizer family so LLVM vectorises it (ADADELTA and Adam share one through
-    ``_adaptive``, whose test of ``opt`` is loop-invariant: same speed, measured); fast_mode's "skip
-    zero inputs" is a select (the skipped weight and its state keep their values), not a branch."""
-    gsq = g - g
-    n = w.shape[0]
+    One loop per optimizer family so LLVM vectorises it; fast_mode's "skip zero inputs" is a select
+    (the skipped weight and its state keep their values), not a branch. Inside the whole kernel
+    LLVM does not unswitch the loop on its invariant tests (the function is too big: perf showed
+    the tests, masks and an un-unrolled loop in the hot path), so H2O's default settings (ADADELTA,
+    no L1/L2) get copies of it with those tests folded to constants."""
     acc = gacc.shape[0] > 0
     reg = l1 != 0.0 or l2 != 0.0
     if opt == ADADELTA or opt == ADAM:
-        for i in range(n):
-            a = prev[i]
-            wi = w[i]
-            grad = g * a
-            if reg:  # loop-invariant: LLVM keeps a copy of the loop without the regulariser terms
-                grad += l2 * wi + _l1_term(l1, wi)
-            keep = (not fast) or a != 0.0
-            n1, n2, dx = _adaptive(opt, s1[i], s2[i], grad, rho, omr, eps, rate, mom)
-            s1[i] = n1 if keep else s1[i]
-            s2[i] = n2 if keep else s2[i]
-            w[i] = wi - dx if keep else wi
-            g2 = grad * grad if keep else grad - grad
-            gsq += g2
-            if acc:
-                gacc[i] += g2
-    elif opt == SGD:
+        if opt == ADADELTA and not reg and not acc:
+            if fast:
+                return _adaptive_row(w, s1, s2, prev, g, ADADELTA, l1, l2, rho, omr, eps, rate, mom, True, False,
+                                     gacc, False)
+            return _adaptive_row(w, s1, s2, prev, g, ADADELTA, l1, l2, rho, omr, eps, rate, mom, False, False,
+                                 gacc, False)
+        return _adaptive_row(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom, fast, reg, gacc, acc)
+    gsq = g - g
+    n = w.shape[0]
+    if opt == SGD:
         for i in range(n):
             a = prev[i]
             wi = w[i]
@@ -388,6 +407,7 @@ def _input_major_update(W, B, S1W, S2W, S1B, S2B, prev, cur, ecur, ust, code, is
     contiguous vectorised pass over the units (a unit-major row would be touched at scattered
     columns). Same numerics as the unit-major path: units with no gradient are skipped (a select),
     each unit's squared weight gradients are summed (``gacc``) for its bias's ADADELTA rate."""
+    estimate_rsqrt()
     n_out = cur.shape[0]
     n_in = prev.shape[0]
     for j in range(n_out):
@@ -437,6 +457,7 @@ def backward_update(W, B, S1W, S2W, S1B, S2B, CW, CB, units, woff, boff, aoff, a
                     hp, opt, fast, n_seen, xv, gw, g1, g2, sc, im, uv, uacc):
     """Backpropagate E (output error already set) and update every visited parameter in place.
     ``im``: the first layer is stored input-major (see _input_major_update)."""
+    estimate_rsqrt()
     n_layers = units.shape[0] - 1
     rho = hp[HP_RHO]
     omr = hp[HP_OMR]
@@ -569,6 +590,7 @@ def train_rows_elastic(state, center, n_w, n_b, units, woff, boff, acts, drop, X
     ``hp``/``ip`` hold the float/int hyper-parameters (slots HP_*/IP_*). Seeds this thread's RNG
     stream (dropout) from ip[IP_SEED]. Returns the number of rows trained.
     """
+    estimate_rsqrt()
     W, B, S1W, S2W, S1B, S2B = _state_views(state, n_w, n_b)
     CW = unowned(center)[0:n_w]
     CB = unowned(center)[n_w:n_w + n_b]
@@ -607,6 +629,7 @@ def train_rows_elastic(state, center, n_w, n_b, units, woff, boff, acts, drop, X
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
 def train_rows(state, n_w, n_b, units, woff, boff, acts, drop, X, y, rows, hp, ip):
     """``train_rows_elastic`` without a centre (plain HOGWILD! SGD)."""
+    estimate_rsqrt()
     return train_rows_elastic(state, state, n_w, n_b, units, woff, boff, acts, drop, X, y, rows, hp, ip)
 
 
@@ -618,6 +641,7 @@ def train_batches_elastic(state, center, n_w, n_b, units, woff, boff, acts, drop
     summed gradient row, so every optimizer, L1/L2, max_w2 and fast_mode (a weight whose gradient is
     exactly 0 for the whole batch, and a unit with no gradient, are not touched) behave the same.
     ``hp[HP_EA]`` != 0 adds the elastic-averaging pull towards ``center``."""
+    estimate_rsqrt()
     W, B, S1W, S2W, S1B, S2B = _state_views(state, n_w, n_b)
     CW = unowned(center)[0:n_w]
     CB = unowned(center)[n_w:n_w + n_b]
@@ -772,6 +796,7 @@ def train_batches_elastic(state, center, n_w, n_b, units, woff, boff, acts, drop
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
 def train_batches(state, n_w, n_b, units, woff, boff, acts, drop, X, y, rows, hp, ip):
     """``train_batches_elastic`` without a centre (plain HOGWILD! mini-batch SGD)."""
+    estimate_rsqrt()
     return train_batches_elastic(state, state, n_w, n_b, units, woff, boff, acts, drop, X, y, rows, hp, ip)
 
 
