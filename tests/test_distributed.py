@@ -1,5 +1,6 @@
 """Distribution modes: elastic averaging, single-node mode, measured iteration auto-tuning."""
 import numpy as np
+import pytest
 
 from dask_dl import DeepLearningClassifier
 from dask_dl.cluster import tasks
@@ -68,6 +69,33 @@ def test_replicated_data_iterates_over_every_workers_copy(client2, iris):
     assert rep["train_samples_per_iteration"] == 300 and rep["iterations"] == 2 and rep["samples"] == 600
     assert not part["replicated_training_data"] and part["workers"] == 2
     assert part["train_samples_per_iteration"] == 150 and part["iterations"] == 4 and part["samples"] == 600
+
+
+@pytest.mark.parametrize("n_workers,threads,sizes", [(2, 1, [600, 400]), (2, 2, [600, 400]), (4, 2, [800, 800])])
+def test_replicated_workers_split_each_pass_between_them(n_workers, threads, sizes):
+    """Every worker holds every row: in one epoch (each worker 1/P of the rows, over any iterations)
+    the P workers together train on every row exactly once, as one node would."""
+    from dask_dl.cluster.loop import worker_stream
+    from dask_dl.nn.hogwild import shard_plan
+    total = sum(sizes)
+    seen = {bi: [] for bi in range(len(sizes))}
+    for wi in range(n_workers):
+        streamed = 0
+        for chunk in (total // n_workers // 3, total // n_workers - total // n_workers // 3):  # two iterations
+            position, seed = worker_stream(wi, n_workers, streamed, total, True, 7)
+            for bi, rows in shard_plan(sizes, chunk, threads, position, seed, False):
+                seen[bi].extend(np.concatenate(rows).tolist())
+            streamed += chunk
+    assert sum(len(v) for v in seen.values()) == total
+    for bi, n in enumerate(sizes):
+        # a thread resumes at round(position x its slice), and the blocks' shares of an iteration are
+        # rounded: a row or two per thread and iteration may be visited twice (and as many missed)
+        # where the splits do not divide evenly; independent row orders would miss about
+        # (1 - 1/P)^P of them (25% for two workers, 32% for four)
+        missed = n - len(set(seen[bi]))
+        assert missed <= (0 if n_workers == 2 else n_workers * 2 * threads)
+    # partitioned data: each worker streams its own rows in an order of its own
+    assert worker_stream(1, 2, 50, 100, False, 7) == (0.5, 7 + 1000003)
 
 
 def test_replicas_live_on_every_worker_and_survive_the_memory_manager(client2):

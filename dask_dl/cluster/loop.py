@@ -77,6 +77,19 @@ def auto_speed(cfg) -> int:
     return AUTO_SPEED_PER_SAMPLE if int(cfg.params["mini_batch_size"]) == 1 else AUTO_SPEED_MINI_BATCH
 
 
+def worker_stream(wi: int, n_workers: int, streamed: int, rows: int, replicated: bool,
+                  seed: int) -> tuple[float, int]:
+    """Where worker ``wi`` resumes its row stream (in passes over its ``rows`` rows, after
+    ``streamed`` samples) and the seed of its row order. Replicated data: every worker holds every
+    row, so all walk ONE row order from evenly spaced starts and the P workers together cover the
+    data once per pass (independent orders would see only 1 - (1 - 1/P)^P of the rows in an epoch,
+    ~75% for two workers, some twice). Partitioned data: each worker its own order."""
+    position = streamed / rows
+    if replicated:
+        return position + wi / n_workers, seed
+    return position, seed + 1000003 * wi
+
+
 def samples_per_iteration(cfg, n_rows: int, n_threads_total: int, local_rows: int | None = None) -> int:
     """Resolve train_samples_per_iteration (H2O §9.2): 0 -> N, -1 -> all local data (``local_rows``,
     the rows all workers hold: N when partitioned, workers x N when replicated), N > 0 -> N capped at
@@ -158,11 +171,13 @@ class IterationLoop:
         ks = dataclasses.replace(self.ks, hp=hp)
         threads = 1 if p["reproducible"] else None
         futs, after = [], dict(positions)
+        n_workers = len(self.data.blocks_by_worker)
         for wi, (w, blocks) in enumerate(self.data.blocks_by_worker.items()):
-            position = positions[w] / self.data.rows_by_worker[w]
+            position, stream_seed = worker_stream(wi, n_workers, positions[w], self.data.rows_by_worker[w],
+                                                  self.data.replicated, cfg.seed)
             futs.append(c.submit(tasks.train_on_worker, center_f, self.layout, ks, int(budget[w]),
                                  (cfg.seed, iteration, wi), float(processed), bool(p["shuffle_training_data"]),
-                                 threads, position, cfg.seed + 1000003 * wi, elastic, *blocks, workers=[w],
+                                 threads, position, stream_seed, elastic, *blocks, workers=[w],
                                  allow_other_workers=True, pure=False,
                                  key=f"dask_dl-train-{self.fit_key}-{iteration}-{wi}"))
             after[w] += int(budget[w])

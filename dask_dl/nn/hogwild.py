@@ -112,6 +112,29 @@ def visiting_order(n_rows: int, n_samples: int, start: int, seed: int, shuffle: 
     return out
 
 
+def shard_plan(sizes, n_samples: int, n_threads: int, position: float, fit_seed: int,
+               shuffle: bool) -> list:
+    """Which rows each HOGWILD! thread trains: [(block, [rows of thread 0, rows of thread 1, ...])] for
+    ``n_samples`` draws over blocks of ``sizes`` rows, split in proportion to the blocks' sizes. Each
+    block is cut into one contiguous slice per thread; a thread streams passes over its slice
+    (``visiting_order``), resuming ``position`` passes in."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    plan = []
+    for bi, (n, m) in enumerate(zip(sizes, proportional_split(n_samples, sizes))):
+        if m == 0:
+            continue
+        n, m = int(n), int(m)
+        k = int(max(1, min(n_threads, n, m)))
+        rows = []
+        for t in range(k):
+            lo, hi = n * t // k, n * (t + 1) // k
+            m_t = m * (t + 1) // k - m * t // k
+            start = int(round(position * (hi - lo)))
+            rows.append(lo + visiting_order(hi - lo, m_t, start, thread_seed(fit_seed, bi, t, k), shuffle))
+        plan.append((bi, rows))
+    return plan
+
+
 def train_shard(state: np.ndarray, layout: NetworkLayout, blocks, n_samples: int, ks: KernelSettings,
                 n_threads: int, seed_parts: tuple, n_seen: float, shuffle: bool = False,
                 position: float = 0.0, fit_seed: int = 0, center: np.ndarray | None = None,
@@ -120,11 +143,9 @@ def train_shard(state: np.ndarray, layout: NetworkLayout, blocks, n_samples: int
     ``n_threads`` HOGWILD! threads. ``position`` is how many passes over these blocks earlier
     iterations made (each thread resumes its slice's stream there). With ``center`` every gradient gets
     ``elastic * (state - center)`` (elastic averaging). Returns the samples trained."""
-    sizes = np.asarray([len(b[1]) for b in blocks], dtype=np.int64)
-    total = int(sizes.sum())
-    if total == 0 or n_samples <= 0:
+    sizes = [len(b[1]) for b in blocks]
+    if sum(sizes) == 0 or n_samples <= 0:
         return 0
-    per_block = proportional_split(n_samples, sizes)  # samples per block, proportional to its rows
     units, woff, boff = layout.units_array(), layout.w_offsets, layout.b_offsets
     acts, drop = layout.act_codes(), layout.dropout_array()
     hp = ks.hp.astype(state.dtype)
@@ -140,17 +161,11 @@ def train_shard(state: np.ndarray, layout: NetworkLayout, blocks, n_samples: int
         kernel = K.train_rows if center is None else K.train_rows_elastic
     lead = (state,) if center is None else (state, center)
     done = 0
-    for bi, ((X, y), m) in enumerate(zip(blocks, per_block)):
-        if m == 0:
-            continue
-        n = len(y)
-        k = int(max(1, min(n_threads, n, m)))
+    for bi, thread_rows in shard_plan(sizes, n_samples, n_threads, position, fit_seed, shuffle):
+        X, y = blocks[bi]
+        k = len(thread_rows)
         jobs = []
-        for t in range(k):
-            lo, hi = n * t // k, n * (t + 1) // k
-            m_t = m * (t + 1) // k - m * t // k
-            start = int(round(position * (hi - lo)))
-            rows = lo + visiting_order(hi - lo, m_t, start, thread_seed(fit_seed, bi, t, k), shuffle)
+        for t, rows in enumerate(thread_rows):
             hp_t = hp.copy()
             hp_t[K.HP_N0] = n_seen + done
             hp_t[K.HP_NSTEP] = k  # every thread's step advances the shared sample count by ~k
@@ -166,7 +181,7 @@ def train_shard(state: np.ndarray, layout: NetworkLayout, blocks, n_samples: int
                 th.start()
             for th in threads:
                 th.join()
-        done += int(m)
+        done += sum(len(r) for r in thread_rows)
     return done
 
 
