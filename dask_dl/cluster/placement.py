@@ -6,6 +6,8 @@ worker over the blocks that worker already holds — data never moves through th
 """
 from __future__ import annotations
 
+import functools
+
 import logging
 
 import dask
@@ -83,7 +85,7 @@ def partition_calls(fn, frame, *args) -> list:
     direct = _direct_sources(frame)
     if direct is None:
         return [dask.delayed(fn)(p, *args) for p in frame.to_delayed()]
-    name = getattr(fn, "__name__", "partition")
+    name = getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", "partition")
     return [dask.delayed(_call_on)(fn, f, columns, *args,
                                    dask_key_name=f"{name}-{dask.base.tokenize(fn, f.key, columns, *args)}")
             for f, columns in direct]
@@ -111,8 +113,9 @@ def _submit_encoding(client, frame, info, workers=None) -> list:
     partition i is encoded on workers[i % len(workers)] (round-robin), so every worker gets a share
     of the data whatever the scheduler would have chosen (``client.rebalance`` does not move small
     data)."""
-    info_d = dask.delayed(info, traverse=False)
-    blocks = partition_calls(encode.encode_training_block, frame, info_d)
+    # ``info`` rides inside each task (a partial is not traversed): as a graph key of its own it was
+    # one more scheduling hop before the encoding could start (~10 ms a fit, measured)
+    blocks = partition_calls(functools.partial(encode.encode_training_block, info=info), frame)
     if workers:
         futures = [None] * len(blocks)
         for wi, w in enumerate(workers):
@@ -255,13 +258,21 @@ def place_training_data(client, frame, info, valid_frame, cfg, seed: int) -> Tra
     futures = _submit_encoding(client, frame, info, workers if spread else None)
     # the validation frame is encoded at the same time (its scoring sample is drawn below)
     vfut = _submit_encoding(client, valid_frame, info) if valid_frame is not None else []
+    s_train = int(p["score_training_samples"])
+    score_train = None
+    if not info.skip_missing:
+        # every row with a response is encoded (the statistics pass counted them): the scoring
+        # sample's fraction is known now, so it is drawn as each block is encoded, not one round
+        # trip after the row counts come back
+        frac = s_train / info.n_rows if 0 < s_train < info.n_rows else 1.0
+        score_train = _submit_scoring_samples(client, futures, frac, seed)
     rows = _rows_of(client, futures + vfut)  # one wait for both
     rows, vrows = rows[:len(futures)], rows[len(futures):]
     keep = [(f, r) for f, r in zip(futures, rows) if r > 0]
     if not keep:
         raise ValueError("no training rows left: every row has a missing response"
                          + (" or a missing predictor (missing_values_handling='Skip')" if info.skip_missing else ""))
-    futures = [f for f, _ in keep]
+    encoded, futures = futures, [f for f, _ in keep]
     rows_of = {f.key: r for f, r in keep}
     n_rows = int(sum(rows_of.values()))
     replicated = False
@@ -279,10 +290,10 @@ def place_training_data(client, frame, info, valid_frame, cfg, seed: int) -> Tra
     else:
         by_worker = _group_by_holder(client, futures)
     rows_by_worker = {w: sum(rows_of[f.key] for f in fs) for w, fs in by_worker.items()}
-    # scoring samples (H2O: Bernoulli(S/N) per row, drawn once at set-up)
-    s_train = int(p["score_training_samples"])
-    frac = s_train / n_rows if 0 < s_train < n_rows else 1.0
-    score_train = [client.submit(encode.sample_block, f, frac, seed + i, pure=False) for i, f in enumerate(futures)]
+    if score_train is None:  # missing_values_handling='Skip': the fraction needs the encoded row count
+        frac = s_train / n_rows if 0 < s_train < n_rows else 1.0
+        score_train = _submit_scoring_samples(client, encoded, frac, seed)
+    score_train = [f for f, r in zip(score_train, rows) if r > 0]
     score_valid = _validation_blocks(client, valid_frame, info, p, seed, vfut, vrows) \
         if valid_frame is not None else None
     wait(score_train + (score_valid or []))
@@ -291,6 +302,12 @@ def place_training_data(client, frame, info, valid_frame, cfg, seed: int) -> Tra
                        info.n_rows_total - n_rows)
     return TrainingData(blocks_by_worker=by_worker, rows_by_worker=rows_by_worker, score_train=score_train,
                         score_valid=score_valid, n_rows=n_rows, replicated=replicated)
+
+
+def _submit_scoring_samples(client, futures, frac: float, seed: int) -> list:
+    """The training-scoring sample of every encoded block (H2O: Bernoulli(S/N) per row, drawn once
+    at set-up; block i with seed + i, empty blocks included)."""
+    return [client.submit(encode.sample_block, f, frac, seed + i, pure=False) for i, f in enumerate(futures)]
 
 
 def _group_by_holder(client, futures) -> dict:
