@@ -24,17 +24,17 @@ def encode_features(df: pd.DataFrame, info: DataInfo) -> tuple[np.ndarray, np.nd
         raise DataError(f"column {missing[0]!r} used in training is missing from the data")
     numeric = [c for c in info.columns if c.kind == "numeric"]
     by_name = {c.name: c for c in numeric}
-    for names, v in numeric_chunks(df, [c.name for c in numeric]):
+    for names, v, may_nan in numeric_chunks(df, [c.name for c in numeric]):
         cols = [by_name[n] for n in names]
-        na = np.isnan(v)
-        if na.any():
+        na = np.isnan(v) if may_nan else None
+        if na is not None and na.any():
             has_na |= na.any(axis=1)
             v = np.where(na, np.array([c.mean for c in cols]), v)
         sub, mul = (np.array(t) for t in zip(*(info.sub_mul(c) for c in cols)))
         at = [offsets[n] for n in names]
         if at == list(range(at[0], at[0] + len(at))):  # adjacent slots: a slice, not a fancy-index scatter
             at = slice(at[0], at[0] + len(at))
-        v -= sub  # in place: v is this chunk's own float64 copy (fresh temporaries cost page faults)
+        v -= sub  # in place: v is the chunk buffer (fresh temporaries cost page faults)
         v *= mul
         X[:, at] = v
     for col in info.columns:
