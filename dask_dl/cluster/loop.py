@@ -82,8 +82,10 @@ def worker_stream(wi: int, n_workers: int, streamed: int, rows: int, replicated:
     """Where worker ``wi`` resumes its row stream (in passes over its ``rows`` rows, after
     ``streamed`` samples) and the seed of its row order. Replicated data: every worker holds every
     row, so all walk ONE row order from evenly spaced starts and the P workers together cover the
-    data once per pass (independent orders would see only 1 - (1 - 1/P)^P of the rows in an epoch,
-    ~75% for two workers, some twice). Partitioned data: each worker its own order."""
+    data once per epoch (independent orders would see only 1 - (1 - 1/P)^P of the rows in an epoch,
+    ~75% for two workers, some twice). With shuffle_training_data (a new order per pass) that holds
+    for the first epoch; later epochs straddle two passes' orders, as independent orders did.
+    Partitioned data: each worker its own order."""
     position = streamed / rows
     if replicated:
         return position + wi / n_workers, seed
