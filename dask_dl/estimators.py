@@ -193,7 +193,7 @@ class _DeepLearningBase(_SkBase):
             self.feature_names_in_, self._roles = np.asarray(features, dtype=object), roles
             self._check_columns(vframe, "validation_data")
             valid = vframe
-        with cluster_client(values.get("client")) as client:
+        with cluster_client(values.get("client"), mini_batch=int(values["mini_batch_size"]) > 1) as client:
             threads = worker_threads(client)
             if not threads:
                 raise RuntimeError("the Dask cluster has no workers")

@@ -1,4 +1,6 @@
 """The public API in the scikit-learn idiom, and clear errors for bad input before any cluster work."""
+import os
+
 import dask.array as da
 import dask.dataframe as dd
 import numpy as np
@@ -173,6 +175,21 @@ def test_embedded_cluster_when_no_client(iris):
     clf = DeepLearningClassifier(**FAST).fit(iris, "class")
     assert clf.model_.run["epochs"] == pytest.approx(1.0)
     assert active_client() is None  # the embedded cluster was closed again
+
+
+def test_embedded_cluster_shape_follows_the_kernel():
+    from dask_dl.cluster.session import embedded_shape
+    assert embedded_shape(2) == (2, 1) and embedded_shape(16) == (4, 4)      # per sample: a worker per core, <= 4
+    assert embedded_shape(2, mini_batch=True) == (1, 2)                        # mini-batches: threads share a copy
+    assert embedded_shape(8, mini_batch=True) == (1, 8) and embedded_shape(16, mini_batch=True) == (2, 8)
+    assert embedded_shape(1) == (1, 1) and embedded_shape(1, mini_batch=True) == (1, 1)
+
+
+def test_embedded_cluster_for_mini_batches_is_one_worker(iris):
+    from dask_dl.cluster.session import embedded_shape
+    clf = DeepLearningClassifier(**{**FAST, "mini_batch_size": 8}).fit(iris, "class")
+    assert clf.model_.run["workers"] == embedded_shape(os.cpu_count() or 1, mini_batch=True)[0]
+    assert clf.model_.run["workers"] == 1 or (os.cpu_count() or 1) >= 16
 
 
 def test_estimator_pickles_without_client(client2, iris):
