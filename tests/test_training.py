@@ -58,6 +58,15 @@ def test_train_samples_per_iteration(client2, wine, tspi, iterations, replicate)
     assert run["samples"] == 2500 and run["epochs"] == pytest.approx(2.5)  # fractional epochs
 
 
+@pytest.mark.parametrize("epochs, iterations", [(1.2, 1), (1.3, 2)])
+def test_auto_rounds_take_a_small_last_remainder_along(client2, iris, epochs, iterations):
+    """-2 (auto): a remainder under a quarter round joins the round before it (no tiny last round);
+    one worker (single_node_mode), so no re-tuning moves the round size."""
+    run = DeepLearningClassifier(hidden=[4], epochs=epochs, single_node_mode=True, **QUIET).fit(iris, "class").model_.run
+    assert run["train_samples_per_iteration"] == 150  # auto: at most one epoch per round
+    assert run["iterations"] == iterations and run["samples"] == round(150 * epochs)
+
+
 def test_auto_iteration_size_is_logged(client2, wine, dl_log):
     DeepLearningRegressor(hidden=[4], epochs=1, seed=1).fit(wine, "quality")
     assert any("samples per iteration" in m for m in dl_log)

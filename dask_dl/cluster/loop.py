@@ -333,8 +333,17 @@ class IterationLoop:
         round_s = tspi / (auto_speed(cfg) * max(1, threads_total))  # the first round's compute, estimated
         pending = None  # the next round, already submitted
 
-        def round_size(done: int) -> int:  # samples of the round that starts after ``done`` samples
-            return int(min(tspi, math.ceil(total - done)))
+        auto_size = int(p["train_samples_per_iteration"]) == -2
+
+        def round_size(done: int) -> int:
+            """Samples of the round that starts after ``done`` samples. Auto-sized rounds take a
+            last remainder under a quarter round along: a round's fixed cost (~40 ms: scheduling,
+            the reduction, the result) bought little training in a tiny last round (MNIST: 2.6k
+            samples at 16k samples/s after rounds at 23-25k)."""
+            left = math.ceil(total - done)
+            if auto_size and left <= tspi + tspi // 4:
+                return int(left)
+            return int(min(tspi, left))
 
         try:
             while processed < total - 1e-9:
