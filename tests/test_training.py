@@ -58,12 +58,14 @@ def test_train_samples_per_iteration(client2, wine, tspi, iterations, replicate)
     assert run["samples"] == 2500 and run["epochs"] == pytest.approx(2.5)  # fractional epochs
 
 
-@pytest.mark.parametrize("epochs, iterations", [(1.2, 1), (1.3, 2)])
-def test_auto_rounds_take_a_small_last_remainder_along(client2, iris, epochs, iterations):
+@pytest.mark.parametrize("epochs, iterations, reproducible", [(1.2, 1, False), (1.3, 2, False), (1.2, 2, True)])
+def test_auto_rounds_take_a_small_last_remainder_along(client2, iris, epochs, iterations, reproducible):
     """-2 (auto): a remainder under a quarter round joins the round before it (no tiny last round);
-    one worker (single_node_mode), so no re-tuning moves the round size."""
-    run = DeepLearningClassifier(hidden=[4], epochs=epochs, single_node_mode=True, **QUIET).fit(iris, "class").model_.run
-    assert run["train_samples_per_iteration"] == 150  # auto: at most one epoch per round
+    one worker (single_node_mode), so no re-tuning moves the round size. reproducible=True turns -2
+    into whole epochs (-1), whose rounds stay as they are."""
+    run = DeepLearningClassifier(hidden=[4], epochs=epochs, single_node_mode=not reproducible,
+                                 reproducible=reproducible, **QUIET).fit(iris, "class").model_.run
+    assert run["train_samples_per_iteration"] == 150  # auto: at most one epoch per round; -1: one epoch
     assert run["iterations"] == iterations and run["samples"] == round(150 * epochs)
 
 

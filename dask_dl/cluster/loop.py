@@ -316,9 +316,10 @@ class IterationLoop:
         max_rt = p["max_runtime_secs"]
         worker_done = {w: 0 for w in self.data.blocks_by_worker}  # samples each worker has streamed
         elastic = (self.fit_key, float(p["elastic_averaging_regularization"])) if p["elastic_averaging"] else None
+        # -2 in effect (reproducible runs iterate over whole epochs instead, as H2O)
+        auto_size = int(p["train_samples_per_iteration"]) == -2 and not p["reproducible"]
         # H2O re-tunes only across several nodes: on one worker there is nothing to average
-        auto_tune = (int(p["train_samples_per_iteration"]) == -2 and not p["reproducible"]
-                     and len(self.data.blocks_by_worker) > 1)
+        auto_tune = auto_size and len(self.data.blocks_by_worker) > 1
         timed_out = False
         # the last round's averaging result while the centre IS that average (not with elastic
         # averaging, whose centre moves on the client): the next round trains from it where it lies
@@ -332,8 +333,6 @@ class IterationLoop:
                     and not (cfg.kind == "regression" and cfg.loss == "Huber"))
         round_s = tspi / (auto_speed(cfg) * max(1, threads_total))  # the first round's compute, estimated
         pending = None  # the next round, already submitted
-
-        auto_size = int(p["train_samples_per_iteration"]) == -2
 
         def round_size(done: int) -> int:
             """Samples of the round that starts after ``done`` samples. Auto-sized rounds take a
