@@ -193,12 +193,13 @@ class _DeepLearningBase(_SkBase):
             self.feature_names_in_, self._roles = np.asarray(features, dtype=object), roles
             self._check_columns(vframe, "validation_data")
             valid = vframe
-        with cluster_client(values.get("client"), mini_batch=int(values["mini_batch_size"]) > 1) as client:
+        batch = int(values["mini_batch_size"])
+        with cluster_client(values.get("client"), mini_batch=batch > 1) as client:
             threads = worker_threads(client)
             if not threads:
                 raise RuntimeError("the Dask cluster has no workers")
             n_parts = max(len(threads), 1)
-            placement.warm_workers(client, int(values["mini_batch_size"]), bool(values["elastic_averaging"]))
+            placement.warm_workers(client, batch, bool(values["elastic_averaging"]))
             frame = self._to_dask(frame, n_parts)
             if values["reproducible"]:
                 frame = frame.repartition(npartitions=1)  # H2O: one chunk, one thread, a fixed order

@@ -7,7 +7,6 @@ worker over the blocks that worker already holds — data never moves through th
 from __future__ import annotations
 
 import functools
-
 import logging
 
 import dask
@@ -201,7 +200,7 @@ def _place_streaming(client, frame, info, cfg, seed: int):
     parts = frame.to_delayed()
     info_d = dask.delayed(info, traverse=False)
     s_train = int(p["score_training_samples"])
-    frac = s_train / info.n_rows if 0 < s_train < info.n_rows else 1.0
+    frac = _sample_fraction(s_train, info.n_rows)
     setup = []
     for i, part in enumerate(parts):
         w = workers[i % len(workers)]
@@ -239,7 +238,7 @@ def _validation_blocks(client, valid_frame, info, params: dict, seed: int, vfut=
     if n_valid == 0:
         raise ValueError("validation_data has no rows with a response")
     s_valid = int(params["score_validation_samples"])
-    vfrac = s_valid / n_valid if 0 < s_valid < n_valid else 1.0
+    vfrac = _sample_fraction(s_valid, n_valid)
     if vfrac >= 1.0:
         return vfut
     return [client.submit(encode.sample_block, f, vfrac, seed + 1 + i, pure=False) for i, f in enumerate(vfut)]
@@ -265,8 +264,7 @@ def place_training_data(client, frame, info, valid_frame, cfg, seed: int) -> Tra
         # every row with a response is encoded (the statistics pass counted them): the scoring
         # sample's fraction is known now, so it is drawn as each block is encoded, not one round
         # trip after the row counts come back
-        frac = s_train / info.n_rows if 0 < s_train < info.n_rows else 1.0
-        score_train = _submit_scoring_samples(client, futures, frac, seed)
+        score_train = _submit_scoring_samples(client, futures, _sample_fraction(s_train, info.n_rows), seed)
     rows = _rows_of(client, futures + vfut)  # one wait for both
     rows, vrows = rows[:len(futures)], rows[len(futures):]
     keep = [(f, r) for f, r in zip(futures, rows) if r > 0]
@@ -292,8 +290,7 @@ def place_training_data(client, frame, info, valid_frame, cfg, seed: int) -> Tra
         by_worker = _group_by_holder(client, futures)
     rows_by_worker = {w: sum(rows_of[f.key] for f in fs) for w, fs in by_worker.items()}
     if score_train is None:  # missing_values_handling='Skip': the fraction needs the encoded row count
-        frac = s_train / n_rows if 0 < s_train < n_rows else 1.0
-        score_train = _submit_scoring_samples(client, encoded, frac, seed)
+        score_train = _submit_scoring_samples(client, encoded, _sample_fraction(s_train, n_rows), seed)
     score_train = [f for f, r in zip(score_train, rows) if r > 0]
     score_valid = _validation_blocks(client, valid_frame, info, p, seed, vfut, vrows) \
         if valid_frame is not None else None
@@ -303,6 +300,11 @@ def place_training_data(client, frame, info, valid_frame, cfg, seed: int) -> Tra
                        info.n_rows_total - n_rows)
     return TrainingData(blocks_by_worker=by_worker, rows_by_worker=rows_by_worker, score_train=score_train,
                         score_valid=score_valid, n_rows=n_rows, replicated=replicated)
+
+
+def _sample_fraction(wanted: int, n: int) -> float:
+    """H2O's scoring-sample rate: score_*_samples of n rows (0, or n or more: every row)."""
+    return wanted / n if 0 < wanted < n else 1.0
 
 
 def _submit_scoring_samples(client, futures, frac: float, seed: int) -> list:

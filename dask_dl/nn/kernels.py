@@ -55,9 +55,9 @@ def _adaptive(opt, s1, s2, grad, rho, omr, eps, rate, mom):
         v = rho * s2 + omr * grad * grad
         return m, v, rate * m / (np.sqrt(v) + eps)
     eg = rho * s1 + omr * grad * grad
-    # sqrt(num / den) as num / sqrt(num * den): LLVM turns the reciprocal square root into one
-    # estimate + Newton step (vrsqrt14ps) instead of a divide and a square root (~15% faster per
-    # weight, same float32 result to ~1 ulp; num, den >= epsilon keep the product a normal float)
+    # sqrt(num / den) as num / sqrt(num * den): LLVM turns the reciprocal square root into the CPU's
+    # estimate (vrsqrt14ps; on x86 in float32 without a Newton step, see codegen.estimate_rsqrt)
+    # instead of a divide and a square root; num, den >= epsilon keep the product a normal float
     num = s2 + eps
     dx = num / np.sqrt(num * (eg + eps)) * grad
     return eg, rho * s2 + omr * dx * dx, dx
