@@ -18,11 +18,12 @@ Datasets (targets are test classification errors):
 Systems (one after another; nothing else of this script runs meanwhile):
   dask_dl    one configuration per --dask-dl-config (a JSON dict of dask_dl / H2O parameters; default
              '{}' = H2O's defaults) on a LocalCluster of --dask-workers worker processes sharing
-             --threads threads (default "auto": per sample, a single-threaded worker per thread, as
-             dask_dl's embedded cluster does, since per-sample HOGWILD! threads sharing one copy
-             fight over its cache lines; with mini-batches one worker running all threads, whose
-             HOGWILD! threads share well and need no averaging; started before the clock, passed as
-             client=). The harness sets epochs=--epochs (large), max_runtime_secs=--budget,
+             --threads threads (default "auto": as dask_dl's embedded cluster would on --threads cores,
+             session.embedded_shape: per sample a worker per thread, at most 4 workers, since
+             per-sample HOGWILD! threads sharing one copy fight over its cache lines; with
+             mini-batches one worker per 8 threads, whose HOGWILD! threads share well and need no
+             averaging; started before the clock, passed as client=). The harness sets
+             epochs=--epochs (large), max_runtime_secs=--budget,
              score_each_iteration=False, score_interval=1 s, score_duty_cycle=0.5, stopping_rounds=0
              and classification_stop=-1 (so only the budget ends a run: H2O's stopping rules cannot
              end it before the target) and the test set as validation_data; a configuration's own
@@ -174,10 +175,12 @@ def _duration_seconds(value) -> float:
 
 
 def _workers_for(config: dict, args) -> int:
-    """--dask-workers, or with "auto" a worker per thread per sample and one worker with mini-batches."""
+    """--dask-workers, or with "auto" the workers dask_dl's embedded cluster would start on --threads
+    cores for this configuration (session.embedded_shape)."""
     if str(args.dask_workers) != "auto":
         return int(args.dask_workers)
-    return max(1, args.threads) if int(config.get("mini_batch_size", 1)) == 1 else 1
+    from dask_dl.cluster.session import embedded_shape
+    return embedded_shape(max(1, args.threads), mini_batch=int(config.get("mini_batch_size", 1)) > 1)[0]
 
 
 def run_dask_dl(tr, te, y, config: dict, args, target: float, label: str) -> dict:
@@ -362,9 +365,9 @@ def main(argv: list | None = None) -> dict:
     ap.add_argument("--budget", type=float, default=300.0, help="seconds per system and configuration")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--dask-workers", default="auto",
-                    help="dask_dl worker processes sharing the --threads, or 'auto' (default): a worker per "
-                         "thread per sample (threads sharing one model copy do not scale per sample), one "
-                         "worker with every thread for mini-batches")
+                    help="dask_dl worker processes sharing the --threads, or 'auto' (default): the workers "
+                         "dask_dl's embedded cluster starts on that many cores (per sample a worker per thread, "
+                         "at most 4; mini-batches one worker per 8 threads)")
     ap.add_argument("--epochs", type=float, default=100.0, help="dask_dl epochs (large: the budget stops it)")
     ap.add_argument("--warm-up", action=argparse.BooleanOptionalAction, default=True,
                     help="dask_dl: first an untimed 200-row fit of each configuration on its cluster, so "
