@@ -20,6 +20,8 @@ from dask_dl.data.schema import (
     DataInfo,
     build_data_info,
     column_role,
+    level_codes,
+    level_counts,
     merge_stats,
     partition_stats,
 )
@@ -344,6 +346,28 @@ def test_numeric_like_levels_match_across_dtypes():
     score = pd.DataFrame({"c": pd.Categorical([3, 1]), "x": [0.0, 0.0]})
     X, _ = encode_features(score, info)
     np.testing.assert_array_equal(X[:, :4], [[0, 0, 1, 0], [1, 0, 0, 0]])
+
+
+def test_categorical_codes_path_equals_string_path():
+    # pandas categoricals are counted and encoded on their integer codes; the answers must be those of
+    # the per-row string path: NA not counted, unused categories absent, categories that print alike
+    # (1 and "1") merged, unseen levels -1
+    cat = pd.Series(pd.Categorical([1, "1", None, "b", "b", 2.5], categories=[1, "1", "b", 2.5, "unused"]))
+    plain = cat.astype(object)
+    assert level_counts(cat) == level_counts(plain) == {"1": 2, "b": 2, "2.5": 1}
+    levels = ["1", "2.5", "zz"]
+    np.testing.assert_array_equal(level_codes(cat, levels), [0, 0, -1, -1, -1, 1])
+    np.testing.assert_array_equal(level_codes(cat, levels), level_codes(plain, levels))
+
+
+def test_categorical_response_encodes_like_object():
+    info = DataInfo(feature_names=[], columns=[], ignored=[], standardize=True, use_all_factor_levels=True,
+                    skip_missing=False, response_name="y", response_kind="classification", classes=["a", "b", "c"])
+    y = pd.Series(pd.Categorical(["c", None, "a", "c"], categories=["a", "c", "b", "never"]))
+    np.testing.assert_array_equal(encode_response(y, info), encode_response(y.astype(object), info))
+    np.testing.assert_array_equal(encode_response(y, info), [2, np.nan, 0, 2])
+    with pytest.raises(DataError, match="'zz'"):
+        encode_response(pd.Series(pd.Categorical(["a", "zz"])), info)
 
 
 # --------------------------------------------------------------------------- #

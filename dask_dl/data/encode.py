@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .schema import RESPONSE, DataError, DataInfo, level_strings, numeric_chunks
+from .schema import RESPONSE, DataError, DataInfo, level_codes, numeric_chunks
 
 
 def encode_features(df: pd.DataFrame, info: DataInfo) -> tuple[np.ndarray, np.ndarray]:
@@ -43,7 +43,7 @@ def encode_features(df: pd.DataFrame, info: DataInfo) -> tuple[np.ndarray, np.nd
         off = offsets[col.name]
         s = df[col.name]
         k = len(col.levels)
-        codes = pd.Index(col.levels).get_indexer(level_strings(s))
+        codes = level_codes(s, col.levels)
         na = codes < 0              # NA or a level unseen in training
         has_na |= s.isna().to_numpy()
         if info.use_all_factor_levels:
@@ -59,7 +59,10 @@ def encode_response(y: pd.Series, info: DataInfo) -> np.ndarray:
     """Training target as float32: class index (NaN if NA), or the (standardised) numeric value."""
     if info.response_kind == "classification":
         idx = pd.Index(info.classes)
-        codes = idx.get_indexer(y.astype(object).where(y.notna(), None))
+        if isinstance(y.dtype, pd.CategoricalDtype):  # the categories mapped once, the codes through them
+            codes = np.append(idx.get_indexer(y.cat.categories.astype(object)), -1)[y.cat.codes.to_numpy()]
+        else:
+            codes = idx.get_indexer(y.astype(object).where(y.notna(), None))
         na = y.isna().to_numpy()
         unseen = (codes < 0) & ~na
         if unseen.any():
