@@ -121,11 +121,13 @@ def _make_kernel_update() -> Callable | None:
         from dask_dl.nn import kernels as K
     except Exception:  # noqa: BLE001 - the measurement is optional
         return None
+    from dask_dl.nn.codegen import estimate_rsqrt
     row_update = K._dense_row_update
     adadelta = K.ADADELTA
 
     @njit(fastmath=True, error_model="numpy")
     def kernel_update(w, s1, s2, prev, g, rho, omr, eps, passes):
+        estimate_rsqrt()  # as the kernels do (the attribute is per compiled function)
         n_in = prev.shape[0]
         rows = w.shape[0] // n_in
         zero = g - g

@@ -538,6 +538,31 @@ def test_fast_mode_skips_zero_inputs(fast, nonzero):
     assert not np.array_equal(W[~zero_in], W0[~zero_in])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("opt,kw", [
+    (K.ADADELTA, {}), (K.ADADELTA, {"l1": 1e-3, "l2": 1e-2}), (K.ADAM, {"rate": 0.01, "b1": 0.9, "adam_bs": 1.0}),
+    (K.ADAM, {"rate": 0.01, "b1": 0.9, "adam_bs": 1.0, "l2": 1e-2}),
+], ids=["adadelta", "adadelta-l1l2", "adam", "adam-l2"])
+def test_fast_mode_skip_leaves_zero_input_weights_bit_identical(opt, kw, dtype):
+    # the skip is arithmetic (gradient 0, decays 1, step zeroed), not a conditional store: the
+    # skipped weights and BOTH optimizer states must come back bit for bit, in float32 too, even
+    # where L2 or Adam's momentum would move them; weights of non-zero inputs must move
+    layout, state = make(hidden=(8,), act="Tanh", n_out=3, seed=4, n_in=40)
+    state = state.astype(dtype)
+    _, _, S1W, S2W, _, _ = sections(layout, state)
+    rng = np.random.default_rng(2)
+    S1W[:], S2W[:] = rng.random(S1W.shape) * 0.1, rng.random(S2W.shape) * 0.1  # Adam: non-zero momentum
+    x = rng.normal(size=40) * (np.arange(40) % 3 == 0)  # 2 of 3 inputs zero, both unit-major paths
+    s = state.copy()
+    train(layout, s, x, 1.0, base_hp(rho=0.95, eps=1e-6, **kw), opt=opt, fast=1)
+    zero = np.zeros(layout.n_weights, bool)
+    zero[:layout.w_offsets[1]] = np.tile(x == 0.0, 8)  # first layer, unit-major rows of 40 inputs
+    for k in (0, 2, 3):  # W, S1W, S2W
+        assert np.array_equal(sections(layout, s)[k][zero], sections(layout, state)[k][zero])
+    W0, W1 = sections(layout, state)[0], sections(layout, s)[0]
+    assert np.all(W1[:layout.w_offsets[1]][~zero[:layout.w_offsets[1]]] != W0[:layout.w_offsets[1]][~zero[:layout.w_offsets[1]]])
+
+
 def test_fast_mode_dead_unit_is_not_regularised():
     layout, state = make(hidden=(4,), act="Rectifier", n_out=3, seed=9)
     layout.bias_vector(state, 1)[0] = -50.0
