@@ -97,32 +97,44 @@ def _adaptive_row(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom, fas
     ``reg`` and ``acc`` are loop-invariant: where the caller passes constants, LLVM folds their
     tests away and this copy of the loop has none of them.
 
-    fast_mode's skip of a zero input is arithmetic, not a conditional store: the skipped element
-    gets gradient 0 and decay factors 1 (rho, and Adam's beta1 in ``mom``), so its state is written
-    back unchanged, and its step is zeroed (ADADELTA's is 0 already). LLVM turns
-    ``s[i] = new if keep else s[i]`` into masked stores (``vmaskmovps``), which AVX2 CPUs
-    (AMD Zen 2/3) execute slowly: 1.15 vs 0.48 ns per weight on Zen 3."""
+    ADADELTA's fast_mode skip of a zero input is arithmetic, not a conditional store: the skipped
+    element gets gradient 0 and decay factor 1, so its state is written back unchanged and its step
+    is 0. LLVM turns ``s[i] = new if keep else s[i]`` into masked stores (``vmaskmovps``), which
+    AVX2 CPUs (AMD Zen 2/3) execute slowly: 1.15 vs 0.42 ns per weight on Zen 3."""
     gsq = g - g
-    one = omr / omr  # 1 in the state's dtype (omr = 1 - rho > 0; a 1.0 literal is float64 in numba)
+    if fast and opt == ADADELTA:  # tested outside the loops: a branch inside one stops vectorisation
+        one = omr / omr  # 1 in the state's dtype (omr = 1 - rho > 0; a 1.0 literal is float64 in numba)
+        for i in range(w.shape[0]):
+            a = prev[i]
+            wi = w[i]
+            grad = g * a
+            if reg:
+                grad += l2 * wi + _l1_term(l1, wi)
+            on = a != 0.0
+            grad = grad if on else grad - grad
+            n1, n2, dx = _adaptive(opt, s1[i], s2[i], grad, rho if on else one, omr, eps, rate, mom)
+            s1[i] = n1
+            s2[i] = n2
+            w[i] = wi - dx  # dx is 0 at gradient 0
+            g2 = grad * grad
+            gsq += g2
+            if acc:
+                gacc[i] += g2
+        return gsq
+    # Adam keeps the conditional stores (an arithmetic skip needs beta1 -> 1 and a zeroed step;
+    # not measured faster for the mini-batch kernel's Adam)
     for i in range(w.shape[0]):
         a = prev[i]
         wi = w[i]
         grad = g * a
         if reg:
             grad += l2 * wi + _l1_term(l1, wi)
-        if fast:
-            on = a != 0.0
-            grad = grad if on else grad - grad
-            n1, n2, dx = _adaptive(opt, s1[i], s2[i], grad, rho if on else one, omr, eps, rate,
-                                   mom if on else one)
-            if opt == ADAM:  # Adam steps on its momentum even at gradient 0
-                dx = dx if on else dx - dx
-        else:
-            n1, n2, dx = _adaptive(opt, s1[i], s2[i], grad, rho, omr, eps, rate, mom)
-        s1[i] = n1
-        s2[i] = n2
-        w[i] = wi - dx
-        g2 = grad * grad
+        keep = (not fast) or a != 0.0
+        n1, n2, dx = _adaptive(opt, s1[i], s2[i], grad, rho, omr, eps, rate, mom)
+        s1[i] = n1 if keep else s1[i]
+        s2[i] = n2 if keep else s2[i]
+        w[i] = wi - dx if keep else wi
+        g2 = grad * grad if keep else grad - grad
         gsq += g2
         if acc:
             gacc[i] += g2
