@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .schema import RESPONSE, DataError, DataInfo, level_codes, numeric_chunks
+from .schema import RESPONSE, DataError, DataInfo, level_codes, numeric_chunks, through_categories
 
 
 def encode_features(df: pd.DataFrame, info: DataInfo) -> tuple[np.ndarray, np.ndarray]:
@@ -59,8 +59,8 @@ def encode_response(y: pd.Series, info: DataInfo) -> np.ndarray:
     """Training target as float32: class index (NaN if NA), or the (standardised) numeric value."""
     if info.response_kind == "classification":
         idx = pd.Index(info.classes)
-        if isinstance(y.dtype, pd.CategoricalDtype):  # the categories mapped once, the codes through them
-            codes = np.append(idx.get_indexer(y.cat.categories.astype(object)), -1)[y.cat.codes.to_numpy()]
+        if isinstance(y.dtype, pd.CategoricalDtype):
+            codes = through_categories(y, idx.get_indexer(y.cat.categories.astype(object)))
         else:
             codes = idx.get_indexer(y.astype(object).where(y.notna(), None))
         na = y.isna().to_numpy()

@@ -173,8 +173,13 @@ def level_codes(s: pd.Series, levels: list) -> np.ndarray:
     A pandas categorical maps its categories once and its integer codes through that table."""
     if not isinstance(s.dtype, pd.CategoricalDtype):
         return pd.Index(levels).get_indexer(level_strings(s))
-    table = np.append(pd.Index(levels).get_indexer(s.cat.categories.astype(str)), -1)
-    return table[s.cat.codes.to_numpy()]  # code -1 (NA) picks the appended -1
+    return through_categories(s, pd.Index(levels).get_indexer(s.cat.categories.astype(str)))
+
+
+def through_categories(s: pd.Series, per_category: np.ndarray) -> np.ndarray:
+    """Each row of categorical ``s`` mapped to ``per_category[its category]``, -1 for NA: a lookup
+    computed once per category instead of once per row."""
+    return np.append(per_category, -1)[s.cat.codes.to_numpy()]  # code -1 (NA) picks the appended -1
 
 
 # ------------------------------------------------------------------------ per-partition stats

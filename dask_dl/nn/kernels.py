@@ -92,6 +92,16 @@ def _l1_term(l1, w):
 
 
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
+def _weight_grad(g, a, wi, l1, l2, reg):
+    """A weight's gradient ``g * a``, plus its L1/L2 terms when ``reg`` (constant in the row loops'
+    specialised copies, so those copies carry no test)."""
+    grad = g * a
+    if reg:
+        grad += l2 * wi + _l1_term(l1, wi)
+    return grad
+
+
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
 def _adaptive_row(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom, fast, reg, gacc, acc):
     """``_dense_row_update``'s loop for ADADELTA and Adam (``_adaptive``). ``opt``, ``fast``,
     ``reg`` and ``acc`` are loop-invariant: where the caller passes constants, LLVM folds their
@@ -107,9 +117,7 @@ def _adaptive_row(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom, fas
         for i in range(w.shape[0]):
             a = prev[i]
             wi = w[i]
-            grad = g * a
-            if reg:
-                grad += l2 * wi + _l1_term(l1, wi)
+            grad = _weight_grad(g, a, wi, l1, l2, reg)
             on = a != 0.0
             grad = grad if on else grad - grad
             n1, n2, dx = _adaptive(opt, s1[i], s2[i], grad, rho if on else one, omr, eps, rate, mom)
@@ -126,9 +134,7 @@ def _adaptive_row(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom, fas
     for i in range(w.shape[0]):
         a = prev[i]
         wi = w[i]
-        grad = g * a
-        if reg:
-            grad += l2 * wi + _l1_term(l1, wi)
+        grad = _weight_grad(g, a, wi, l1, l2, reg)
         keep = (not fast) or a != 0.0
         n1, n2, dx = _adaptive(opt, s1[i], s2[i], grad, rho, omr, eps, rate, mom)
         s1[i] = n1 if keep else s1[i]
