@@ -31,16 +31,15 @@ def main(argv=None) -> pd.DataFrame:
     args = ap.parse_args(argv)
 
     import dask.dataframe as dd
-    from distributed import Client, LocalCluster
 
     import dask_dl
+    from dask_dl.cluster.session import local_client
     tr = pd.read_parquet(os.path.join(DATA, "mnist", "train.parquet"))
     te = pd.read_parquet(os.path.join(DATA, "mnist", "test.parquet"))
     tr = tr.sample(frac=1.0, random_state=0).iloc[:args.rows]  # IID shards per worker
     te = te.iloc[:args.test_rows]
     rows = []
-    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
-            Client(cl) as client:
+    with local_client(args.workers, 1, dashboard_address=None) as client:
         train = dd.from_pandas(tr, npartitions=args.workers)
         for seed in args.seeds:
             for elastic in (False, True):

@@ -39,11 +39,10 @@ def load(rows: int | None, test_rows: int | None):
 def run_dask_dl(tr, te, threads: int, epochs: float, hidden, seed: int, workers: int = 1,
                 params: dict | None = None) -> dict:
     import dask.dataframe as dd
-    from distributed import Client, LocalCluster
 
     import dask_dl
-    with LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=":0") as cl, \
-            Client(cl) as client:
+    from dask_dl.cluster.session import local_client
+    with local_client(workers, threads) as client:
         clf = dask_dl.DeepLearningClassifier(hidden=hidden, epochs=epochs, seed=seed, quiet_mode=True, client=client,
                                              **(params or {}))
         if len(tr) == 60000 and len(te) == 10000:  # the full files: read on the workers, as users would

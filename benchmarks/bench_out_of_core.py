@@ -98,11 +98,10 @@ def spilled_bytes(client) -> int:
 
 
 def train(files, te, memory_limit: str, samples: int, hidden, seed: int, out_of_core) -> dict:
-    from distributed import Client, LocalCluster
 
     import dask_dl
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=memory_limit,
-                      dashboard_address=None) as cl, Client(cl) as client:
+    from dask_dl.cluster.session import local_client
+    with local_client(2, 1, memory_limit=memory_limit, dashboard_address=None) as client:
         pids = client.run(os.getpid)
         base = client.run(lambda: __import__("psutil").Process().memory_info().rss)
         rows = len(files) * ROWS_PER_FILE

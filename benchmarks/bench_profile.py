@@ -53,11 +53,9 @@ class _Clusters:
         self.stack, self.clients = contextlib.ExitStack(), {}
 
     def client(self, workers: int):
-        from distributed import Client, LocalCluster
+        from dask_dl.cluster.session import local_client
         if workers not in self.clients:
-            cl = self.stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                       dashboard_address=":0"))
-            self.clients[workers] = self.stack.enter_context(Client(cl))
+            self.clients[workers] = self.stack.enter_context(local_client(workers, 1))
         return self.clients[workers]
 
     def __enter__(self):

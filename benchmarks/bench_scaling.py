@@ -32,16 +32,15 @@ def main(argv=None) -> pd.DataFrame:
     args = ap.parse_args(argv)
 
     import dask.dataframe as dd
-    from distributed import Client, LocalCluster
 
     import dask_dl
+    from dask_dl.cluster.session import local_client
     tr = pd.read_parquet(os.path.join(DATA, "mnist", "train.parquet")).sample(frac=1.0, random_state=0)
     tr = tr.iloc[:args.rows]
     te = pd.read_parquet(os.path.join(DATA, "mnist", "test.parquet")).iloc[:args.test_rows]
     rows = []
     for k in args.workers:
-        with LocalCluster(n_workers=k, threads_per_worker=args.threads, processes=True,
-                          dashboard_address=None) as cl, Client(cl) as client:
+        with local_client(k, args.threads, dashboard_address=None) as client:
             clf = dask_dl.DeepLearningClassifier(hidden=args.hidden, epochs=args.epochs, seed=args.seed,
                                                  quiet_mode=True, client=client)
             t0 = time.perf_counter()

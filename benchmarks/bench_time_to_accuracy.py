@@ -187,17 +187,16 @@ def run_dask_dl(tr, te, y, config: dict, args, target: float, label: str) -> dic
     import warnings
 
     import dask.dataframe as dd
-    from distributed import Client, LocalCluster, wait
+    from distributed import wait
 
     import dask_dl
+    from dask_dl.cluster.session import local_client
     params = {"hidden": list(args.hidden), "epochs": args.epochs, "seed": args.seed, "quiet_mode": True,
               "max_runtime_secs": float(args.budget), "score_each_iteration": False, "score_interval": 1.0,
               "score_duty_cycle": 0.5, "stopping_rounds": 0, "classification_stop": -1}
     params.update(config)
     workers = _workers_for(config, args)
-    with LocalCluster(n_workers=workers, threads_per_worker=max(1, args.threads // workers),
-                      processes=True,
-                      dashboard_address=":0") as cl, Client(cl) as client:
+    with local_client(workers, max(1, args.threads // workers)) as client:
         # the data sit in the worker's memory before the clock starts, as torch's and sklearn's sit in
         # this process's (the pandas -> worker transfer is not dask_dl's cost)
         with warnings.catch_warnings():

@@ -184,6 +184,23 @@ def test_embedded_cluster_shape_follows_the_kernel():
     assert embedded_shape(8, mini_batch=True) == (1, 8) and embedded_shape(16, mini_batch=True) == (2, 8)
     assert embedded_shape(1) == (1, 1) and embedded_shape(1, mini_batch=True) == (1, 1)
 
+def _profiler_state(dask_worker):
+    import dask
+    return dask.config.get("distributed.worker.profile.enabled"), "profile" in dask_worker.periodic_callbacks
+
+
+def test_embedded_cluster_workers_run_without_the_profiler():
+    """The workers of dask_dl's own LocalCluster do not sample their task threads' stacks every 10 ms
+    (LOCAL_CLUSTER_CONFIG), and starting one leaves this process's Dask configuration as it was."""
+    import dask
+
+    from dask_dl.cluster.session import local_client
+    before = dask.config.get("distributed.worker.profile.enabled")
+    with local_client(1, 1, dashboard_address=None) as client:
+        assert list(client.run(_profiler_state).values()) == [(False, False)]
+    assert dask.config.get("distributed.worker.profile.enabled") == before
+
+
 
 def test_embedded_cluster_for_mini_batches_is_one_worker(iris):
     from dask_dl.cluster.session import embedded_shape

@@ -34,6 +34,30 @@ def embedded_shape(n_cores: int, mini_batch: bool = False) -> tuple[int, int]:
     return workers, max(1, n // workers)
 
 
+# Dask settings of the LocalClusters dask_dl starts. Each worker's statistical profiler (for the
+# dashboard's profile page) wakes every 10 ms to walk the stacks of the threads running tasks: CPU
+# time taken from the training threads on every core. Off, the same MNIST per-sample fit on two
+# workers trained 4-15% faster (benchmarks/README.md, 2026-12-04 afternoon). Users' own clusters
+# keep their settings; the README says how to turn it off there.
+LOCAL_CLUSTER_CONFIG = {"distributed.worker.profile.enabled": False}
+
+
+@contextlib.contextmanager
+def local_client(n_workers: int, threads_per_worker: int, **cluster_kwargs):
+    """Yield a Client of a new LocalCluster of worker processes with ``LOCAL_CLUSTER_CONFIG`` (the
+    embedded cluster; the benchmarks start theirs here too, so they measure what users get); both
+    are closed on exit. The settings must be in place when the cluster starts: the nannies hand
+    them to the worker processes then."""
+    import dask
+    from distributed import Client, LocalCluster
+    cluster_kwargs.setdefault("dashboard_address", ":0")
+    with dask.config.set(LOCAL_CLUSTER_CONFIG):
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
+                               **cluster_kwargs)
+    with cluster, Client(cluster) as client:
+        yield client
+
+
 @contextlib.contextmanager
 def cluster_client(client=None, mini_batch: bool = False):
     """Yield a Client: the one given, the active one, or an embedded LocalCluster sized to this
@@ -43,13 +67,10 @@ def cluster_client(client=None, mini_batch: bool = False):
     if client is not None:
         yield client
         return
-    from distributed import Client, LocalCluster
     workers, threads = embedded_shape(os.cpu_count() or 1, mini_batch)
     logger.info("dask_dl: no Dask client in scope; starting an embedded LocalCluster (%d worker(s) x %d "
                 "thread(s))", workers, threads)
-    with LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True,
-                      dashboard_address=":0") as cluster, \
-            Client(cluster) as embedded:
+    with local_client(workers, threads) as embedded:
         yield embedded
 
 
