@@ -231,6 +231,19 @@ def test_reference_forward_matches_forward(act, classifier):
     np.testing.assert_allclose(forward(layout, state, X), ref, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("n_out", [1, 3, 4, 5, 8, 11])
+@pytest.mark.parametrize("n_in", [1, 7, 717])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rows_times_is_w_x_plus_b(n_out, n_in, dtype):
+    """The training forward pass's four-rows-at-a-time product: blocks of four and the rest."""
+    rng = np.random.default_rng(n_out * 1000 + n_in)
+    W, b, x = (rng.normal(size=s).astype(dtype) for s in ((n_out, n_in), n_out, n_in))
+    out = np.full(n_out, np.nan, dtype=dtype)
+    K._rows_times(W.ravel(), b, x, out)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out, W.astype(np.float64) @ x + b, rtol=tol, atol=tol * np.sqrt(n_in))
+
+
 # --------------------------------------------------------------------------- #
 # 1. exact gradients vs central finite differences (float64)
 # --------------------------------------------------------------------------- #
