@@ -144,7 +144,7 @@ def _make_kernel_update() -> Callable | None:
 
 @njit(fastmath=True, cache=True, error_model="numpy")
 def _gemv(W, x, y, reps, tiny):
-    """y = W x, row by row as forward_train does, `reps` times (x changes a little between reps)."""
+    """y = W x, one row per pass over x, `reps` times (x changes a little between reps)."""
     rows, cols = W.shape
     for r in range(reps):
         for j in range(rows):
@@ -155,6 +155,27 @@ def _gemv(W, x, y, reps, tiny):
             y[j] = z
         x[r % cols] += y[r % rows] * tiny
     return y[0]
+
+
+def _make_kernel_gemv() -> Callable | None:
+    """y = W x by the kernel's own forward product (dask_dl.nn.kernels._rows_times: four rows per
+    pass over x), `reps` times. Not cached, as _make_kernel_update. None when it cannot be built."""
+    try:
+        from dask_dl.nn import kernels as K
+    except Exception:  # noqa: BLE001 - the measurement is optional
+        return None
+    rows_times = K._rows_times
+
+    @njit(fastmath=True, error_model="numpy")
+    def kernel_gemv(W, x, y, reps, tiny):
+        rows, cols = W.shape
+        flat = W.ravel()
+        b = y * (tiny - tiny)
+        for r in range(reps):
+            rows_times(flat, b, x, y)
+            x[r % cols] += y[r % rows] * tiny
+        return y[0]
+    return kernel_gemv
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -224,8 +245,9 @@ def measure_bandwidths(levels: dict[str, int], n_in: int, repeats: int, seconds:
 
 
 def measure_gemv(rows: int, cols: int, repeats: int, seconds: float) -> list[dict]:
-    """GFLOP/s of y = W x (W rows x cols, float32): the numba loop the forward pass uses, and numpy's
-    BLAS limited to one thread (with threadpoolctl when installed), Python call overhead included."""
+    """GFLOP/s of y = W x (W rows x cols, float32): a one-row-per-pass numba loop, the kernel's own
+    four-rows-per-pass product (the forward pass's), and numpy's BLAS limited to one thread (with
+    threadpoolctl when installed), Python call overhead included."""
     rng = np.random.default_rng(1)
     W = rng.standard_normal((rows, cols), dtype=np.float32)
     x = rng.standard_normal(cols, dtype=np.float32)
@@ -234,6 +256,11 @@ def measure_gemv(rows: int, cols: int, repeats: int, seconds: float) -> list[dic
     where = f"{rows}x{cols} ({W.nbytes // 1024} KiB)"
     passes, t = best_time(lambda p: _gemv(W, x, y, p, np.float32(1e-30)), repeats, seconds)
     out = [dict(measure="gemv numba loop", level=where, working_set=W.nbytes, rate=flops * passes / t / 1e9)]
+    kernel_gemv = _make_kernel_gemv()
+    if kernel_gemv is not None:
+        passes, t = best_time(lambda p: kernel_gemv(W, x, y, p, np.float32(1e-30)), repeats, seconds)
+        out.append(dict(measure="gemv kernel _rows_times", level=where, working_set=W.nbytes,
+                        rate=flops * passes / t / 1e9))
 
     def blas(p: int) -> None:
         for _ in range(p):
