@@ -64,7 +64,7 @@ def run_dask_dl(tr, te, threads: int, epochs: float, hidden, seed: int, workers:
 
 
 # dask_dl parameters H2O does not have (or, for mini_batch_size, ignores: it always trains per sample)
-NOT_H2O = ("out_of_core", "client", "mini_batch_size")
+NOT_H2O = ("out_of_core", "client", "mini_batch_size", "thread_local_models")
 
 
 def run_h2o(tr, te, threads: int, epochs: float, hidden, seed: int, params: dict | None = None) -> dict:

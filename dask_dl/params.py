@@ -140,6 +140,11 @@ PARAMETERS: dict[str, Param] = {
                              "rows per update: 1 is H2O's per-sample SGD; > 1 averages the gradient over "
                              "the batch and uses BLAS-3 products (faster per epoch)"),
     "sparse": Param(False, _bool, "keep zero inputs zero (scale by 1/sigma, no centring) so fast_mode skips them"),
+    "thread_local_models": Param(False, _bool,
+                                 "per sample: each thread of a worker trains its own copy of the model, averaged "
+                                 "(weighted by rows) at the end of the worker's share of the iteration: threads "
+                                 "scale better (no two cores writing the same weights) and runs are deterministic; "
+                                 "False: HOGWILD!, the threads share one copy lock-free, as H2O"),
     "force_load_balance": Param(True, _bool, "repartition small data so every worker has work"),
     "replicate_training_data": Param(True, _bool, "every worker trains on a copy of the whole data, "
                                      "when it fits in half a worker's memory limit (H2O: every node)"),

@@ -747,6 +747,54 @@ def test_hogwild_single_thread_is_reproducible(drop):
     assert not np.array_equal(runs[0], runs[2])  # the seed does drive the shuffle / dropout
 
 
+
+@pytest.mark.parametrize("elastic", [False, True])
+def test_thread_local_models_average_per_thread_copies(elastic):
+    """thread_local_models: each HOGWILD! thread trains its own copy of the state across all the
+    blocks, and the state becomes their mean weighted by the rows each trained. The copies do not
+    race, so this equals running the threads' jobs one after the other, bit for bit."""
+    import dataclasses
+
+    from dask_dl.nn import hogwild
+    X, y = _separable(900, 20, seed=2)
+    layout = build_layout(20, [8], "Rectifier", 2, True, 0.0, [0.0])
+    init = initial_state(layout, 4)
+    blocks = [(X[:500], y[:500]), (X[500:], y[500:])]
+    ks = dataclasses.replace(_hw_settings(), thread_copies=True)
+    center = (init + np.float32(0.01)) if elastic else None
+    strength = 1e-3 if elastic else 0.0
+    n = 1300
+    state = init.copy()
+    done = train_shard(state, layout, blocks, n, ks, n_threads=3, seed_parts=(7, 1), n_seen=10.0, shuffle=True,
+                       fit_seed=7, center=center, elastic=strength)
+    assert done == n
+
+    copies, rows_done, seen = [init.copy() for _ in range(3)], np.zeros(3), 0
+    hp = ks.hp.astype(np.float32)
+    hp[K.HP_EA] = strength
+    for bi, thread_rows in hogwild.shard_plan([len(b[1]) for b in blocks], n, 3, 0.0, 7, True):
+        Xb, yb = blocks[bi]
+        for t, rows in enumerate(thread_rows):
+            hp_t = hp.copy()
+            hp_t[K.HP_N0] = 10.0 + seen
+            hp_t[K.HP_NSTEP] = len(thread_rows)
+            ip = K.int_params(ks.opt, ks.fast, ks.loss, hogwild.thread_seed(7, 1, bi, t))
+            args = (layout.n_weights, layout.n_biases, layout.units_array(), layout.w_offsets, layout.b_offsets,
+                    layout.act_codes(), layout.dropout_array(), Xb, yb, rows, hp_t, ip)
+            if elastic:
+                K.train_rows_elastic(copies[t], center, *args)
+            else:
+                K.train_rows(copies[t], *args)
+            rows_done[t] += len(rows)
+        seen += sum(len(r) for r in thread_rows)
+    assert (rows_done > 0).all() and len({c.tobytes() for c in copies}) == 3  # three different copies
+    w = rows_done / rows_done.sum()
+    expected = copies[0] * np.float32(w[0])
+    for c, wt in zip(copies[1:], w[1:]):
+        expected += c * np.float32(wt)
+    np.testing.assert_array_equal(state, expected)
+
+
 # --------------------------------------------------------------------------- #
 # 9. float32 vs float64
 # --------------------------------------------------------------------------- #

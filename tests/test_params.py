@@ -81,6 +81,7 @@ H2O_DEFAULTS = {
     "adam_rate": 1e-3,
     "adam_beta1": 0.9,
     "adam_beta2": 0.999,
+    "thread_local_models": False,  # False: H2O's HOGWILD! threads sharing one copy
 }
 
 
@@ -387,6 +388,18 @@ def test_adam_refuses_momentum_and_maps_onto_the_kernel():
     assert (ks.hp[K.HP_RATE], ks.hp[K.HP_B1], ks.hp[K.HP_RHO], ks.hp[K.HP_ADAM_BS]) == (0.01, 0.8, 0.95, 16.0)
     assert ks.hp[K.HP_OMR] == pytest.approx(0.05)
     assert settings_from_config(resolve({}, "regression")).hp[K.HP_ADAM_BS] == 0.0  # ADADELTA: no Adam
+
+
+
+def test_thread_local_models_maps_onto_the_per_sample_kernel_only():
+    from dask_dl.nn.hogwild import settings_from_config
+    assert not settings_from_config(resolve({}, "regression")).thread_copies  # H2O's HOGWILD! by default
+    assert settings_from_config(resolve({"thread_local_models": True}, "regression")).thread_copies
+    # mini-batch threads keep sharing one copy (one update per batch: they scale already)
+    assert not settings_from_config(resolve({"mini_batch_size": 8, "thread_local_models": True},
+                                            "regression")).thread_copies
+    with pytest.raises(ValueError, match="thread_local_models"):
+        resolve({"thread_local_models": "yes"}, "regression")
 
 
 def test_no_momentum_manual_rate():

@@ -22,6 +22,19 @@ def test_hogwild_threads_in_one_worker_learn_mnist(client_threads, mnist_small):
     assert _mnist_error(clf, te) < 0.15  # 6000 rows: rare pixels get tiny sigmas (as in H2O)
 
 
+def test_thread_local_models_learn_mnist_and_repeat_exactly(client_threads, mnist_small):
+    """thread_local_models on one worker with two threads: each thread trains its own copy (no
+    races), so two fits with one seed give the same model; and it learns as HOGWILD! does."""
+    tr, te = mnist_small
+    train = dd.from_pandas(tr, npartitions=2)
+    fits = [DeepLearningClassifier(hidden=[64], epochs=3, thread_local_models=True, **QUIET).fit(train, "C785")
+            for _ in range(2)]
+    assert fits[0].model_.run["iterations"] > 1  # averaged more than once
+    np.testing.assert_array_equal(fits[0].model_.weights(1), fits[1].model_.weights(1))
+    np.testing.assert_array_equal(fits[0].model_.biases(2), fits[1].model_.biases(2))
+    assert _mnist_error(fits[0], te) < 0.15
+
+
 def test_model_averaging_across_two_workers_learns_mnist(client2, mnist_small):
     tr, te = mnist_small
     clf = DeepLearningClassifier(hidden=[64], epochs=5, train_samples_per_iteration=7500, **QUIET)

@@ -2,7 +2,9 @@
 
 This is H2O's node-local Hogwild!: races between threads are intended. Threads, not numba's
 ``parallel=True``: numba's default threading layer aborts when parallel code is entered from two
-threads at once (two Dask worker threads would do exactly that).
+threads at once (two Dask worker threads would do exactly that). With ``thread_local_models``
+(per sample, opt-in) each thread trains its own copy instead and the shard ends with their mean
+weighted by rows: no two cores write the same weights, and no result depends on thread timing.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ class KernelSettings:
     fast: bool
     loss: int
     batch: int = 1       # mini_batch_size: rows per update (> 1: the BLAS-3 mini-batch kernel)
+    thread_copies: bool = False  # per sample: each thread trains its own copy, averaged (thread_local_models)
 
 
 def settings_from_config(cfg) -> KernelSettings:
@@ -62,7 +65,9 @@ def settings_from_config(cfg) -> KernelSettings:
         loss = K.regression_code(cfg.distribution, cfg.loss)
     else:
         loss = K.loss_code(cfg.kind, cfg.loss)
-    return KernelSettings(hp=hp, opt=opt, fast=bool(p["fast_mode"]), loss=loss, batch=int(p["mini_batch_size"]))
+    batch = int(p["mini_batch_size"])
+    return KernelSettings(hp=hp, opt=opt, fast=bool(p["fast_mode"]), loss=loss, batch=batch,
+                          thread_copies=bool(p["thread_local_models"]) and batch == 1)
 
 
 _BLAS_LIMIT = None
@@ -159,9 +164,14 @@ def train_shard(state: np.ndarray, layout: NetworkLayout, blocks, n_samples: int
         kernel = K.train_batches if center is None else K.train_batches_elastic
     else:
         kernel = K.train_rows if center is None else K.train_rows_elastic
-    lead = (state,) if center is None else (state, center)
+    plan = shard_plan(sizes, n_samples, n_threads, position, fit_seed, shuffle)
+    # thread_local_models: thread t > 0 trains copies[t] (thread 0 the state itself) in every block;
+    # the copies are averaged into the state, weighted by the rows each thread trained, at the end
+    k_max = max((len(rows) for _, rows in plan), default=1)
+    copies = [state] + ([state.copy() for _ in range(k_max - 1)] if ks.thread_copies else [state] * (k_max - 1))
+    trained = np.zeros(k_max, dtype=np.int64)
     done = 0
-    for bi, thread_rows in shard_plan(sizes, n_samples, n_threads, position, fit_seed, shuffle):
+    for bi, thread_rows in plan:
         X, y = blocks[bi]
         k = len(thread_rows)
         jobs = []
@@ -171,8 +181,10 @@ def train_shard(state: np.ndarray, layout: NetworkLayout, blocks, n_samples: int
             hp_t[K.HP_NSTEP] = k  # every thread's step advances the shared sample count by ~k
             ip = K.int_params(ks.opt, ks.fast, ks.loss, thread_seed(*seed_parts, bi, t), ks.batch,
                               layout.input_major)
+            lead = (copies[t],) if center is None else (copies[t], center)
             jobs.append((*lead, layout.n_weights, layout.n_biases, units, woff, boff, acts, drop,
                          X, y, rows, hp_t, ip))
+            trained[t] += len(rows)
         if k == 1:
             kernel(*jobs[0])
         else:
@@ -182,7 +194,20 @@ def train_shard(state: np.ndarray, layout: NetworkLayout, blocks, n_samples: int
             for th in threads:
                 th.join()
         done += sum(len(r) for r in thread_rows)
+    if ks.thread_copies and k_max > 1 and done > 0:
+        _average_into(state, copies, trained)
     return done
+
+
+def _average_into(state: np.ndarray, copies: list, rows) -> None:
+    """state = the mean of ``copies`` (copies[0] is ``state``) weighted by ``rows`` trained each
+    (a copy that trained nothing still holds the starting state and counts for nothing)."""
+    w = np.asarray(rows, dtype=np.float64) / float(np.sum(rows))
+    acc = copies[0] * state.dtype.type(w[0])
+    for c, wt in zip(copies[1:], w[1:]):
+        if wt > 0:
+            acc += c * state.dtype.type(wt)
+    state[:] = acc
 
 
 def warm_up(batch: int = 1, elastic: bool = False) -> None:
