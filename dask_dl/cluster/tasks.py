@@ -160,10 +160,7 @@ def weighted_mean(a: tuple, b: tuple) -> tuple:
         return sb, nb, t
     if nb == 0:
         return sa, na, t
-    n = na + nb
-    out = sa * np.float32(na / n)
-    out += sb * np.float32(nb / n)
-    return out, n, t
+    return hogwild.weighted_mean_of([sa, sb], [na, nb]), na + nb, t
 
 
 def _state(x) -> np.ndarray:

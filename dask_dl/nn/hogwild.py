@@ -195,19 +195,20 @@ def train_shard(state: np.ndarray, layout: NetworkLayout, blocks, n_samples: int
                 th.join()
         done += sum(len(r) for r in thread_rows)
     if ks.thread_copies and k_max > 1 and done > 0:
-        _average_into(state, copies, trained)
+        state[:] = weighted_mean_of(copies, trained)
     return done
 
 
-def _average_into(state: np.ndarray, copies: list, rows) -> None:
-    """state = the mean of ``copies`` (copies[0] is ``state``) weighted by ``rows`` trained each
-    (a copy that trained nothing still holds the starting state and counts for nothing)."""
+def weighted_mean_of(states: list, rows) -> np.ndarray:
+    """The mean of ``states`` weighted by the ``rows`` each trained, in their dtype (a new array).
+    A state that trained nothing counts for nothing (the first must have trained). Thread copies
+    here and the workers' copies in the reduction tree (cluster.tasks.weighted_mean) average alike."""
     w = np.asarray(rows, dtype=np.float64) / float(np.sum(rows))
-    acc = copies[0] * state.dtype.type(w[0])
-    for c, wt in zip(copies[1:], w[1:]):
+    out = states[0] * states[0].dtype.type(w[0])
+    for s, wt in zip(states[1:], w[1:]):
         if wt > 0:
-            acc += c * state.dtype.type(wt)
-    state[:] = acc
+            out += s * states[0].dtype.type(wt)
+    return out
 
 
 def warm_up(batch: int = 1, elastic: bool = False) -> None:

@@ -428,7 +428,24 @@ def forward_train(W, B, units, woff, boff, aoff, acts, drop, x, A, nz, ustate, i
         code = acts[l]
         p = drop[l]
         hidden = l < n_layers
-        n_ch = 2 if code == MAXOUT else 1
+        if code == MAXOUT:  # hidden layers only: two channels per unit, the larger one wins
+            for j in range(n_out):
+                if hidden and p > 0.0 and np.random.random() < p:
+                    cur[j] = 0.0
+                    ust[j] = DROPPED
+                    continue
+                best = B[bo + 2 * j]
+                for c in range(2):
+                    r = 2 * j + c
+                    w = W[wo + r * n_in:wo + (r + 1) * n_in]
+                    z = B[bo + r]
+                    for i in range(n_in):
+                        z += w[i] * prev[i]
+                    if c == 0 or z > best:
+                        best = z
+                        ust[j] = c
+                cur[j] = _activate(code, best)
+            continue
         if l == 1 and im:
             for j in range(n_out):
                 cur[j] = B[bo + j]
@@ -438,46 +455,17 @@ def forward_train(W, B, units, woff, boff, aoff, acts, drop, x, A, nz, ustate, i
                 w = W[wo + i * n_out:wo + (i + 1) * n_out]
                 for j in range(n_out):
                     cur[j] += xi * w[j]
-            for j in range(n_out):
-                ust[j] = 0
-                if hidden and p > 0.0 and np.random.random() < p:
-                    cur[j] = 0.0
-                    ust[j] = DROPPED
-                else:
-                    cur[j] = _activate(code, cur[j])
-            if code == SOFTMAX:
-                _softmax_inplace(cur)
-            continue
-        if code != MAXOUT:
-            # the dropout masks first (one draw per unit, in unit order, as the Maxout loop below),
-            # then every unit's pre-activation by _rows_times (a dropped unit's is overwritten)
-            for j in range(n_out):
-                ust[j] = 0
-                if hidden and p > 0.0 and np.random.random() < p:
-                    ust[j] = DROPPED
+        else:
             _rows_times(W[wo:wo + n_out * n_in], B[bo:bo + n_out], prev, cur)
-            for j in range(n_out):
-                cur[j] = 0.0 if ust[j] == DROPPED else _activate(code, cur[j])
-            if code == SOFTMAX:
-                _softmax_inplace(cur)
-            continue
+        # the dropout masks, one draw per unit in unit order (as the Maxout loop); a dropped unit's
+        # pre-activation is discarded
         for j in range(n_out):
+            ust[j] = 0
             if hidden and p > 0.0 and np.random.random() < p:
                 cur[j] = 0.0
                 ust[j] = DROPPED
-                continue
-            best = B[bo + j * n_ch]
-            for c in range(n_ch):
-                r = j * n_ch + c
-                w = W[wo + r * n_in:wo + (r + 1) * n_in]
-                z = B[bo + r]
-                # dense even for sparse inputs: the vectorised dot beats a gather over the non-zeros
-                for i in range(n_in):
-                    z += w[i] * prev[i]
-                if c == 0 or z > best:
-                    best = z
-                    ust[j] = c
-            cur[j] = _activate(code, best)  # SOFTMAX is normalised below
+            else:
+                cur[j] = _activate(code, cur[j])
         if code == SOFTMAX:
             _softmax_inplace(cur)
     return nnz
