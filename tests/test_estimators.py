@@ -184,6 +184,7 @@ def test_embedded_cluster_shape_follows_the_kernel():
     assert embedded_shape(8, mini_batch=True) == (1, 8) and embedded_shape(16, mini_batch=True) == (2, 8)
     assert embedded_shape(1) == (1, 1) and embedded_shape(1, mini_batch=True) == (1, 1)
 
+
 def _profiler_state(dask_worker):
     import dask
     return dask.config.get("distributed.worker.profile.enabled"), "profile" in dask_worker.periodic_callbacks
