@@ -731,6 +731,39 @@ def test_hogwild_two_threads_learns():
     assert acc > 0.95, acc
 
 
+def test_hogwild_threads_walk_all_their_blocks_and_raise_kernel_errors():
+    """Each HOGWILD! thread runs its kernel calls (one per block) in order on one thread of its
+    own, the first on the calling thread, and the threads meet once per shard; an error in any
+    thread reaches the caller after the others finish."""
+    import threading
+
+    from dask_dl.nn import hogwild
+    seen = []
+
+    def kernel(tag):
+        seen.append((tag, threading.get_ident()))
+
+    hogwild._run_threads(kernel, [[(("t0", 0),), (("t0", 1),)], [(("t1", 0),), (("t1", 1),), (("t1", 2),)]])
+    by_thread = {}
+    for tag, ident in seen:
+        by_thread.setdefault(tag[0], []).append((tag[1], ident))
+    assert [b for b, _ in by_thread["t0"]] == [0, 1] and [b for b, _ in by_thread["t1"]] == [0, 1, 2]
+    assert {i for _, i in by_thread["t0"]} == {threading.get_ident()}
+    (other,) = {i for _, i in by_thread["t1"]}
+    assert other != threading.get_ident()
+
+    finished = []
+
+    def failing(tag):
+        if tag == "bad":
+            raise FloatingPointError("kernel failed in thread 1")
+        finished.append(tag)
+
+    with pytest.raises(FloatingPointError, match="thread 1"):
+        hogwild._run_threads(failing, [[("a",), ("b",)], [("bad",), ("never",)]])
+    assert finished == ["a", "b"]  # the other thread ran to its end; the failed one stopped
+
+
 @pytest.mark.parametrize("drop", [0.0, 0.2])
 def test_hogwild_single_thread_is_reproducible(drop):
     X, y = _separable(600, 20, seed=1)

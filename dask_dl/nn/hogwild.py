@@ -170,33 +170,51 @@ def train_shard(state: np.ndarray, layout: NetworkLayout, blocks, n_samples: int
     k_max = max((len(rows) for _, rows in plan), default=1)
     copies = [state] + ([state.copy() for _ in range(k_max - 1)] if ks.thread_copies else [state] * (k_max - 1))
     trained = np.zeros(k_max, dtype=np.int64)
+    # thread t's kernel calls, one per block, in block order: each thread walks its slices of all
+    # the blocks and the threads meet once per shard, not at every block (a join per block made
+    # the faster thread wait for the slower one six times per MNIST round)
+    thread_jobs: list = [[] for _ in range(k_max)]
     done = 0
     for bi, thread_rows in plan:
         X, y = blocks[bi]
         k = len(thread_rows)
-        jobs = []
         for t, rows in enumerate(thread_rows):
             hp_t = hp.copy()
-            hp_t[K.HP_N0] = n_seen + done
+            hp_t[K.HP_N0] = n_seen + done  # where this block starts in the shard's sample count
             hp_t[K.HP_NSTEP] = k  # every thread's step advances the shared sample count by ~k
             ip = K.int_params(ks.opt, ks.fast, ks.loss, thread_seed(*seed_parts, bi, t), ks.batch,
                               layout.input_major)
             lead = (copies[t],) if center is None else (copies[t], center)
-            jobs.append((*lead, layout.n_weights, layout.n_biases, units, woff, boff, acts, drop,
-                         X, y, rows, hp_t, ip))
+            thread_jobs[t].append((*lead, layout.n_weights, layout.n_biases, units, woff, boff, acts, drop,
+                                   X, y, rows, hp_t, ip))
             trained[t] += len(rows)
-        if k == 1:
-            kernel(*jobs[0])
-        else:
-            threads = [threading.Thread(target=kernel, args=job) for job in jobs]
-            for th in threads:
-                th.start()
-            for th in threads:
-                th.join()
         done += sum(len(r) for r in thread_rows)
+    _run_threads(kernel, [jobs for jobs in thread_jobs if jobs])
     if ks.thread_copies and k_max > 1 and done > 0:
         state[:] = weighted_mean_of(copies, trained)
     return done
+
+
+def _run_threads(kernel, thread_jobs: list) -> None:
+    """Run each list of kernel calls in ``thread_jobs`` in order on a thread of its own (the first
+    on the calling thread) and wait for all; a kernel's error is raised here, after the join."""
+    errors: list = []
+
+    def walk(jobs):
+        try:
+            for job in jobs:
+                kernel(*job)
+        except BaseException as err:  # noqa: BLE001 - re-raised on the calling thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=walk, args=(jobs,)) for jobs in thread_jobs[1:]]
+    for th in threads:
+        th.start()
+    walk(thread_jobs[0] if thread_jobs else [])
+    for th in threads:
+        th.join()
+    if errors:
+        raise errors[0]
 
 
 def weighted_mean_of(states: list, rows) -> np.ndarray:
