@@ -148,6 +148,38 @@ def _adaptive_row(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom, fas
 
 
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
+def _adadelta_row_sq(w, s1, s2, prev, prev_sq, g, rho, omr, eps, fast):
+    """ADADELTA on one unit's incoming weights without L1/L2 or elastic terms, given ``prev_sq``
+    (the inputs squared, computed once per layer and row of data): omr * (g a_i)^2 is then
+    (omr g^2) a_i^2, one multiply per weight fewer, and the caller gets the row's sum of squared
+    gradients as g^2 * sum(prev_sq) instead of a reduction in the loop (kernel -3%, A/B). With
+    ``fast`` a zero input keeps its weight and state by a decay factor of 1 (its gradient is
+    already 0), a select and no masked store, as in ``_adaptive_row``."""
+    c = omr * g * g
+    if fast:
+        one = omr / omr
+        for i in range(w.shape[0]):
+            a = prev[i]
+            r = rho if a != 0.0 else one
+            grad = g * a
+            eg = r * s1[i] + c * prev_sq[i]
+            num = s2[i] + eps
+            dx = num / np.sqrt(num * (eg + eps)) * grad
+            s1[i] = eg
+            s2[i] = r * s2[i] + omr * dx * dx
+            w[i] = w[i] - dx
+        return
+    for i in range(w.shape[0]):
+        grad = g * prev[i]
+        eg = rho * s1[i] + c * prev_sq[i]
+        num = s2[i] + eps
+        dx = num / np.sqrt(num * (eg + eps)) * grad  # see _adaptive: one reciprocal square root
+        s1[i] = eg
+        s2[i] = rho * s2[i] + omr * dx * dx
+        w[i] = w[i] - dx
+
+
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
 def _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom, fast, gacc):
     """Update a contiguous run of weights whose gradients are ``g * prev[i]`` (+ L1/L2); returns the
     sum of squared gradients. Unit-major: one unit's incoming weights (prev = the inputs). Input-major
@@ -526,7 +558,7 @@ def _input_major_update(W, B, S1W, S2W, S1B, S2B, prev, cur, ecur, ust, code, is
 
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
 def backward_update(W, B, S1W, S2W, S1B, S2B, CW, CB, units, woff, boff, aoff, acts, A, E, nz, nnz, ustate,
-                    hp, opt, fast, n_seen, xv, gw, g1, g2, sc, im, uv, uacc):
+                    hp, opt, fast, n_seen, xv, gw, g1, g2, sc, im, uv, uacc, psq):
     """Backpropagate E (output error already set) and update every visited parameter in place.
     ``im``: the first layer is stored input-major (see _input_major_update)."""
     estimate_rsqrt()
@@ -564,6 +596,15 @@ def backward_update(W, B, S1W, S2W, S1B, S2B, CW, CB, units, woff, boff, aoff, a
         inv_n = _inverse(sc, n_in)
         # fast_mode's zero-input test is a masked store per weight: drop it when no input is zero
         row_fast = fast and not (l == 1 and nnz == n_in)
+        # H2O's defaults (ADADELTA, no L1/L2, no elastic pull): the rows take the inputs squared
+        squared = opt == ADADELTA and l1 == 0.0 and l2 == 0.0 and lam == 0.0 \
+            and not (l == 1 and (im or (sparse_in and fast)))
+        ssq = rho - rho
+        if squared:
+            for i in range(n_in):
+                v = prev[i]
+                psq[i] = v * v
+                ssq += v * v
         if l == 1 and im:
             _input_major_update(W[wo:woff[1]], B[bo:bo + n_out], S1W[wo:woff[1]], S2W[wo:woff[1]],
                                 S1B[bo:bo + n_out], S2B[bo:bo + n_out], prev, cur, ecur, ust, code, l == n_layers,
@@ -624,6 +665,9 @@ def backward_update(W, B, S1W, S2W, S1B, S2B, CW, CB, units, woff, boff, aoff, a
                 if lam != 0.0:
                     gsq = _elastic_row_update(w, s1, s2, cw, prev, g, opt, l1, l2, lam, rho, omr, eps, rate,
                                               mom, fast)
+                elif squared:
+                    _adadelta_row_sq(w, s1, s2, prev, psq[:n_in], g, rho, omr, eps, row_fast)
+                    gsq = g * g * ssq
                 else:
                     gsq = _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom, row_fast,
                                             noacc)
@@ -680,6 +724,7 @@ def train_rows_elastic(state, center, n_w, n_b, units, woff, boff, acts, drop, X
     im = ip[IP_INPUT_MAJOR] != 0
     uv = np.zeros(units[1], dtype=state.dtype)  # input-major first layer: unit gradients, their sums
     uacc = np.zeros(units[1], dtype=state.dtype)
+    psq = np.zeros(units[:-1].max(), dtype=state.dtype)  # a layer's inputs squared (_adadelta_row_sq)
     np.random.seed(ip[IP_SEED])
     opt = ip[IP_OPT]
     fast = ip[IP_FAST] != 0
@@ -694,7 +739,7 @@ def train_rows_elastic(state, center, n_w, n_b, units, woff, boff, acts, drop, X
         nnz = forward_train(W, B, units, woff, boff, aoff, acts, drop, X[r], A, nz, ustate, im)
         output_error(A, E, co, n_out, out_code, loss, y[r], hp)
         backward_update(W, B, S1W, S2W, S1B, S2B, CW, CB, units, woff, boff, aoff, acts, A, E, nz, nnz, ustate,
-                        hp, opt, fast, n0 + t * step, xv, gw, g1, g2, sc, im, uv, uacc)
+                        hp, opt, fast, n0 + t * step, xv, gw, g1, g2, sc, im, uv, uacc, psq)
     return rows.shape[0]
 
 
