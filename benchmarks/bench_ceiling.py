@@ -13,7 +13,8 @@ fast_mode) if the per-sample kernel ran at the speed of the hardware? Two parts:
      read+write      a[i] = a[i] * s + t in place                     bytes = 2 * 4 n
      adadelta triad  the ADADELTA update of w, s1, s2 row by row      bytes = 2 * 3 * 4 n
                      (sqrt and divide, a row of activations as input)
-     kernel update   dask_dl's own _dense_row_update on the same rows (same bytes as the triad)
+     kernel update   dask_dl's own row update at H2O's defaults (_adadelta_row_sq) on the same
+                     rows (same bytes as the triad)
    each at an L2-resident working set (--l2-kb), the network's size (weights + S1 + S2 = 12 bytes
    per weight, ~2.2 MB: L3 on most x86 cores) and a DRAM-sized one (--dram-mb); plus the GEMV
    y = W x for the first layer's W (200 x 717) as a numba loop and as numpy's BLAS (one thread).
@@ -55,10 +56,10 @@ DATA = os.environ.get("DASK_DL_DATA") or os.path.join(HERE, "..", "..", "shared"
 
 F32 = 4                # bytes per float32
 LINE = 64              # bytes per cache line
-UPDATE_FLOPS = 20      # per weight, as _dense_row_update computes it: grad = g*a + l2*w + l1 (4),
-#                        eg = rho*s1 + omr*grad^2 (4), eta = sqrt((s2+eps)/(eg+eps)) (4, div and sqrt
-#                        counted as 1 each), dx = eta*grad (1), s2 = rho*s2 + omr*dx^2 (4), w - dx (1),
-#                        gsq += grad^2 (2)
+UPDATE_FLOPS = 14      # per weight, as the kernel's row loop at H2O's defaults (_adadelta_row_sq) computes
+#                        it: grad = g*a (1), eg = rho*s1 + (omr*g^2)*a^2 (3, a^2 once per row of data),
+#                        eta = sqrt((s2+eps)/(eg+eps)) (4, div and sqrt counted as 1 each), dx = eta*grad
+#                        (1), s2 = rho*s2 + omr*dx^2 (4), w - dx (1)
 BIAS_FLOPS = 12        # per updated unit (bias ADADELTA from the unit's mean squared gradient)
 RHO, EPS = 0.99, 1e-8  # H2O's ADADELTA defaults
 
@@ -115,29 +116,33 @@ def _triad(w, s1, s2, prev, g, rho, omr, eps, passes):
 
 
 def _make_kernel_update() -> Callable | None:
-    """The project's own per-row update (dask_dl.nn.kernels._dense_row_update) in the triad's loop.
+    """The project's own per-row update at H2O's defaults (dask_dl.nn.kernels._adadelta_row_sq, the
+    loop the first layer runs on standardized inputs: no zero input, no L1/L2) in the triad's loop;
+    the inputs squared are computed once per pass, as the kernel does once per row of data.
     Not cached: numba's cache would not notice edits to kernels.py. None when it cannot be built."""
     try:
         from dask_dl.nn import kernels as K
     except Exception:  # noqa: BLE001 - the measurement is optional
         return None
     from dask_dl.nn.codegen import estimate_rsqrt
-    row_update = K._dense_row_update
-    adadelta = K.ADADELTA
+    row_update = K._adadelta_row_sq
 
     @njit(fastmath=True, error_model="numpy")
     def kernel_update(w, s1, s2, prev, g, rho, omr, eps, passes):
         estimate_rsqrt()  # as the kernels do (the attribute is per compiled function)
         n_in = prev.shape[0]
         rows = w.shape[0] // n_in
-        zero = g - g
-        gsq = zero
-        no_sums = prev[:0]  # unit-major rows: no per-element gradient sums
+        gsq = g - g
+        prev_sq = np.empty_like(prev)
         for _ in range(passes):
+            ssq = g - g
+            for i in range(n_in):
+                prev_sq[i] = prev[i] * prev[i]
+                ssq += prev_sq[i]
             for r in range(rows):
-                gsq += row_update(w[r * n_in:(r + 1) * n_in], s1[r * n_in:(r + 1) * n_in],
-                                  s2[r * n_in:(r + 1) * n_in], prev, g, adadelta, zero, zero, rho, omr, eps,
-                                  zero, zero, True, no_sums)
+                row_update(w[r * n_in:(r + 1) * n_in], s1[r * n_in:(r + 1) * n_in], s2[r * n_in:(r + 1) * n_in],
+                           prev, prev_sq, g, rho, omr, eps, False)
+                gsq += g * g * ssq
         return gsq
     return kernel_update
 
@@ -236,7 +241,7 @@ def measure_bandwidths(levels: dict[str, int], n_in: int, repeats: int, seconds:
                 print(f"kernel update not measured: {type(err).__name__}: {str(err).splitlines()[0]}")
                 kernel_update = None
             else:
-                out.append(dict(measure="kernel _dense_row_update", level=level, working_set=3 * w.nbytes,
+                out.append(dict(measure="kernel _adadelta_row_sq", level=level, working_set=3 * w.nbytes,
                                 rate=2 * 3 * w.nbytes * passes / t / 1e9))
         del w, s1, s2
     for r in out:

@@ -7,7 +7,7 @@ def test_bench_ceiling_smoke(bench_path):
                                 "--active", "0.4"])
     measured = table[table.section == "measured"]
     bandwidths = measured[measured.unit == "GB/s"]
-    assert {"read", "read+write", "adadelta triad", "kernel _dense_row_update"} <= set(bandwidths["item"])
+    assert {"read", "read+write", "adadelta triad", "kernel _adadelta_row_sq"} <= set(bandwidths["item"])
     assert len(set(bandwidths["where"])) == 3 and (bandwidths["value"] > 0).all()
     gemv = measured[measured.unit == "GFLOP/s"]
     assert set(gemv["item"]) == {"gemv numba loop", "gemv kernel _rows_times", "gemv numpy BLAS"}

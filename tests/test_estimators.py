@@ -183,6 +183,17 @@ def test_embedded_cluster_shape_follows_the_kernel():
     assert embedded_shape(2, mini_batch=True) == (1, 2)                        # mini-batches: threads share a copy
     assert embedded_shape(8, mini_batch=True) == (1, 8) and embedded_shape(16, mini_batch=True) == (2, 8)
     assert embedded_shape(1) == (1, 1) and embedded_shape(1, mini_batch=True) == (1, 1)
+    # per sample with thread_local_models: the threads' own copies are averaged in memory, fat workers
+    assert embedded_shape(2, thread_copies=True) == (1, 2) and embedded_shape(16, thread_copies=True) == (2, 8)
+
+
+def test_embedded_cluster_for_thread_local_models_is_one_worker(iris):
+    from dask_dl.cluster.session import embedded_shape
+    clf = DeepLearningClassifier(**{**FAST, "thread_local_models": True}).fit(iris, "class")
+    assert clf.model_.run["workers"] == embedded_shape(os.cpu_count() or 1, thread_copies=True)[0]
+    assert clf.model_.run["workers"] == 1 or (os.cpu_count() or 1) >= 16
+    clf = DeepLearningClassifier(**FAST).fit(iris, "class")  # H2O's shared copy: a worker per core
+    assert clf.model_.run["workers"] == embedded_shape(os.cpu_count() or 1)[0]
 
 
 def _profiler_state(dask_worker):
