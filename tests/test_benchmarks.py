@@ -23,3 +23,14 @@ def test_bench_scaling_smoke(bench_path):
     table = bench_scaling.main(["--workers", "1", "2", "--rows", "2000", "--test-rows", "300", "--hidden", "16"])
     assert list(table["workers"]) == [1, 2] and table["efficiency"].iloc[0] == 1.0
     assert (table["training_speed"] > 0).all() and (table["test_error"] < 0.6).all()
+
+
+def test_bench_out_of_core_smoke(bench_path):
+    import bench_out_of_core
+    table = bench_out_of_core.main(["--memory-limit", "1GB", "--factors", "0.04", "--samples", "3000",
+                                    "--hidden", "16", "--no-in-memory"])
+    (row,) = table.to_dict("records")
+    assert row["rows"] == 30000 and row["samples"] == 3000 and not row["out_of_core"]
+    assert row["run"].startswith("0.04x memory, in memory")
+    assert row["spilled_bytes"] == 0 and not row["restarted"]
+    assert 0 < row["peak_worker_MB"] < 1000 and row["test_error"] < 0.6
