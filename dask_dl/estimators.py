@@ -194,8 +194,8 @@ class _DeepLearningBase(_SkBase):
             self._check_columns(vframe, "validation_data")
             valid = vframe
         batch = int(values["mini_batch_size"])
-        thread_copies = batch == 1 and bool(values["thread_local_models"])
-        with cluster_client(values.get("client"), mini_batch=batch > 1, thread_copies=thread_copies) as client:
+        with cluster_client(values.get("client"), mini_batch=batch > 1,
+                            thread_copies=P.uses_thread_copies(values)) as client:
             threads = worker_threads(client)
             if not threads:
                 raise RuntimeError("the Dask cluster has no workers")

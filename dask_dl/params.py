@@ -213,6 +213,11 @@ class TrainingConfig:
         return bool(p["sparse"]) and bool(p["fast_mode"]) and int(p["mini_batch_size"]) == 1 \
             and bool(self.hidden) and self.hidden_activation != "Maxout"
 
+    @property
+    def thread_copies(self) -> bool:
+        """thread_local_models in effect (``uses_thread_copies``)."""
+        return uses_thread_copies(self.params)
+
     def __getattr__(self, name):  # convenient read access to raw parameters
         try:
             return self.__dict__["params"][name]
@@ -233,6 +238,12 @@ def check_values(values: dict) -> None:
             problems.append(f"{name}={value!r}: expected {err}")
     if problems:
         raise ValueError("invalid dask_dl parameters: " + "; ".join(problems))
+
+
+def uses_thread_copies(params: dict) -> bool:
+    """thread_local_models applies to per-sample training only: mini-batch threads share one copy
+    (they update it once per batch). Decides the kernel settings and the embedded cluster's shape."""
+    return bool(params["thread_local_models"]) and int(params["mini_batch_size"]) == 1
 
 
 def resolve(values: dict, kind: str, n_classes: int = 0) -> TrainingConfig:

@@ -65,9 +65,8 @@ def settings_from_config(cfg) -> KernelSettings:
         loss = K.regression_code(cfg.distribution, cfg.loss)
     else:
         loss = K.loss_code(cfg.kind, cfg.loss)
-    batch = int(p["mini_batch_size"])
-    return KernelSettings(hp=hp, opt=opt, fast=bool(p["fast_mode"]), loss=loss, batch=batch,
-                          thread_copies=bool(p["thread_local_models"]) and batch == 1)
+    return KernelSettings(hp=hp, opt=opt, fast=bool(p["fast_mode"]), loss=loss, batch=int(p["mini_batch_size"]),
+                          thread_copies=cfg.thread_copies)
 
 
 _BLAS_LIMIT = None
