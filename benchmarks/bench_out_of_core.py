@@ -101,7 +101,6 @@ def spilled_bytes(client) -> int:
 
 
 def train(files, te, memory_limit: str, samples: int, hidden, seed: int, out_of_core) -> dict:
-
     import dask_dl
     from dask_dl.cluster.session import local_client
     with local_client(2, 1, memory_limit=memory_limit, dashboard_address=None) as client:
