@@ -93,7 +93,7 @@ def _read_write(a, passes, s, t):
 
 @njit(fastmath=True, cache=True, error_model="numpy")
 def _triad(w, s1, s2, prev, g, rho, omr, eps, passes):
-    """The ADADELTA update (H2O's, as in kernels._step) on rows of len(prev) weights: w, s1, s2 are
+    """The ADADELTA update (H2O's, as in dask_dl.nn.optimizers._step) on rows of len(prev) weights: w, s1, s2 are
     each read and written once per element, prev (one row of activations) stays in L1."""
     n_in = prev.shape[0]
     rows = w.shape[0] // n_in
@@ -116,16 +116,15 @@ def _triad(w, s1, s2, prev, g, rho, omr, eps, passes):
 
 
 def _make_kernel_update() -> Callable | None:
-    """The project's own per-row update at H2O's defaults (dask_dl.nn.kernels._adadelta_row_sq, the
+    """The project's own per-row update at H2O's defaults (dask_dl.nn.optimizers._adadelta_row_sq, the
     loop the first layer runs on standardized inputs: no zero input, no L1/L2) in the triad's loop;
     the inputs squared are computed once per pass, as the kernel does once per row of data.
-    Not cached: numba's cache would not notice edits to kernels.py. None when it cannot be built."""
+    Not cached: numba's cache would not notice edits to optimizers.py. None when it cannot be built."""
     try:
-        from dask_dl.nn import kernels as K
+        from dask_dl.nn.optimizers import _adadelta_row_sq as row_update
     except Exception:  # noqa: BLE001 - the measurement is optional
         return None
     from dask_dl.nn.codegen import estimate_rsqrt
-    row_update = K._adadelta_row_sq
 
     @njit(fastmath=True, error_model="numpy")
     def kernel_update(w, s1, s2, prev, g, rho, omr, eps, passes):
@@ -163,13 +162,12 @@ def _gemv(W, x, y, reps, tiny):
 
 
 def _make_kernel_gemv() -> Callable | None:
-    """y = W x by the kernel's own forward product (dask_dl.nn.kernels._rows_times: four rows per
+    """y = W x by the kernel's own forward product (dask_dl.nn.sample_kernel._rows_times: four rows per
     pass over x), `reps` times. Not cached, as _make_kernel_update. None when it cannot be built."""
     try:
-        from dask_dl.nn import kernels as K
+        from dask_dl.nn.sample_kernel import _rows_times as rows_times
     except Exception:  # noqa: BLE001 - the measurement is optional
         return None
-    rows_times = K._rows_times
 
     @njit(fastmath=True, error_model="numpy")
     def kernel_gemv(W, x, y, reps, tiny):
@@ -237,7 +235,7 @@ def measure_bandwidths(levels: dict[str, int], n_in: int, repeats: int, seconds:
         if kernel_update is not None:
             try:
                 passes, t = best_time(lambda p: kernel_update(w, s1, s2, *args, p), repeats, seconds)
-            except Exception as err:  # noqa: BLE001 - kernels.py changed its signature: skip, say so
+            except Exception as err:  # noqa: BLE001 - the kernel changed its signature: skip, say so
                 print(f"kernel update not measured: {type(err).__name__}: {str(err).splitlines()[0]}")
                 kernel_update = None
             else:

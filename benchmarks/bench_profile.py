@@ -19,7 +19,7 @@
       set-up            fit wall time - run_seconds: statistics pass, encoding, data placement,
                         worker JIT warm-up (numba cache load, or compiling if the kernels changed)
     Shares are of the fit's wall time; per iteration = seconds / iterations (scoring: per round).
-    This fit runs with the loop's pipelining off (loop.PIPELINE_MAX_ROUND_S = 0) so the parts add up:
+    This fit runs with the loop's pipelining off (job.train(..., pipeline_max_round_s=0)) so the parts add up:
     a pipelined round trains while the client scores the one before. At the default sizes the rounds
     are longer than the pipelining limit anyway; (b) shows what pipelining saves on short rounds.
 (b) overhead: the loop's fixed cost per iteration with almost no work: hidden=--overhead-hidden (2),
@@ -28,7 +28,7 @@
     workers (the same cluster as (a) where the worker count matches, so its workers are warm).
     Iterations/s = iterations / (run_seconds - scoring). Each worker count runs twice: with the
     loop's pipelining (such short rounds go out before the previous one returns; "pipelined" counts
-    them) and without it (loop.PIPELINE_MAX_ROUND_S = 0, every round waited for). Pipelined rounds
+    them) and without it (pipeline_max_round_s=0, every round waited for). Pipelined rounds
     overlap, so their compute/reduce split is not additive.
 """
 from __future__ import annotations
@@ -65,26 +65,20 @@ class _Clusters:
         self.stack.close()
 
 
-@contextlib.contextmanager
-def _pipelining(on: bool):
-    """The loop's pipelining on (its own limit) or off (every round waited for) for the fits inside:
-    the loop runs in this process, so its module constant decides."""
-    from dask_dl.cluster import loop
-    limit = loop.PIPELINE_MAX_ROUND_S
-    loop.PIPELINE_MAX_ROUND_S = limit if on else 0.0
-    try:
-        yield
-    finally:
-        loop.PIPELINE_MAX_ROUND_S = limit
-
-
-def _fit(client, train, valid, hidden, epochs: float, seed: int, params: dict):
-    import dask_dl
-    clf = dask_dl.DeepLearningClassifier(hidden=hidden, epochs=epochs, seed=seed, quiet_mode=True, client=client,
-                                         **params)
+def _fit(client, train, valid, hidden, epochs: float, seed: int, params: dict, pipelined: bool = True):
+    """One fit through the training job (as the estimators run it), with the loop's pipelining on
+    (its default limit) or off (every round waited for). Returns (model, wall seconds)."""
+    from dask_dl import job, params as P
+    from dask_dl.data.schema import RESPONSE
+    values = dict(hidden=hidden, epochs=epochs, seed=seed, quiet_mode=True, **params)
+    frame = train.rename(columns={"C785": RESPONSE})
+    valid = None if valid is None else valid.rename(columns={"C785": RESPONSE})
+    columns = job.ColumnRoles(response="C785", features={c: "numeric" for c in frame.columns if c != RESPONSE})
+    limit = {} if pipelined else {"pipeline_max_round_s": 0.0}
     t0 = time.perf_counter()
-    clf.fit(train, "C785", validation_data=valid)
-    return clf, time.perf_counter() - t0
+    model = job.train(frame, columns, P.resolve(values, "classification", n_classes=10), validation=valid,
+                      client=client, **limit)
+    return model, time.perf_counter() - t0
 
 
 def profile(args, params: dict, clusters: _Clusters) -> pd.DataFrame:
@@ -98,11 +92,12 @@ def profile(args, params: dict, clusters: _Clusters) -> pd.DataFrame:
         te = pd.read_parquet(te_path).iloc[:args.test_rows]
         train = dd.from_pandas(tr, npartitions=max(1, len(tr) // 10000))
         valid = dd.from_pandas(te, npartitions=1)
-    with _pipelining(False):  # every round waited for, so the parts add up (see the docstring)
-        clf, wall = _fit(clusters.client(args.workers), train, valid, args.hidden, args.epochs, args.seed, params)
-    run = clf.model_.run
+    # every round waited for, so the parts add up (see the docstring)
+    model, wall = _fit(clusters.client(args.workers), train, valid, args.hidden, args.epochs, args.seed, params,
+                       pipelined=False)
+    run = model.run
     it = max(1, int(run["iterations"]))
-    rounds = max(1, len(clf.model_.scoring_history()) - 1)  # row 0 is H2O's dummy row
+    rounds = max(1, len(model.scoring_history()) - 1)  # row 0 is H2O's dummy row
     timed = run["compute"] + run["broadcast"] + run["reduce_wait"] + run["score"]
     parts = [("kernel compute", run["compute"], it), ("broadcast", run["broadcast"], it),
              ("reduce + Dask", run["reduce_wait"], it), ("scoring", run["score"], rounds),
@@ -112,7 +107,7 @@ def profile(args, params: dict, clusters: _Clusters) -> pd.DataFrame:
                            "share": s / wall} for name, s, n in parts])
     print(f"\n(a) one fit: {run['samples']} samples in {run['iterations']} iterations "
           f"({run['train_samples_per_iteration']} samples/iteration at the end), {rounds} scoring rounds, "
-          f"{run['workers']} worker(s); state {clf.model_.state.nbytes / 1e6:.2f} MB; "
+          f"{run['workers']} worker(s); state {model.state.nbytes / 1e6:.2f} MB; "
           f"training speed {run['samples'] / max(run['train'], 1e-9):.0f} samples/s")
     with pd.option_context("display.width", 140, "display.float_format", "{:.3f}".format):
         print(table.to_string(index=False), flush=True)
@@ -128,9 +123,9 @@ def overhead(args, clusters: _Clusters) -> pd.DataFrame:
     rows = []
     for k, piped in [(k, piped) for k in args.overhead_workers for piped in (True, False)]:
         train = dd.from_pandas(tr, npartitions=k)
-        with _pipelining(piped):
-            clf, wall = _fit(clusters.client(k), train, None, args.overhead_hidden, epochs, args.seed, params)
-        run = clf.model_.run
+        model, wall = _fit(clusters.client(k), train, None, args.overhead_hidden, epochs, args.seed, params,
+                           pipelined=piped)
+        run = model.run
         it = int(run["iterations"])
         loop_s = run["run_seconds"] - run["score"]
         rows.append({"workers": k, "pipelined": int(run["pipelined"]), "iterations": it,

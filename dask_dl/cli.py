@@ -280,34 +280,20 @@ def final_metrics(model) -> dict:
 
 # -------------------------------------------------------------------------------------- train
 def _train(args, out) -> int:
-    from .estimators import DeepLearningClassifier, DeepLearningRegressor
-    from .persist import save_model
-
+    from .model import save_model
     values = {name: getattr(args, name) for name in args.param_names if hasattr(args, name)}
     P.check_values(values)  # out-of-range values fail here, before any data or cluster work
     so = storage_options_from(args.storage_option, args.storage_options)
     _prepare_local_output(args.model_out)
-
     frame = _read(args.data, so, "training data")
-    if args.y not in frame.columns:
-        cols = list(frame.columns)
-        hint = difflib.get_close_matches(args.y, [str(c) for c in cols], n=1)
-        raise CliError(f"response column {args.y!r} is not a column of {args.data!r}"
-                       + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                       + f"; columns: {cols[:12]}{' ...' if len(cols) > 12 else ''}")
+    _check_response_column(frame, args)
     kind = args.kind or infer_kind(frame.dtypes[args.y])
     valid = _read(args.validation, so, "validation data") if args.validation else None
-
     with _Connection(args.scheduler) as client:
-        if client is not None:
-            values["client"] = client
-        est_cls = DeepLearningClassifier if kind == "classification" else DeepLearningRegressor
-        est = est_cls(**values)
-        print(f"{PROG}: training a {est_cls.__name__} on {args.data} (response {args.y!r}, "
-              f"{'classification' if kind == 'classification' else 'regression'}"
-              f"{'' if args.kind else ' by response type'})", file=out, flush=True)
-        est.fit(frame, args.y, validation_data=valid)
-    model = est.model_
+        estimator = "DeepLearningClassifier" if kind == "classification" else "DeepLearningRegressor"
+        how = "" if args.kind else " by response type"
+        print(f"{PROG}: training a {estimator} on {args.data} (response {args.y!r}, {kind}{how})", file=out, flush=True)
+        model = _fit(frame, args.y, valid, values, kind, client)
     run = model.run
     print(f"{PROG}: trained {model.kind} model: {run.get('epochs', 0):.3f} epochs, {run.get('iterations', 0)} "
           f"iterations, {run.get('run_seconds', 0):.1f} s, stopped by {run.get('stop_reason', '?')}",
@@ -322,9 +308,33 @@ def _train(args, out) -> int:
     return 0
 
 
+def _check_response_column(frame, args) -> None:
+    if args.y not in frame.columns:
+        cols = list(frame.columns)
+        hint = difflib.get_close_matches(args.y, [str(c) for c in cols], n=1)
+        raise CliError(f"response column {args.y!r} is not a column of {args.data!r}"
+                       + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                       + f"; columns: {cols[:12]}{' ...' if len(cols) > 12 else ''}")
+
+
+def _fit(frame, y: str, valid, values: dict, kind: str, client):
+    """The training job on the frames, as the estimators run it (same checks, same config)."""
+    from .data.schema import check_columns, check_response, column_role
+    from .estimators import training_frame
+    from .job import ColumnRoles, train
+    cfg = P.resolve(values, kind, n_classes=2)
+    frame, _, features = training_frame(frame, y)
+    roles = {c: column_role(c, frame.dtypes[c]) for c in features}
+    check_response(frame, y, kind)
+    if valid is not None:
+        valid, _, _ = training_frame(valid, y, "validation data")
+        check_columns(valid, features, roles, "validation data")
+    return train(frame, ColumnRoles(response=y, features=roles), cfg, validation=valid, client=client)
+
+
 # ------------------------------------------------------------------------------------ predict
 def _load(url: str, storage_options: dict):
-    from .persist import load_model
+    from .model import load_model
     try:
         return load_model(url, storage_options or None)
     except FileNotFoundError as err:
@@ -335,58 +345,12 @@ def _load(url: str, storage_options: dict):
         raise CliError(f"{url!r} is not a dask_dl model file ({_one_line(err)})") from err
 
 
-def _output_columns(model) -> tuple[list, Any]:
-    import numpy as np
-    if model.kind == "regression":
-        return ["predict"], np.dtype(np.float64)
-    import pandas as pd
-    cls = np.asarray(model.info.classes)
-    dtype = pd.StringDtype() if cls.dtype.kind in "USO" else cls.dtype
-    return ["predict"] + [f"p_{c}" for c in model.info.classes], dtype
-
-
-def _predict_frame(df, model, columns, label_dtype):
-    """One partition -> H2O's predict frame: 'predict' (+ 'p_<class>' probabilities)."""
-    import numpy as np
-    import pandas as pd
-    if model.kind == "regression":
-        return pd.DataFrame({"predict": np.asarray(model.predict_values(df), dtype=np.float64)}, index=df.index)
-    proba = model.predict_proba_frame(df)
-    labels = model.labels_from_proba(proba)
-    out = pd.DataFrame({"predict": pd.Series(labels, index=df.index, dtype=label_dtype)}, index=df.index)
-    for k, name in enumerate(columns[1:]):
-        out[name] = proba[:, k]
-    return out
-
-
-def predict_dask(model, frame):
-    """A lazy dask DataFrame of predictions for ``frame`` (dask), one row per input row."""
-    import dask
-    import numpy as np
-    import pandas as pd
-    from .data.schema import DataError, column_role
-
-    info = model.info
-    missing = [c for c in info.feature_names if c not in frame.columns]
-    if missing:
-        raise DataError(f"the data lacks column(s) {missing} that the model was trained on")
-    for col in info.columns:
-        role = column_role(col.name, frame.dtypes[col.name])
-        if role != col.kind:
-            raise DataError(f"column {col.name!r} is {role} in the data but was {col.kind} in training")
-    columns, label_dtype = _output_columns(model)
-    meta = pd.DataFrame({c: pd.Series([], dtype=label_dtype if c == "predict" else np.float64) for c in columns})
-    light = dask.delayed(model.for_prediction(), traverse=False)
-    used = list(info.feature_names)
-    return frame[used].map_partitions(_predict_frame, light, columns, label_dtype, meta=meta)
-
-
 def _predict(args, out) -> int:
     so = storage_options_from(args.storage_option, args.storage_options)
     model = _load(args.model, so)
     frame = _read(args.data, so, "data")
     _prepare_local_output(args.out)
-    preds = predict_dask(model, frame)
+    preds = model.predict_frame(frame)
     lower = args.out.lower().rstrip("/")
     with _Connection(args.scheduler):
         if lower.endswith((".csv", ".csv.gz")):
@@ -420,7 +384,7 @@ def _unknown_message(extras: list, parser: argparse.ArgumentParser, command: str
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 failed, 2 bad usage)."""
-    from .data.schema import DataError
+    from .errors import DataError, ModelDivergedError
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     parser = build_parser()
@@ -447,7 +411,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - e.g. ModelDivergedError: still one line, --debug for more
-        from .cluster.loop import ModelDivergedError
         if debug or not isinstance(err, ModelDivergedError):
             raise
         print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)

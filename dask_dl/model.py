@@ -1,16 +1,16 @@
-"""DeepLearningModel: weights + DataInfo + scoring history; predicts on pandas partitions."""
+"""DeepLearningModel: weights + DataInfo + scoring history. It predicts (the one implementation the
+estimators and the CLI use: pandas in, numpy out; dask in, lazy dask out) and saves itself."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from . import persist
 from .data.encode import encode_features
-from .data.schema import DataInfo
+from .data.schema import DataInfo, check_columns
 from .nn.forward import forward
-from .nn.network import NetworkLayout
+from .nn.network import HIDDEN_NAMES, NetworkLayout
 from .scoring.evaluate import to_response_scale
-
-_ACT_NAMES = {0: "Tanh", 1: "Rectifier", 2: "Maxout"}
 
 
 class DeepLearningModel:
@@ -56,7 +56,7 @@ class DeepLearningModel:
         for l in range(1, lay.n_layers + 1):
             w, b = lay.weight_matrix(self.state, l), lay.bias_vector(self.state, l)
             if l < lay.n_layers:
-                typ = _ACT_NAMES[lay.hidden_code] + ("Dropout" if lay.dropout[l] else "")
+                typ = HIDDEN_NAMES[lay.hidden_code] + ("Dropout" if lay.dropout[l] else "")
             else:
                 typ = "Softmax" if self.kind != "regression" else "Linear"
             lines.append(f"{l + 1:>5} {lay.units[l]:>6} {typ:<12} {100 * lay.dropout[l]:>7.1f}% "
@@ -82,8 +82,7 @@ class DeepLearningModel:
 
     def save(self, url: str, storage_options: dict | None = None) -> str:
         """Write this model to any fsspec URL (npz arrays + JSON metadata; never pickle)."""
-        from .persist import save_model
-        return save_model(self, url, storage_options)
+        return persist.write_bytes(url, model_to_bytes(self), storage_options)
 
     def __repr__(self) -> str:
         return f"<DeepLearningModel {self.kind} {list(self.layout.units)}>"
@@ -125,3 +124,114 @@ class DeepLearningModel:
             return out.astype(np.asarray(self.info.classes).dtype)
         except (TypeError, ValueError):
             return out
+
+
+    # ------------------------------------------------------------- prediction on whole frames
+    def check_columns(self, frame, what: str = "X", allow_extra=()) -> None:
+        """``frame`` must carry the training columns with their roles; other columns are an error
+        unless named in ``allow_extra`` (True: any)."""
+        check_columns(frame, self.info.feature_names, self.info.roles, what, allow_extra)
+
+    def predict(self, X):
+        """Labels (classifier; binomial uses H2O's max-F1 threshold) or predictions (regressor):
+        numpy for a pandas frame, a lazy dask array for a dask frame."""
+        return self._apply(X, "values")
+
+    def predict_proba(self, X):
+        """Class probabilities, one column per class (numpy, or a lazy dask array for dask input)."""
+        return self._apply(X, "proba")
+
+    def predict_frame(self, X):
+        """H2O's prediction frame: 'predict' (+ 'p_<class>' per class), pandas or lazy dask."""
+        import dask.dataframe as dd
+        self.check_columns(X, "the data", allow_extra=True)
+        columns, label_dtype = self._frame_columns()
+        if not isinstance(X, dd.DataFrame):
+            return _frame_block(X, self, columns, label_dtype)
+        import dask
+        meta = pd.DataFrame({c: pd.Series([], dtype=label_dtype if c == "predict" else np.float64)
+                             for c in columns})
+        light = dask.delayed(self.for_prediction(), traverse=False)
+        return X[list(self.info.feature_names)].map_partitions(_frame_block, light, columns, label_dtype, meta=meta)
+
+    def _frame_columns(self) -> tuple[list, object]:
+        if self.kind == "regression":
+            return ["predict"], np.dtype(np.float64)
+        cls = np.asarray(self.info.classes)
+        dtype = pd.StringDtype() if cls.dtype.kind in "USO" else cls.dtype
+        return ["predict"] + [f"p_{c}" for c in self.info.classes], dtype
+
+    def _apply(self, X, what: str):
+        """``what`` ('proba' or 'values') lazily on a dask frame, eagerly on a pandas one."""
+        import dask.dataframe as dd
+        if not isinstance(X, dd.DataFrame):
+            return _array_block(X, self, what)
+        import dask
+        import dask.array as da
+        # one shared key for the model; per-partition blocks of unknown length, concatenated (built
+        # from to_delayed: map_partitions + to_dask_array fuses the model into a one-partition file's
+        # graph and fails)
+        model = dask.delayed(self.for_prediction(), traverse=False)
+        if what == "proba":
+            shape, dtype = (np.nan, len(self.info.classes)), np.float64
+        else:
+            shape = (np.nan,)
+            dtype = np.dtype(np.float64) if self.kind == "regression" else np.asarray(self.info.classes).dtype
+            dtype = np.dtype(object) if dtype.kind in "OUS" else dtype
+        blocks = [da.from_delayed(dask.delayed(_array_block)(part, model, what), shape=shape, dtype=dtype)
+                  for part in X.to_delayed()]
+        return da.concatenate(blocks, axis=0)
+
+
+def _array_block(df: pd.DataFrame, model: DeepLearningModel, what: str) -> np.ndarray:
+    """One partition's probabilities or values as numpy (labels of string classes as objects)."""
+    if what == "proba":
+        return model.predict_proba_frame(df)
+    out = model.predict_values(df)
+    return out.astype(object) if out.dtype.kind in "OUS" else out
+
+
+def _frame_block(df: pd.DataFrame, model: DeepLearningModel, columns: list, label_dtype) -> pd.DataFrame:
+    """One partition's H2O prediction frame."""
+    if model.kind == "regression":
+        return pd.DataFrame({"predict": np.asarray(model.predict_values(df), dtype=np.float64)}, index=df.index)
+    proba = model.predict_proba_frame(df)
+    out = pd.DataFrame({"predict": pd.Series(model.labels_from_proba(proba), index=df.index, dtype=label_dtype)},
+                       index=df.index)
+    for k, name in enumerate(columns[1:]):
+        out[name] = proba[:, k]
+    return out
+
+
+# --------------------------------------------------------------------------------- persistence
+def model_to_bytes(model: DeepLearningModel) -> bytes:
+    meta = {"layout": model.layout.to_dict(), "info": model.info.to_dict(), "params": model.params,
+            "kind": model.kind, "distribution": model.distribution, "loss": model.loss,
+            "threshold": model.threshold, "run": model.run, "history": model._history}
+    return persist.to_bytes(model.state, meta)
+
+
+def model_from_bytes(data: bytes) -> DeepLearningModel:
+    """The model in a file's bytes; ValueError for anything that is not a sound dask_dl model."""
+    state, meta = persist.from_bytes(data)
+    try:
+        layout = NetworkLayout.from_dict(meta["layout"])
+        if state.size not in (layout.state_size, layout.n_weights + layout.n_biases):
+            raise ValueError(f"model file is corrupt: state has {state.size} values, the layout needs "
+                             f"{layout.state_size}")
+        return DeepLearningModel(layout, state, DataInfo.from_dict(meta["info"]), meta["params"], meta["kind"],
+                                 meta["distribution"], meta["loss"], meta["history"], threshold=meta["threshold"],
+                                 run=meta["run"])
+    except (KeyError, TypeError, AttributeError) as err:  # well-formed JSON, wrong document
+        raise ValueError(f"not a valid dask_dl model file: malformed metadata ({type(err).__name__}: {err})") \
+            from err
+
+
+def save_model(model: DeepLearningModel, url: str, storage_options: dict | None = None) -> str:
+    """Write ``model`` to ``url`` (local path, s3://, hdfs://, ... any fsspec URL). Returns the URL."""
+    return model.save(url, storage_options)
+
+
+def load_model(url: str, storage_options: dict | None = None) -> DeepLearningModel:
+    """Read a model written by ``save_model`` / ``DeepLearningModel.save``."""
+    return model_from_bytes(persist.read_bytes(url, storage_options))

@@ -12,19 +12,9 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-FLOAT32_MAX = 3.4028235e38
-
-OPTIMIZERS = ("auto", "adam")
-ACTIVATIONS = ("Tanh", "TanhWithDropout", "Rectifier", "RectifierWithDropout", "Maxout", "MaxoutWithDropout")
-WEIGHT_DISTRIBUTIONS = ("UniformAdaptive", "Uniform", "Normal")
-MISSING_HANDLING = ("MeanImputation", "Skip")
-LOSSES = ("Automatic", "CrossEntropy", "Quadratic", "Huber", "Absolute", "Quantile")
-DISTRIBUTIONS = ("AUTO", "bernoulli", "multinomial", "gaussian", "poisson", "gamma", "tweedie", "laplace",
-                 "quantile", "huber")
-REGRESSION_DISTRIBUTIONS = ("gaussian", "poisson", "gamma", "tweedie", "laplace", "quantile", "huber")
-LOG_LINK_DISTRIBUTIONS = ("poisson", "gamma", "tweedie")
-STOPPING_METRICS = ("AUTO", "deviance", "logloss", "MSE", "RMSE", "MAE", "RMSLE", "AUC", "AUCPR",
-                    "lift_top_group", "misclassification", "mean_per_class_error")
+from .names import (ACTIVATIONS, DISTRIBUTIONS, FLOAT32_MAX, LOG_LINK_DISTRIBUTIONS, LOSSES,  # noqa: F401
+                    MISSING_HANDLING, OPTIMIZERS, REGRESSION_DISTRIBUTIONS, STOPPING_METRICS,
+                    WEIGHT_DISTRIBUTIONS, best_model_metric, resolve_stopping_metric)
 
 
 @dataclass(frozen=True)
@@ -103,97 +93,311 @@ def _any(v):
 # ------------------------------------------------------------------------------------ the table
 PARAMETERS: dict[str, Param] = {
     # network
-    "hidden": Param([200, 200], _hidden, "hidden layer sizes"),
-    "activation": Param("Rectifier", _choice(ACTIVATIONS), "hidden-layer activation"),
-    "epochs": Param(10.0, _number(0), "passes over the training data (fractional allowed)"),
-    "initial_weight_distribution": Param("UniformAdaptive", _choice(WEIGHT_DISTRIBUTIONS), "weight init"),
-    "initial_weight_scale": Param(1.0, _number(0, lo_open=True), "Uniform half-width / Normal SD"),
-    "loss": Param("Automatic", _choice(LOSSES), "loss function"),
-    "distribution": Param("AUTO", _choice(DISTRIBUTIONS), "response distribution"),
-    "quantile_alpha": Param(0.5, _number(0, 1), "quantile level for distribution='quantile'"),
-    "tweedie_power": Param(1.5, _number(1, 2, lo_open=True, hi_open=True), "Tweedie variance power"),
-    "huber_alpha": Param(0.9, _number(0, 1), "Huber delta as this quantile of |residuals|"),
+    "hidden": Param([200, 200], _hidden,
+                    "sizes of the hidden layers, input side first: [200, 200] is two layers of 200 units, [] "
+                    "none (a linear model on the inputs). Wider or deeper networks can fit more complex "
+                    "patterns but train slower and overfit more easily"),
+    "activation": Param("Rectifier", _choice(ACTIVATIONS),
+                        "activation of the hidden units: 'Rectifier' (ReLU, fast, a good default), 'Tanh' "
+                        "(smooth and bounded, slower) or 'Maxout' (the larger of two linear units, twice the "
+                        "weights); 'RectifierWithDropout', 'TanhWithDropout' and 'MaxoutWithDropout' add "
+                        "hidden dropout (see hidden_dropout_ratios)"),
+    "epochs": Param(10.0, _number(0),
+                    "how many times to pass over the training data (fractions allowed, e.g. 0.5); early "
+                    "stopping or max_runtime_secs may end training sooner. Raise it when the validation "
+                    "metric is still improving at the end"),
+    "initial_weight_distribution": Param("UniformAdaptive", _choice(WEIGHT_DISTRIBUTIONS),
+                                         "how weights are initialised: 'UniformAdaptive' (Glorot/Xavier "
+                                         "uniform, scaled to each layer's size, a good default), 'Uniform' "
+                                         "(uniform in [-initial_weight_scale, initial_weight_scale]) or "
+                                         "'Normal' (Gaussian with standard deviation initial_weight_scale)"),
+    "initial_weight_scale": Param(1.0, _number(0, lo_open=True),
+                                  "scale of the initial weights for initial_weight_distribution 'Uniform' "
+                                  "(half-width of the range) or 'Normal' (standard deviation); ignored by "
+                                  "'UniformAdaptive'. Wide layers usually need small values, e.g. 0.01 to "
+                                  "0.1"),
+    "loss": Param("Automatic", _choice(LOSSES),
+                  "the loss to minimise: 'Automatic' (chosen from distribution: CrossEntropy for "
+                  "classifiers, Quadratic for gaussian), 'CrossEntropy' or 'Quadratic' for classifiers, "
+                  "'Quadratic', 'Absolute', 'Huber' or 'Quantile' for regression. Absolute or Huber resist "
+                  "outliers; poisson, gamma and tweedie need 'Automatic'"),
+    "distribution": Param("AUTO", _choice(DISTRIBUTIONS),
+                          "distribution of the response: 'AUTO' (bernoulli for 2 classes, multinomial for "
+                          "more; for regression chosen from loss, gaussian by default), 'bernoulli', "
+                          "'multinomial', 'gaussian', 'poisson', 'gamma', 'tweedie' (the last three with a "
+                          "log link, for counts and non-negative skewed targets), 'laplace', 'quantile' or "
+                          "'huber'"),
+    "quantile_alpha": Param(0.5, _number(0, 1),
+                            "the quantile to predict with distribution='quantile' (or loss='Quantile'), in "
+                            "[0, 1]: 0.5 predicts the median, 0.9 the 90th percentile"),
+    "tweedie_power": Param(1.5, _number(1, 2, lo_open=True, hi_open=True),
+                           "variance power of distribution='tweedie', in (1, 2): close to 1 behaves like "
+                           "Poisson, close to 2 like gamma. Suits non-negative targets with many exact "
+                           "zeros, such as insurance claims"),
+    "huber_alpha": Param(0.9, _number(0, 1),
+                         "with distribution='huber' (loss='Huber'): errors larger than delta count linearly "
+                         "instead of squared, delta being this quantile of the absolute training residuals "
+                         "(refreshed at every scoring round). Lower it to make the fit more robust to "
+                         "outliers"),
     # optimiser
-    "adaptive_rate": Param(True, _bool, "ADADELTA (True) or manual learning rate (False)"),
-    "rho": Param(0.99, _number(0, 1, lo_open=True, hi_open=True), "ADADELTA decay"),
-    "epsilon": Param(1e-8, _number(0, lo_open=True), "ADADELTA epsilon"),
-    "rate": Param(0.005, _number(0, lo_open=True), "manual learning rate"),
-    "rate_annealing": Param(1e-6, _number(0), "rate / (1 + rate_annealing * samples)"),
-    "rate_decay": Param(1.0, _number(0, lo_open=True), "per-layer rate factor"),
-    "momentum_start": Param(0.0, _number(0, 1, hi_open=True), "initial momentum"),
-    "momentum_ramp": Param(1e6, _number(0), "samples over which momentum ramps"),
-    "momentum_stable": Param(0.0, _number(0, 1, hi_open=True), "final momentum"),
-    "nesterov_accelerated_gradient": Param(True, _bool, "Nesterov momentum"),
+    "adaptive_rate": Param(True, _bool,
+                           "True: ADADELTA adapts a learning rate per weight (tuned by rho and epsilon), a "
+                           "good default that needs little tuning; False: plain SGD with the manual rate, "
+                           "rate_annealing, rate_decay and momentum_* settings. Not used with "
+                           "optimizer='adam'"),
+    "rho": Param(0.99, _number(0, 1, lo_open=True, hi_open=True),
+                 "ADADELTA's decay factor for its running averages of squared gradients and updates "
+                 "(adaptive_rate=True), in (0, 1): values closer to 1 average over more steps and adapt the "
+                 "rates more smoothly; 0.9 to 0.999 is typical"),
+    "epsilon": Param(1e-8, _number(0, lo_open=True),
+                     "ADADELTA's smoothing constant (adaptive_rate=True): it sets the size of the first "
+                     "steps and damps the rate where gradients are tiny; try 1e-10 to 1e-4 if training "
+                     "starts too slowly or is unstable. With optimizer='adam' it is Adam's epsilon"),
+    "rate": Param(0.005, _number(0, lo_open=True),
+                  "learning rate of manual SGD (adaptive_rate=False): the step size of every update. Too "
+                  "high diverges, too low learns slowly; 0.001 to 0.01 is typical. Not used by ADADELTA or "
+                  "Adam (see adam_rate)"),
+    "rate_annealing": Param(1e-6, _number(0),
+                            "lowers the learning rate as training proceeds: rate / (1 + rate_annealing * "
+                            "samples), samples being the rows trained so far (the default halves it after a "
+                            "million rows); applies to manual SGD's rate and to adam_rate, 0 keeps it "
+                            "constant"),
+    "rate_decay": Param(1.0, _number(0, lo_open=True),
+                        "manual SGD (adaptive_rate=False): weight layer l (1 = inputs to first hidden layer) "
+                        "learns at rate * rate_decay**(l - 1), so values below 1 slow down the layers "
+                        "nearer the output; 1 gives every layer the same rate"),
+    "momentum_start": Param(0.0, _number(0, 1, hi_open=True),
+                            "manual SGD (adaptive_rate=False): momentum at the start of training, in [0, 1), "
+                            "ramped linearly to momentum_stable over momentum_ramp samples. Momentum speeds "
+                            "up and smooths SGD; it must stay 0 with ADADELTA or Adam"),
+    "momentum_ramp": Param(1e6, _number(0),
+                           "manual SGD with momentum: number of training samples over which the momentum "
+                           "moves linearly from momentum_start to momentum_stable"),
+    "momentum_stable": Param(0.0, _number(0, 1, hi_open=True),
+                             "manual SGD (adaptive_rate=False): momentum reached after momentum_ramp samples "
+                             "and kept from then on, in [0, 1); 0.9 to 0.99 is typical when momentum is "
+                             "used, 0 disables it"),
+    "nesterov_accelerated_gradient": Param(True, _bool,
+                                           "manual SGD with momentum: True uses Nesterov's look-ahead "
+                                           "update, usually faster and more stable than classical momentum "
+                                           "(False)"),
     # regularisation
-    "input_dropout_ratio": Param(0.0, _number(0, 1, hi_open=True), "input dropout"),
-    "hidden_dropout_ratios": Param(None, _dropout_list, "hidden dropout (WithDropout activations)"),
-    "l1": Param(0.0, _number(0), "L1 penalty"),
-    "l2": Param(0.0, _number(0), "L2 penalty"),
-    "max_w2": Param(FLOAT32_MAX, _number(0, lo_open=True), "max squared norm of a unit's incoming weights"),
+    "input_dropout_ratio": Param(0.0, _number(0, 1, hi_open=True),
+                                 "fraction of the input values set to zero at random for each training row, "
+                                 "in [0, 1): 0.1 or 0.2 regularises models with many noisy or redundant "
+                                 "inputs. Works with every activation"),
+    "hidden_dropout_ratios": Param(None, _dropout_list,
+                                   "dropout fraction of each hidden layer, one value per layer in [0, 1), "
+                                   "only with a '...WithDropout' activation (None: 0.5 for every layer). "
+                                   "Randomly silenced units during training reduce overfitting; predictions "
+                                   "use the whole network"),
+    "l1": Param(0.0, _number(0),
+                "L1 penalty on the weights and biases, applied at every update: pushes many weights to "
+                "exactly 0 (simpler, more stable models); try 1e-5 to 1e-3 against overfitting, 0 disables "
+                "it"),
+    "l2": Param(0.0, _number(0),
+                "L2 penalty (weight decay) on the weights and biases, applied at every update: keeps weights "
+                "small for smoother models that generalise better; try 1e-5 to 1e-3 against overfitting, 0 "
+                "disables it"),
+    "max_w2": Param(FLOAT32_MAX, _number(0, lo_open=True),
+                    "upper limit on the sum of the squared incoming weights of each unit: a unit that "
+                    "exceeds it has its weights scaled down. The default (the float32 maximum) means no "
+                    "limit; a value such as 10 to 100 can stabilise Rectifier networks"),
     # data
-    "standardize": Param(True, _bool, "standardize numeric inputs (and an identity-link response)"),
-    "use_all_factor_levels": Param(True, _bool, "one-hot all levels (False drops the first)"),
-    "missing_values_handling": Param("MeanImputation", _choice(MISSING_HANDLING), "NA handling"),
-    "ignore_const_cols": Param(True, _bool, "drop constant and all-NA columns"),
-    "fast_mode": Param(True, _bool, "skip updates for zero inputs and zero unit gradients"),
+    "standardize": Param(True, _bool,
+                         "scale numeric inputs to mean 0 and standard deviation 1 (with sparse=True: divide "
+                         "by the standard deviation only), and a gaussian, laplace, quantile or huber "
+                         "response too; predictions are mapped back. Keep True unless the inputs are already "
+                         "on comparable scales"),
+    "use_all_factor_levels": Param(True, _bool,
+                                   "one-hot encode every level of each categorical column (True, helpful for "
+                                   "variable importances); False drops the first level, one input fewer per "
+                                   "categorical column, without loss of accuracy"),
+    "missing_values_handling": Param("MeanImputation", _choice(MISSING_HANDLING),
+                                     "what to do with missing predictor values: 'MeanImputation' replaces a "
+                                     "numeric NA by the column's training mean and gives categorical NAs "
+                                     "their own level; 'Skip' drops training rows that have any NA "
+                                     "(predictions still impute)"),
+    "ignore_const_cols": Param(True, _bool,
+                               "drop columns that are constant or entirely missing in the training data, "
+                               "since they carry no information; set False to keep every column as an input"),
+    "fast_mode": Param(True, _bool,
+                       "skip the update of weights whose input is 0 and of units whose gradient is 0 "
+                       "(including their L1/L2 decay), as H2O: much faster with one-hot or sparse inputs and "
+                       "Rectifier units, at a small approximation; False updates every weight"),
     "mini_batch_size": Param(1, _number(1, integer=True),
-                             "rows per update: 1 is H2O's per-sample SGD; > 1 averages the gradient over "
-                             "the batch and uses BLAS-3 products (faster per epoch)"),
-    "sparse": Param(False, _bool, "keep zero inputs zero (scale by 1/sigma, no centring) so fast_mode skips them"),
+                             "rows per weight update (not in H2O): 1 (default) is H2O's per-sample SGD; "
+                             "larger values such as 32 to 128 average the gradient over the batch and use "
+                             "fast matrix products, several times faster per epoch at some accuracy per "
+                             "epoch. Pair it with shuffle_training_data=True, ideally with optimizer='adam'"),
+    "sparse": Param(False, _bool,
+                    "for inputs that are mostly zero (pixels, counts, one-hot data): numeric inputs are "
+                    "divided by their standard deviation but not centred, so zeros stay zero and fast_mode "
+                    "skips them; much faster on such data. Not with elastic_averaging"),
     "thread_local_models": Param(False, _bool,
-                                 "per sample: each thread of a worker trains its own copy of the model, averaged "
-                                 "(weighted by rows) at the end of the worker's share of the iteration: threads "
-                                 "scale better (no two cores writing the same weights) and runs are deterministic; "
-                                 "False: HOGWILD!, the threads share one copy lock-free, as H2O"),
-    "force_load_balance": Param(True, _bool, "repartition small data so every worker has work"),
-    "replicate_training_data": Param(True, _bool, "every worker trains on a copy of the whole data, "
-                                     "when it fits in half a worker's memory limit (H2O: every node)"),
-    "shuffle_training_data": Param(False, _bool, "a fresh random row order every pass"),
-    "single_node_mode": Param(False, _bool, "train on one worker only (no averaging)"),
-    "elastic_averaging": Param(False, _bool, "elastic averaging between workers (EASGD, as H2O)"),
-    "elastic_averaging_moving_rate": Param(0.9, _number(0, 1), "centre moving rate alpha"),
-    "elastic_averaging_regularization": Param(1e-3, _number(0), "elastic pull strength lambda"),
+                                 "per-sample training only (mini_batch_size=1; not in H2O): each thread of a "
+                                 "worker trains its own model copy, averaged (weighted by rows) at the end "
+                                 "of the worker's share of every iteration, so threads scale better and "
+                                 "results no longer depend on thread timing. False: H2O's HOGWILD!, the "
+                                 "threads share one copy without locks"),
+    "force_load_balance": Param(True, _bool,
+                                "split training data that has fewer partitions than workers so that every "
+                                "worker gets rows to train on, and spread the partitions over the workers; "
+                                "leave True unless you place the partitions yourself"),
+    "replicate_training_data": Param(True, _bool,
+                                     "give every worker a copy of the whole training data, when it fits in "
+                                     "half a worker's memory limit (else each trains on its own partitions): "
+                                     "each worker then samples from all rows, which usually helps accuracy; "
+                                     "False saves memory"),
+    "shuffle_training_data": Param(False, _bool,
+                                   "train on the rows in a fresh random order every epoch (False: H2O's "
+                                   "default, the same order every pass). Recommended with mini_batch_size > "
+                                   "1 and when the rows are sorted, e.g. by class or time"),
+    "single_node_mode": Param(False, _bool,
+                              "train on one worker only, with no model averaging (the other workers stay "
+                              "idle): for comparisons with multi-worker runs, or when averaging hurts "
+                              "accuracy"),
+    "elastic_averaging": Param(False, _bool,
+                               "elastic averaging SGD between workers (EASGD, experimental in H2O): each "
+                               "worker keeps its own model, pulled towards a shared consensus model, instead "
+                               "of plain averaging after each iteration. Only matters with several workers; "
+                               "not with sparse=True"),
+    "elastic_averaging_moving_rate": Param(0.9, _number(0, 1),
+                                           "with elastic_averaging: how far the consensus model moves "
+                                           "towards the workers' average after each iteration, in [0, 1] (1: "
+                                           "it becomes the average)"),
+    "elastic_averaging_regularization": Param(1e-3, _number(0),
+                                              "with elastic_averaging: strength of the pull of each worker's "
+                                              "model towards the consensus model during training; larger "
+                                              "values keep the workers' models closer together, 0 lets them "
+                                              "drift apart"),
     # iterations and scoring
-    "seed": Param(-1, _seed, "random seed (-1: random)"),
-    "reproducible": Param(False, _bool, "one thread, bit-identical for a seed"),
+    "seed": Param(-1, _seed,
+                  "random seed for weight initialisation, row order, sampling and dropout; -1 (default) "
+                  "draws a new random seed for every fit. Set it for repeatable runs (bit-identical results "
+                  "also need reproducible=True)"),
+    "reproducible": Param(False, _bool,
+                          "bit-identical results for a given seed: trains on one worker with one thread and "
+                          "one partition, in iterations of whole epochs, scoring after each. Much slower: "
+                          "for debugging and comparisons, not for production"),
     "train_samples_per_iteration": Param(-2, _number(1, integer=True, extra=(0, -1, -2)),
-                                         "0: one epoch, -1: all local data, -2: auto, N: N samples"),
-    "target_ratio_comm_to_comp": Param(0.05, _number(0, lo_open=True), "auto-tuning target"),
-    "score_interval": Param(5.0, _number(0), "seconds between scoring rounds"),
-    "score_training_samples": Param(10000, _number(0, integer=True), "training rows scored (0: all)"),
-    "score_validation_samples": Param(0, _number(0, integer=True), "validation rows scored (0: all)"),
-    "score_duty_cycle": Param(0.1, _number(0, 1), "max fraction of time spent scoring"),
-    "score_each_iteration": Param(False, _bool, "score after every iteration"),
-    "stopping_rounds": Param(5, _number(0, integer=True), "early-stopping window (0 disables)"),
-    "stopping_metric": Param("AUTO", _choice(STOPPING_METRICS), "early-stopping metric"),
-    "stopping_tolerance": Param(0.0, _number(0), "relative improvement required"),
-    "max_runtime_secs": Param(0.0, _number(0), "time budget (0: unlimited)"),
-    "overwrite_with_best_model": Param(True, _bool, "return the best scored model"),
-    "classification_stop": Param(0.0, _number(-1, 1), "stop at this training error (-1 disables)"),
-    "regression_stop": Param(1e-6, _number(-1), "stop at this training MSE (-1 disables)"),
-    "quiet_mode": Param(False, _bool, "silence the per-iteration log"),
+                                         "rows trained per iteration, between model averaging and scoring: "
+                                         "-2 (default) sizes iterations automatically from measured speed; 0 "
+                                         "is one epoch; -1 is all the rows each worker holds (one epoch per "
+                                         "worker with replicated data); N > 0 is N rows"),
+    "target_ratio_comm_to_comp": Param(0.05, _number(0, lo_open=True),
+                                       "with train_samples_per_iteration=-2 on several workers: the share of "
+                                       "each iteration's time that communication (model averaging) may "
+                                       "take, which the iteration size is tuned to; lower it for longer "
+                                       "iterations and fewer averages"),
+    "score_interval": Param(5.0, _number(0),
+                            "minimum number of seconds between scoring rounds (metrics, early-stopping "
+                            "checks, best-model choice), checked after each iteration; lower it to score and "
+                            "stop more often at some cost in speed (see score_each_iteration)"),
+    "score_training_samples": Param(10000, _number(0, integer=True),
+                                    "number of randomly sampled training rows used for the training metrics "
+                                    "(which drive early stopping when there is no validation data); 0 uses "
+                                    "all rows, more precise but slower to score on large data"),
+    "score_validation_samples": Param(0, _number(0, integer=True),
+                                      "number of randomly sampled validation rows used for the validation "
+                                      "metrics; 0 (default) uses all rows. Set it to score faster on a large "
+                                      "validation set"),
+    "score_duty_cycle": Param(0.1, _number(0, 1),
+                              "largest fraction of the training time spent scoring, in [0, 1]: a scoring "
+                              "round is skipped while the last one would take a bigger share of the time "
+                              "since it started; 0 scores only at the end"),
+    "score_each_iteration": Param(False, _bool,
+                                  "score after every iteration, ignoring score_interval and "
+                                  "score_duty_cycle: early stopping and best-model choice then no longer "
+                                  "depend on timing, at some cost in speed"),
+    "stopping_rounds": Param(5, _number(0, integer=True),
+                             "early stopping: stop when the moving average of stopping_metric over this many "
+                             "scoring rounds has not improved by stopping_tolerance on the average before "
+                             "it; 0 disables early stopping and trains all epochs"),
+    "stopping_metric": Param("AUTO", _choice(STOPPING_METRICS),
+                             "metric for early stopping and for overwrite_with_best_model, on the validation "
+                             "data if given, else on the training sample: 'AUTO' (logloss for classifiers, "
+                             "deviance for regression), 'deviance', 'logloss', 'MSE', 'RMSE', 'MAE', "
+                             "'RMSLE', 'AUC', 'AUCPR', 'lift_top_group', 'misclassification' or "
+                             "'mean_per_class_error'"),
+    "stopping_tolerance": Param(0.0, _number(0),
+                                "relative improvement of stopping_metric that early stopping requires to go "
+                                "on, e.g. 0.001 stops once the moving average improves by less than one part "
+                                "in a thousand; 0 stops only when it no longer improves at all"),
+    "max_runtime_secs": Param(0.0, _number(0),
+                              "time limit for training in seconds, checked after each iteration (the best "
+                              "scored model is still returned with overwrite_with_best_model); 0 (default) "
+                              "means no limit"),
+    "overwrite_with_best_model": Param(True, _bool,
+                                       "return the model with the best stopping_metric of all scoring rounds "
+                                       "(validation data if given) instead of the last one; set False to "
+                                       "keep the final weights"),
+    "classification_stop": Param(0.0, _number(-1, 1),
+                                 "classifiers: stop once the training classification error (on the scoring "
+                                 "sample) is at or below this value, in [-1, 1]; the default 0 stops only at "
+                                 "a perfect fit, -1 disables the check"),
+    "regression_stop": Param(1e-6, _number(-1),
+                             "regression: stop once the training MSE (on the scoring sample, original scale) "
+                             "is at or below this value; -1 disables the check"),
+    "quiet_mode": Param(False, _bool,
+                        "silence the progress lines dask_dl logs during training (one per iteration and "
+                        "per scoring round)"),
     # dask_dl's own (not H2O)
     "optimizer": Param("auto", _choice(OPTIMIZERS),
-                       "'auto': H2O's choice (ADADELTA with adaptive_rate, else SGD with the manual rate "
-                       "and momentum); 'adam': Adam (adam_rate, adam_beta1/2, epsilon), PyTorch's default "
-                       "optimizer, for mini-batch training"),
-    "adam_rate": Param(1e-3, _number(0, lo_open=True), "Adam's step size (optimizer='adam'), annealed by "
-                       "rate_annealing: adam_rate / (1 + rate_annealing * samples)"),
-    "adam_beta1": Param(0.9, _number(0, 1, hi_open=True), "Adam's first-moment decay"),
-    "adam_beta2": Param(0.999, _number(0, 1, hi_open=True), "Adam's second-moment decay"),
+                       "'auto' (default): H2O's optimizers, ADADELTA with adaptive_rate=True, else SGD with "
+                       "the manual rate and momentum; 'adam' (not in H2O): PyTorch's familiar Adam, with "
+                       "adam_rate, adam_beta1, adam_beta2 and epsilon. With mini_batch_size 32 to 128 and "
+                       "shuffle_training_data=True, 'adam' is often the quickest way to an accurate model"),
+    "adam_rate": Param(1e-3, _number(0, lo_open=True),
+                       "Adam's step size (optimizer='adam'), annealed as adam_rate / (1 + rate_annealing * "
+                       "samples): 0.001 is the usual choice, try 0.0005 to 0.003; rate_annealing=0 keeps it "
+                       "constant, as torch.optim.Adam"),
+    "adam_beta1": Param(0.9, _number(0, 1, hi_open=True),
+                        "Adam's decay factor for its running mean of the gradients (its momentum), in [0, "
+                        "1): 0.9 is standard, lower values follow new gradients faster"),
+    "adam_beta2": Param(0.999, _number(0, 1, hi_open=True),
+                        "Adam's decay factor for its running mean of the squared gradients, which scales "
+                        "each weight's step, in [0, 1): 0.999 is standard, lower values (e.g. 0.99) adapt "
+                        "faster"),
     "out_of_core": Param("auto", _auto_or_bool,
-                         "stream partitions from storage every iteration instead of persisting them "
-                         "('auto': when the encoded data exceeds half the workers' memory limits)"),
-    "client": Param(None, _any, "a distributed.Client; None: the active one, else an embedded LocalCluster"),
+                         "read the training partitions from storage at every iteration instead of keeping "
+                         "them in the workers' memory: for data larger than the cluster's memory, at the "
+                         "cost of reading it again every iteration. 'auto': when the encoded data exceeds "
+                         "half the workers' memory limits"),
+    "client": Param(None, _any,
+                    "the distributed.Client to train on; None uses the active client, or else starts an "
+                    "embedded LocalCluster on this machine for the fit and closes it afterwards"),
 }
 
 DEFAULTS: dict[str, Any] = {name: p.default for name, p in PARAMETERS.items()}
 
 
+def _type_name(default: Any) -> str:
+    if default is None:
+        return "list of float or None"
+    if isinstance(default, (list, tuple)):
+        return "list of int"
+    return {bool: "bool", int: "int", float: "float", str: "str"}.get(type(default), "object")
+
+
+def numpydoc_parameters() -> str:
+    """The table as a numpydoc "Parameters" section (the estimators' docstrings), so ``help``
+    documents every parameter with its H2O default."""
+    import textwrap
+    lines = ["Parameters", "----------"]
+    for name, p in PARAMETERS.items():
+        lines.append(f"{name} : {_type_name(p.default)}, default={p.default!r}")
+        lines.append(textwrap.fill(p.doc[:1].upper() + p.doc[1:] + ".", 96, initial_indent="    ",
+                                   subsequent_indent="    "))
+    return "\n".join(lines)
+
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Validated, resolved parameters: what the training loop and kernels actually use."""
-    params: dict
+    """Validated parameters and every decision derived from them, made once (``resolve``): the
+    layers below read these fields, never re-derive them from the raw values in ``params``."""
+    params: dict                   # the user's values over H2O's defaults (what a model stores)
     kind: str                      # "binomial" | "multinomial" | "regression"
     distribution: str              # resolved distribution
     loss: str                      # resolved loss
@@ -201,22 +405,28 @@ class TrainingConfig:
     hidden_activation: str         # "Tanh" | "Rectifier" | "Maxout"
     hidden_dropout: tuple          # one ratio per hidden layer
     seed: int
-    momentum_used: bool = field(default=False)
+    momentum_used: bool = False
+    optimizer_step: str = "ADADELTA"   # names.OPTIMIZER_STEPS
+    output_error: str = "Gaussian"     # names.OUTPUT_ERRORS: what the kernels back-propagate
+    mini_batch: int = 1                # rows per update (1: H2O's per-sample SGD)
+    thread_copies: bool = False        # thread_local_models in effect (per sample only)
+    input_major_first_layer: bool = False
+    caps_weights: bool = False         # max_w2 below float32's max
+    task_threads: int | None = None    # threads per training task (None: the worker's own count)
+    one_partition: bool = False        # the training data in one partition, read in order
+    single_worker: bool = False        # one worker trains on everything, nothing is averaged
+    spread_partitions: bool = True     # encode partitions round-robin over the workers
+    iteration_samples: int = -2        # train_samples_per_iteration as it applies (see _iteration_rules)
+    auto_iteration_size: bool = True   # -2 in effect: H2O's auto-sized (and re-tuned) iterations
+    score_every_round: bool = False    # score after every iteration
+    elastic: bool = False              # elastic averaging between workers
+    adapts_huber_delta: bool = False   # Huber loss: delta from the residuals at each scoring
+    stopping_key: str = "deviance"     # the metrics-dict key early stopping watches
+    best_key: str = "deviance"         # the key overwrite_with_best_model ranks models by
 
     @property
-    def input_major_first_layer(self) -> bool:
-        """sparse=True per-sample training with fast_mode stores the first matrix input-major (one row
-        per input), so a sample's update touches only its non-zero inputs' rows (nn/network.py).
-        Without fast_mode every weight moves anyway, and a dropped unit must be skipped outright,
-        which the input-major update (a select on the unit's gradient) only does under fast_mode."""
-        p = self.params
-        return bool(p["sparse"]) and bool(p["fast_mode"]) and int(p["mini_batch_size"]) == 1 \
-            and bool(self.hidden) and self.hidden_activation != "Maxout"
-
-    @property
-    def thread_copies(self) -> bool:
-        """thread_local_models in effect (``uses_thread_copies``)."""
-        return uses_thread_copies(self.params)
+    def per_sample(self) -> bool:
+        return self.mini_batch == 1
 
     def __getattr__(self, name):  # convenient read access to raw parameters
         try:
@@ -250,42 +460,73 @@ def resolve(values: dict, kind: str, n_classes: int = 0) -> TrainingConfig:
     """Validate every parameter and apply H2O's cross-parameter rules; no cluster work happens here.
 
     ``kind`` is "classification" or "regression" (from the estimator); it becomes "binomial" or
-    "multinomial" once ``n_classes`` is known.
+    "multinomial" once ``n_classes`` is known. Every problem found is reported in one ValueError.
     """
     p = dict(DEFAULTS)
     p.update(values)
-    check_values({k: v for k, v in p.items()})
+    check_values(p)
     if kind == "classification":
         kind = "binomial" if n_classes == 2 else "multinomial"
-    problems = []
+    problems: list = []
+    hidden, ratios = _network_rules(p, problems)
+    momentum_used = _optimizer_rules(p, problems)
+    dist, loss = _response_rules(p, kind, n_classes, problems)
+    stopping_key, best_key = _stopping_rules(p, kind, n_classes, problems)
+    if problems:
+        raise ValueError("invalid dask_dl parameters: " + "; ".join(problems))
+    return TrainingConfig(
+        params=p, kind=kind, distribution=dist, loss=loss, hidden=hidden,
+        hidden_activation=p["activation"].replace("WithDropout", ""), hidden_dropout=ratios,
+        seed=_seed_of(p), momentum_used=momentum_used, optimizer_step=_optimizer_step(p, momentum_used),
+        output_error=_output_error(kind, dist, loss), stopping_key=stopping_key, best_key=best_key,
+        **_execution_rules(p, hidden), **_iteration_rules(p),
+        adapts_huber_delta=kind == "regression" and loss == "Huber")
 
+
+def _network_rules(p: dict, problems: list) -> tuple[tuple, tuple]:
+    """(hidden sizes, one dropout ratio per hidden layer): WithDropout activations default to 0.5."""
     act = p["activation"]
-    base_act = act.replace("WithDropout", "")
     hidden = tuple(int(h) for h in p["hidden"])
     dropout_act = act.endswith("WithDropout")
     hdr = p["hidden_dropout_ratios"]
-    if hdr is not None:
-        if not dropout_act:
-            problems.append(f"hidden_dropout_ratios={list(hdr)!r} requires a *WithDropout activation, "
-                            f"got activation={act!r}")
-        elif len(hdr) != len(hidden):
-            problems.append(f"hidden_dropout_ratios has {len(hdr)} values but hidden has {len(hidden)} layers")
-        ratios = tuple(float(r) for r in hdr)
-    else:
-        ratios = tuple(0.5 if dropout_act else 0.0 for _ in hidden)
+    if hdr is None:
+        return hidden, tuple(0.5 if dropout_act else 0.0 for _ in hidden)
+    if not dropout_act:
+        problems.append(f"hidden_dropout_ratios={list(hdr)!r} requires a *WithDropout activation, "
+                        f"got activation={act!r}")
+    elif len(hdr) != len(hidden):
+        problems.append(f"hidden_dropout_ratios has {len(hdr)} values but hidden has {len(hidden)} layers")
+    return hidden, tuple(float(r) for r in hdr)
 
-    adaptive = p["adaptive_rate"]
+
+def _optimizer_rules(p: dict, problems: list) -> bool:
+    """Momentum's compatibility with the optimizer; returns whether momentum is used."""
     momentum_used = p["momentum_start"] != 0 or p["momentum_stable"] != 0
     if p["optimizer"] == "adam" and momentum_used:
         problems.append("momentum_start/momentum_stable must be 0 with optimizer='adam' (Adam's momentum is "
                         "adam_beta1)")
-    elif adaptive and momentum_used:
+    elif p["adaptive_rate"] and momentum_used:
         problems.append("momentum_start/momentum_stable must be 0 with adaptive_rate=True "
                         "(ADADELTA has no momentum); set adaptive_rate=False to use momentum")
-
     if p["sparse"] and p["elastic_averaging"]:
         problems.append("sparse=True cannot be combined with elastic_averaging=True (as H2O)")
+    return momentum_used
 
+
+def _optimizer_step(p: dict, momentum_used: bool) -> str:
+    """H2O's choice: ADADELTA with adaptive_rate, else the manual rate (with momentum: Nesterov's or
+    plain); dask_dl's optimizer='adam' overrides both."""
+    if p["optimizer"] == "adam":
+        return "ADAM"
+    if p["adaptive_rate"]:
+        return "ADADELTA"
+    if momentum_used:
+        return "NESTEROV" if p["nesterov_accelerated_gradient"] else "MOMENTUM"
+    return "SGD"
+
+
+def _response_rules(p: dict, kind: str, n_classes: int, problems: list) -> tuple[str, str]:
+    """(distribution, loss) resolved from AUTO/Automatic, with H2O's compatibility rules."""
     dist, loss = p["distribution"], p["loss"]
     if kind in ("binomial", "multinomial"):
         if dist not in ("AUTO", "bernoulli", "multinomial"):
@@ -296,43 +537,87 @@ def resolve(values: dict, kind: str, n_classes: int = 0) -> TrainingConfig:
         if loss not in ("Automatic", "CrossEntropy", "Quadratic"):
             problems.append(f"loss={loss!r} is for regression; a classifier takes "
                             "'Automatic', 'CrossEntropy' or 'Quadratic'")
-        dist = "bernoulli" if kind == "binomial" else "multinomial"
-        loss = "CrossEntropy" if loss == "Automatic" else loss
-    else:
-        if dist in ("bernoulli", "multinomial"):
-            problems.append(f"distribution={dist!r} is for classification; use DeepLearningClassifier")
-        if loss == "CrossEntropy":
-            problems.append("loss='CrossEntropy' is for classification; a regressor takes 'Automatic', "
-                            "'Quadratic', 'Absolute', 'Huber' or 'Quantile'")
-        by_loss = {"Automatic": "gaussian", "Quadratic": "gaussian", "Absolute": "laplace",
-                   "Quantile": "quantile", "Huber": "huber", "CrossEntropy": "gaussian"}
-        if dist == "AUTO":
-            dist = by_loss[loss]
-        required = {"laplace": "Absolute", "quantile": "Quantile", "huber": "Huber"}
-        if dist in LOG_LINK_DISTRIBUTIONS and loss != "Automatic":
-            problems.append(f"distribution={dist!r} requires loss='Automatic', got loss={loss!r}")
-        if dist in required and loss not in ("Automatic", required[dist]):
-            problems.append(f"distribution={dist!r} requires loss='Automatic' or {required[dist]!r}, "
-                            f"got loss={loss!r}")
-        if loss == "Automatic":
-            loss = {"gaussian": "Quadratic", "laplace": "Absolute", "quantile": "Quantile",
-                    "huber": "Huber"}.get(dist, "Automatic")
+        return ("bernoulli" if kind == "binomial" else "multinomial",
+                "CrossEntropy" if loss == "Automatic" else loss)
+    if dist in ("bernoulli", "multinomial"):
+        problems.append(f"distribution={dist!r} is for classification; use DeepLearningClassifier")
+    if loss == "CrossEntropy":
+        problems.append("loss='CrossEntropy' is for classification; a regressor takes 'Automatic', "
+                        "'Quadratic', 'Absolute', 'Huber' or 'Quantile'")
+    by_loss = {"Absolute": "laplace", "Quantile": "quantile", "Huber": "huber"}
+    if dist == "AUTO":
+        dist = by_loss.get(loss, "gaussian")
+    required = {"laplace": "Absolute", "quantile": "Quantile", "huber": "Huber"}
+    if dist in LOG_LINK_DISTRIBUTIONS and loss != "Automatic":
+        problems.append(f"distribution={dist!r} requires loss='Automatic', got loss={loss!r}")
+    if dist in required and loss not in ("Automatic", required[dist]):
+        problems.append(f"distribution={dist!r} requires loss='Automatic' or {required[dist]!r}, "
+                        f"got loss={loss!r}")
+    if loss == "Automatic":
+        loss = {"gaussian": "Quadratic", **required}.get(dist, "Automatic")
+    return dist, loss
 
+
+def _output_error(kind: str, dist: str, loss: str) -> str:
+    """The output error the kernels back-propagate: the loss where one is honoured, else the
+    log-link distribution's deviance gradient."""
+    if kind != "regression":
+        return "CrossEntropy" if loss == "CrossEntropy" else "QuadraticSoftmax"
+    by_loss = {"Quadratic": "Gaussian", "Absolute": "Laplace", "Quantile": "Quantile", "Huber": "Huber"}
+    return by_loss.get(loss) or dist.capitalize()
+
+
+_CLASSIFICATION_METRICS = ("logloss", "AUC", "AUCPR", "lift_top_group", "misclassification", "mean_per_class_error")
+
+
+def _stopping_rules(p: dict, kind: str, n_classes: int, problems: list) -> tuple[str, str]:
+    """(stopping metric key, best-model metric key) for the model kind, or problems when the
+    metric is not one this kind computes."""
     metric = p["stopping_metric"]
-    if kind == "regression" and metric in ("logloss", "AUC", "AUCPR", "lift_top_group", "misclassification",
-                                           "mean_per_class_error"):
+    if kind == "regression" and metric in _CLASSIFICATION_METRICS:
         problems.append(f"stopping_metric={metric!r} is a classification metric; the model is a regression")
-    if kind == "multinomial" and metric in ("AUC", "AUCPR", "lift_top_group"):
+    elif kind == "multinomial" and metric in ("AUC", "AUCPR", "lift_top_group"):
         problems.append(f"stopping_metric={metric!r} needs a binary response; the response has {n_classes} classes")
-    if kind in ("binomial", "multinomial") and metric in ("deviance", "RMSLE", "MAE"):
+    elif kind in ("binomial", "multinomial") and metric in ("deviance", "RMSLE", "MAE"):
         problems.append(f"stopping_metric={metric!r} is a regression metric; the model is a classifier")
-    if problems:
-        raise ValueError("invalid dask_dl parameters: " + "; ".join(problems))
+    else:
+        return resolve_stopping_metric(metric, kind), best_model_metric(metric, kind)
+    return "", ""
 
+
+def _execution_rules(p: dict, hidden: tuple) -> dict:
+    """How the work is laid out: threads, partitions, workers, kernel variants. ``reproducible``
+    (H2O: one chunk, one thread, one node, a fixed order) implies most of them."""
+    reproducible = bool(p["reproducible"])
+    single_worker = reproducible or bool(p["single_node_mode"])
+    batch = int(p["mini_batch_size"])
+    return dict(
+        mini_batch=batch, thread_copies=uses_thread_copies(p),
+        # sparse per-sample training stores the first matrix input-major so a sample's update
+        # touches only its non-zero inputs' rows; without fast_mode every weight moves anyway
+        input_major_first_layer=bool(p["sparse"]) and bool(p["fast_mode"]) and batch == 1 and bool(hidden)
+        and p["activation"].replace("WithDropout", "") != "Maxout",
+        caps_weights=float(p["max_w2"]) < FLOAT32_MAX,
+        task_threads=1 if reproducible else None, one_partition=reproducible, single_worker=single_worker,
+        spread_partitions=bool(p["force_load_balance"]) and not single_worker,
+        elastic=bool(p["elastic_averaging"]))
+
+
+def _iteration_rules(p: dict) -> dict:
+    """Iteration size and scoring cadence: reproducible runs iterate over whole epochs (-2 -> -1)
+    and score every iteration, as H2O."""
+    reproducible = bool(p["reproducible"])
+    t = int(p["train_samples_per_iteration"])
+    if t == -2 and reproducible:
+        t = -1
+    return dict(iteration_samples=t, auto_iteration_size=t == -2,
+                score_every_round=bool(p["score_each_iteration"]) or reproducible)
+
+
+def _seed_of(p: dict) -> int:
+    """The fit's seed: the user's, or a random one for -1."""
     seed = int(p["seed"])
     if seed == -1:
         import secrets
         seed = secrets.randbelow(2**31 - 1)
-    return TrainingConfig(params=p, kind=kind, distribution=dist, loss=loss, hidden=hidden,
-                          hidden_activation=base_act, hidden_dropout=ratios, seed=seed,
-                          momentum_used=momentum_used)
+    return seed

@@ -1,5 +1,5 @@
-"""Save and load models to any fsspec URL in a safe format: one .npz file holding the arrays and a
-JSON metadata document (format version, layout, DataInfo, parameters, scoring history).
+"""The model file format: one .npz file holding the state array and a JSON metadata document
+(format version, layout, DataInfo, parameters, scoring history), at any fsspec URL.
 
 Loading never executes code: ``np.load(allow_pickle=False)`` and ``json``; no pickle anywhere.
 Credentials come from fsspec/s3fs configuration or ``storage_options`` and are never written.
@@ -13,9 +13,6 @@ import math
 import fsspec
 import numpy as np
 
-from .data.schema import DataInfo
-from .model import DeepLearningModel
-from .nn.network import NetworkLayout
 
 FORMAT = "dask_dl.model"
 FORMAT_VERSION = 1
@@ -46,28 +43,17 @@ def _from_json(obj):
     return obj
 
 
-def model_to_bytes(model: DeepLearningModel) -> bytes:
-    meta = {
-        "format": FORMAT, "format_version": FORMAT_VERSION,
-        "layout": model.layout.to_dict(), "info": model.info.to_dict(),
-        "params": model.params, "kind": model.kind, "distribution": model.distribution, "loss": model.loss,
-        "threshold": model.threshold, "run": model.run, "history": model._history,
-    }
+def to_bytes(state: np.ndarray, meta: dict) -> bytes:
+    """A model file: the state array and the metadata document (format and version added here)."""
+    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
     buf = io.BytesIO()
-    np.savez_compressed(buf, state=model.state,
-                        metadata=np.frombuffer(json.dumps(_json_safe(meta)).encode("utf-8"), dtype=np.uint8))
+    np.savez_compressed(buf, state=state,
+                        metadata=np.frombuffer(json.dumps(_json_safe(doc)).encode("utf-8"), dtype=np.uint8))
     return buf.getvalue()
 
 
-def model_from_bytes(data: bytes) -> DeepLearningModel:
-    try:
-        return _model_from_bytes(data)
-    except (KeyError, TypeError, AttributeError) as err:  # well-formed JSON, wrong document
-        raise ValueError(f"not a valid dask_dl model file: malformed metadata ({type(err).__name__}: {err})") \
-            from err
-
-
-def _model_from_bytes(data: bytes) -> DeepLearningModel:
+def from_bytes(data: bytes) -> tuple[np.ndarray, dict]:
+    """(float32 state, metadata) of a model file, its format and version checked; never unpickles."""
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
         if "metadata" not in z.files or "state" not in z.files:
             raise ValueError("not a dask_dl model file (no metadata/state arrays)")
@@ -79,25 +65,18 @@ def _model_from_bytes(data: bytes) -> DeepLearningModel:
     if not isinstance(version, int) or isinstance(version, bool):
         raise ValueError(f"not a valid dask_dl model file: format_version {version!r} is not an integer")
     if version > FORMAT_VERSION:
-        raise ValueError(f"model file format version {meta['format_version']} is newer than this dask_dl "
+        raise ValueError(f"model file format version {version} is newer than this dask_dl "
                          f"understands ({FORMAT_VERSION}); upgrade dask_dl")
-    layout = NetworkLayout.from_dict(meta["layout"])
-    if state.size not in (layout.state_size, layout.n_weights + layout.n_biases):
-        raise ValueError(f"model file is corrupt: state has {state.size} values, the layout needs "
-                         f"{layout.state_size}")
-    return DeepLearningModel(layout, state, DataInfo.from_dict(meta["info"]), meta["params"], meta["kind"],
-                             meta["distribution"], meta["loss"], meta["history"], threshold=meta["threshold"],
-                             run=meta["run"])
+    return state, meta
 
 
-def save_model(model: DeepLearningModel, url: str, storage_options: dict | None = None) -> str:
-    """Write ``model`` to ``url`` (local path, s3://, hdfs://, ... any fsspec URL). Returns the URL."""
+def write_bytes(url: str, data: bytes, storage_options: dict | None = None) -> str:
+    """Write ``data`` to ``url`` (local path, s3://, hdfs://, ... any fsspec URL). Returns the URL."""
     with fsspec.open(url, "wb", **(storage_options or {})) as f:
-        f.write(model_to_bytes(model))
+        f.write(data)
     return url
 
 
-def load_model(url: str, storage_options: dict | None = None) -> DeepLearningModel:
-    """Read a model written by ``save_model`` / ``DeepLearningModel.save``."""
+def read_bytes(url: str, storage_options: dict | None = None) -> bytes:
     with fsspec.open(url, "rb", **(storage_options or {})) as f:
-        return model_from_bytes(f.read())
+        return f.read()

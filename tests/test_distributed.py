@@ -4,7 +4,7 @@ import pytest
 
 from dask_dl import DeepLearningClassifier
 from dask_dl.cluster import tasks
-from dask_dl.nn.hogwild import settings_from_config
+from dask_dl.nn.settings import settings_from_config
 from dask_dl.nn.network import build_layout, initial_state
 from dask_dl.params import resolve
 
@@ -35,12 +35,16 @@ def test_worker_keeps_its_local_model_between_iterations():
     layout = build_layout(4, [6], "Tanh", 2, True, 0.0, [0.0])
     ks = settings_from_config(resolve({"hidden": [6]}, "classification", 2))
     center = initial_state(layout, 1)
-    args = (layout, ks, 200, (1, 1, 0), 0.0, False, 1, 0.0, 1)
-    first, n1, _ = tasks.train_on_worker(center, *args, ("fitA", 1e-3), (X, y))
+
+    def spec(fit):
+        return tasks.RoundSpec(layout=layout, settings=ks, n_samples=200, n_seen=0.0, rng_seeds=(1, 1, 0),
+                               position=0.0, order_seed=1, n_threads=1, elastic_key=fit, elastic_strength=1e-3)
+
+    first, n1, _ = tasks.train_on_worker(tasks.ModelCopy(center), [(X, y)], spec=spec("fitA"))
     assert n1 == 200 and not np.array_equal(first, center)
-    other_center = initial_state(layout, 99)
-    second, _, _ = tasks.train_on_worker(other_center, *args, ("fitA", 1e-3), (X, y))
-    fresh, _, _ = tasks.train_on_worker(other_center, *args, ("fitB", 1e-3), (X, y))
+    other_center = tasks.ModelCopy(initial_state(layout, 99))
+    second, _, _ = tasks.train_on_worker(other_center, [(X, y)], spec=spec("fitA"))
+    fresh, _, _ = tasks.train_on_worker(other_center, [(X, y)], spec=spec("fitB"))
     # continuing from the local model stays near it; a fresh worker starts from the (other) centre
     assert np.abs(second - first).mean() < np.abs(fresh - first).mean()
     assert tasks.drop_fit_state("fitA") == 1 and tasks.drop_fit_state("fitB") == 1
@@ -83,7 +87,8 @@ def test_replicated_workers_split_each_pass_between_them(n_workers, threads, siz
         streamed = 0
         for chunk in (total // n_workers // 3, total // n_workers - total // n_workers // 3):  # two iterations
             position, seed = worker_stream(wi, n_workers, streamed, total, True, 7)
-            for bi, rows in shard_plan(sizes, chunk, threads, position, seed, False):
+            for bi, rows in shard_plan(sizes, n_samples=chunk, n_threads=threads, position=position,
+                                       order_seed=seed, shuffle=False):
                 seen[bi].extend(np.concatenate(rows).tolist())
             streamed += chunk
     assert sum(len(v) for v in seen.values()) == total
@@ -100,11 +105,11 @@ def test_replicated_workers_split_each_pass_between_them(n_workers, threads, siz
 
 def test_replicas_live_on_every_worker_and_survive_the_memory_manager(client2):
     import time
-    from dask_dl.cluster.placement import _replicate
+    from dask_dl.cluster.replication import replicate_blocks
     workers = sorted(client2.nthreads())
     blocks = [(np.full((5, 2), i, np.float32), np.zeros(5, np.float32)) for i in range(3)]
     futures = client2.scatter(blocks, workers=[workers[0]])
-    copies = _replicate(client2, futures, workers)
+    copies = replicate_blocks(client2, futures, workers)
     assert copies[workers[0]] == futures  # the holder keeps its own blocks
     time.sleep(3)  # longer than the Active Memory Manager's 2 s interval
     who = client2.who_has(copies[workers[1]])
@@ -113,72 +118,47 @@ def test_replicas_live_on_every_worker_and_survive_the_memory_manager(client2):
 
 
 def test_replication_only_when_it_fits_in_a_worker(dl_log):
-    from dask_dl.cluster.placement import wants_replication
-    from dask_dl.params import DEFAULTS
+    from dask_dl.cluster.replication import wants_replication
+    from dask_dl.params import resolve
+
+    def cfg(**values):
+        return resolve(values, "regression")
 
     info = response_only_info(1_000_000)
     need = 4_000_000  # encoded bytes: a 0-input frame is its float32 response
-    p = dict(DEFAULTS)
+    p = cfg()
     assert wants_replication(FakeClient([4 * need, 4 * need]), info, p, 2) is True
     assert wants_replication(FakeClient([0, 0]), info, p, 2) is True  # no limits: this machine's memory
     huge = response_only_info(2**40)
     assert wants_replication(FakeClient([0, 0]), huge, p, 2) is False  # 4 TB: never copied blindly
     assert wants_replication(FakeClient([4 * need]), info, p, 1) is False  # nothing to replicate to
-    assert wants_replication(FakeClient([4 * need] * 2), info, {**p, "replicate_training_data": False}, 2) is False
-    assert wants_replication(FakeClient([4 * need] * 2), info, {**p, "reproducible": True}, 2) is False
+    assert wants_replication(FakeClient([4 * need] * 2), info, cfg(replicate_training_data=False), 2) is False
+    assert wants_replication(FakeClient([4 * need] * 2), info, cfg(reproducible=True), 2) is False
+    assert wants_replication(FakeClient([4 * need] * 2), info, cfg(single_node_mode=True), 2) is False
     assert wants_replication(FakeClient([4 * need, need]), info, p, 2) is False  # the smallest decides
     assert any("exceeds half a worker's memory limit" in m for m in dl_log)
 
 
-def test_set_up_passes_take_persisted_partitions_as_futures(client2):
-    """Set-up tasks get persisted partitions straight from their futures (to_delayed() re-materialised
-    them in every pass): the response rename over them happens inside the same task, with no
-    dask-dataframe task (or re-persist) in between; another frame built on persisted data is
-    persisted once; none may hand out the underlying partitions unchanged."""
-    import dask
-    import dask.dataframe as dd
-    import pandas as pd
-    from dask_dl.cluster import placement
-    df = pd.DataFrame({"a": np.arange(40.0), "b": np.arange(40.0) % 3})
-    persisted = client2.persist(dd.from_pandas(df, npartitions=4, sort=False))
-    renamed = persisted.rename(columns={"b": "target"})
-    assert placement.persist_if_in_memory(client2, renamed) is renamed  # nothing to persist
-    calls = placement.partition_calls(len, renamed)
-    assert len(calls) == 4
-    sources = []
-    for c in calls:  # one task per partition, its only input the persisted partition's future
-        graph = dict(c.__dask_graph__())
-        assert list(graph) == [c.key] and len(graph[c.key].dependencies) == 1
-        assert c.key.startswith("len-")
-        sources += list(graph[c.key].dependencies)
-    assert len(set(sources)) == 4 and all(k[0] == sources[0][0] for k in sources)
-    assert dask.compute(*calls) == (10, 10, 10, 10)
-    got = pd.concat(dask.compute(*placement.partition_calls(lambda p: p, renamed)))
-    pd.testing.assert_frame_equal(got, df.rename(columns={"b": "target"}))  # renamed, in partition order
-    projected = persisted[["b"]].assign(c=1.0)
-    ready = placement.persist_if_in_memory(client2, projected)
-    assert ready is not projected
-    got = pd.concat(dask.compute(*placement.partition_calls(lambda p: p, ready)))
-    pd.testing.assert_frame_equal(got, df[["b"]].assign(c=1.0))
-    from_storage = dd.from_pandas(df, npartitions=2, sort=False)  # not persisted: left alone
-    assert placement.persist_if_in_memory(client2, from_storage) is from_storage
-
-
-def test_pipelined_rounds_train_exactly_as_sequential_ones(client2, wine, monkeypatch):
+def test_pipelined_rounds_train_exactly_as_sequential_ones(client2, wine):
     """Short rounds go out before the previous one returns (from its average, where it lies); the
     result is the same model, bit for bit, as waiting for every round."""
-    from dask_dl.cluster import loop
+    from dask_dl import job
+    from dask_dl.data.schema import RESPONSE, column_role
+    from dask_dl.params import resolve
     kw = dict(hidden=[16, 8], epochs=2, seed=7, reproducible=True, quiet_mode=True, train_samples_per_iteration=2000,
               score_each_iteration=True)
-    piped = DeepLearningClassifier(**kw).fit(wine, "type")
-    monkeypatch.setattr(loop, "PIPELINE_MAX_ROUND_S", 0.0)
-    plain = DeepLearningClassifier(**kw).fit(wine, "type")
-    iterations = piped.model_.run["iterations"]
-    assert iterations >= 6 and piped.model_.run["pipelined"] == iterations - 1
-    assert plain.model_.run["pipelined"] == 0
-    assert np.array_equal(piped.model_.state, plain.model_.state)
+    frame = wine.rename(columns={"type": RESPONSE})
+    columns = job.ColumnRoles(response="type", features={c: column_role(c, frame.dtypes[c]) for c in frame.columns
+                                                                if c != RESPONSE})
+    cfg = resolve(kw, "binomial", n_classes=2)
+    piped = job.train(frame, columns, cfg)
+    plain = job.train(frame, columns, cfg, pipeline_max_round_s=0.0)
+    iterations = piped.run["iterations"]
+    assert iterations >= 6 and piped.run["pipelined"] == iterations - 1
+    assert plain.run["pipelined"] == 0
+    assert np.array_equal(piped.state, plain.state)
     cols = ["epochs", "samples", "training_classification_error", "validation_classification_error"]
-    hp, hs = piped.model_.scoring_history(), plain.model_.scoring_history()
+    hp, hs = piped.scoring_history(), plain.scoring_history()
     assert hp[[c for c in cols if c in hp]].equals(hs[[c for c in cols if c in hs]])
 
 

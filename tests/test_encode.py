@@ -684,11 +684,11 @@ def test_training_block_classification_drops_na_response():
 def test_sample_block_fraction():
     X = np.arange(20000, dtype=np.float32).reshape(-1, 2)
     y = np.arange(10000, dtype=np.float32)
-    Xs, ys = sample_block((X, y), 0.3, seed=1)
+    Xs, ys = sample_block((X, y), fraction=0.3, seed=1)
     assert abs(len(ys) - 3000) < 4 * math.sqrt(10000 * 0.3 * 0.7)
     np.testing.assert_array_equal(Xs[:, 0] / 2, ys)          # rows kept together
     assert len(np.unique(ys)) == len(ys)
-    Xs2, ys2 = sample_block((X, y), 0.3, seed=1)
+    Xs2, ys2 = sample_block((X, y), fraction=0.3, seed=1)
     np.testing.assert_array_equal(ys, ys2)                    # deterministic for a seed
 
 
@@ -696,18 +696,18 @@ def test_sample_block_at_least_one_row():
     X = np.ones((5, 3), dtype=np.float32)
     y = np.arange(5, dtype=np.float32)
     for seed in range(20):
-        Xs, ys = sample_block((X, y), 1e-9, seed=seed)
+        Xs, ys = sample_block((X, y), fraction=1e-9, seed=seed)
         assert len(ys) == 1 and Xs.shape == (1, 3)
-    Xs, ys = sample_block((X, y), 0.0, seed=0)
+    Xs, ys = sample_block((X, y), fraction=0.0, seed=0)
     assert len(ys) == 1
 
 
 def test_sample_block_full_and_empty():
     X = np.ones((5, 3), dtype=np.float32)
     y = np.arange(5, dtype=np.float32)
-    Xs, ys = sample_block((X, y), 1.0, seed=0)
+    Xs, ys = sample_block((X, y), fraction=1.0, seed=0)
     assert Xs is X and ys is y
-    Xe, ye = sample_block((X[:0], y[:0]), 0.5, seed=0)
+    Xe, ye = sample_block((X[:0], y[:0]), fraction=0.5, seed=0)
     assert len(ye) == 0
 
 

@@ -21,7 +21,7 @@ def no_cluster(monkeypatch):
     """Fail if fit reaches the point where it would use a cluster."""
     def refuse(*a, **k):
         raise AssertionError("cluster work started before the input was validated")
-    monkeypatch.setattr("dask_dl.estimators.cluster_client", refuse)
+    monkeypatch.setattr("dask_dl.job.cluster_client", refuse)
 
 
 def test_params_follow_h2o_names_and_defaults():
@@ -107,6 +107,15 @@ def test_validation_and_predict_columns_must_match(iris, client2):
     train = iris[iris["class"] != "Iris-virginica"]
     with pytest.raises(DataError, match="Iris-virginica"):
         DeepLearningClassifier(**FAST).fit(train, "class", validation_data=iris)
+
+
+def test_help_documents_every_parameter_with_its_default():
+    from dask_dl.params import PARAMETERS
+    for cls in (DeepLearningClassifier, DeepLearningRegressor):
+        doc = cls.__doc__
+        assert "\nParameters\n----------\n" in doc and "\nAttributes\n----------\n" in doc
+        for name, p in PARAMETERS.items():
+            assert f"\n{name} : " in doc and f", default={p.default!r}\n" in doc, name
 
 
 def test_unfitted_predict_is_refused():

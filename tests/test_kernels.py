@@ -1,4 +1,4 @@
-"""dask_dl.nn.kernels: exact gradients, regularisation, optimizers, fast_mode, max_w2, dropout, HOGWILD!.
+"""dask_dl.nn's kernels: exact gradients, regularisation, optimizers, fast_mode, max_w2, dropout, HOGWILD!.
 
 The kernels are dtype-generic, so most checks run ``train_rows`` in float64. Gradient trick: plain SGD with
 rate 1, no annealing/decay/regularisation/dropout and one row gives ``old_state - new_state == gradient`` for
@@ -11,10 +11,13 @@ import numpy as np
 import pytest
 
 from dask_dl.nn import codegen
-from dask_dl.nn import kernels as K
+from dask_dl.nn import settings as K
+from dask_dl.nn.batch_kernel import train_batches
 from dask_dl.nn.forward import forward
-from dask_dl.nn.hogwild import KernelSettings, train_shard
+from dask_dl.nn.hogwild import train_shard
 from dask_dl.nn.network import MAXOUT, RECTIFIER, SOFTMAX, TANH, build_layout, initial_state
+from dask_dl.nn.sample_kernel import _rows_times, train_rows, train_rows_elastic
+from dask_dl.nn.settings import KernelSettings
 
 FMAX = 3.4e38
 RTOL_FD = 1e-5
@@ -57,10 +60,8 @@ def train(layout, state, X, y, hp, opt=K.SGD, loss=K.CROSS_ENTROPY, fast=0, seed
     X = np.ascontiguousarray(np.atleast_2d(X), dtype=dt)
     y = np.ascontiguousarray(np.atleast_1d(y), dtype=dt)
     rows = np.arange(X.shape[0], dtype=np.int64)
-    ip = K.int_params(opt, fast, loss, seed, input_major=layout.input_major)
-    n = K.train_rows(state, layout.n_weights, layout.n_biases, layout.units_array(), layout.w_offsets,
-                     layout.b_offsets, layout.act_codes(), layout.dropout_array(), X, y, rows,
-                     np.ascontiguousarray(hp, dtype=dt), ip)
+    ip = K.int_params(opt, fast, loss, seed, input_major=layout.input_major, caps_weights=hp[K.HP_MAXW2] < FMAX)
+    n = train_rows(state, layout.kernel_arrays(), X, y, rows, np.ascontiguousarray(hp, dtype=dt), ip)
     assert n == X.shape[0]
     return state
 
@@ -239,7 +240,7 @@ def test_rows_times_is_w_x_plus_b(n_out, n_in, dtype):
     rng = np.random.default_rng(n_out * 1000 + n_in)
     W, b, x = (rng.normal(size=s).astype(dtype) for s in ((n_out, n_in), n_out, n_in))
     out = np.full(n_out, np.nan, dtype=dtype)
-    K._rows_times(W.ravel(), b, x, out)
+    _rows_times(W.ravel(), b, x, out)
     tol = 1e-4 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(out, W.astype(np.float64) @ x + b, rtol=tol, atol=tol * np.sqrt(n_in))
 
@@ -723,8 +724,8 @@ def test_hogwild_two_threads_learns():
     state = initial_state(layout, 1)
     half = len(y) // 2
     blocks = [(X[:half], y[:half]), (X[half:], y[half:])]
-    done = train_shard(state, layout, blocks, 5 * len(y), _hw_settings(), n_threads=2, seed_parts=(1, 0),
-                       n_seen=0.0, shuffle=True)
+    done = train_shard(state, layout, blocks, n_samples=5 * len(y), settings=_hw_settings(), n_threads=2,
+                       rng_seeds=(1, 0), n_seen=0.0, shuffle=True)
     assert done == 5 * len(y)
     assert state.dtype == np.float32 and np.all(np.isfinite(state))
     acc = np.mean(forward(layout, state, X).argmax(axis=1) == y)
@@ -772,8 +773,8 @@ def test_hogwild_single_thread_is_reproducible(drop):
     runs = []
     for seed_parts in [(5, 1), (5, 1), (6, 1)]:
         s = init.copy()
-        train_shard(s, layout, [(X, y)], 1500, _hw_settings(), n_threads=1, seed_parts=seed_parts, n_seen=0.0,
-                    shuffle=True, fit_seed=seed_parts[0])
+        train_shard(s, layout, [(X, y)], n_samples=1500, settings=_hw_settings(), n_threads=1, rng_seeds=seed_parts,
+                    n_seen=0.0, shuffle=True, order_seed=seed_parts[0])
         runs.append(s)
     assert np.array_equal(runs[0], runs[1])
     assert not np.array_equal(runs[0], init)
@@ -798,26 +799,26 @@ def test_thread_local_models_average_per_thread_copies(elastic):
     strength = 1e-3 if elastic else 0.0
     n = 1300
     state = init.copy()
-    done = train_shard(state, layout, blocks, n, ks, n_threads=3, seed_parts=(7, 1), n_seen=10.0, shuffle=True,
-                       fit_seed=7, center=center, elastic=strength)
+    done = train_shard(state, layout, blocks, n_samples=n, settings=ks, n_threads=3, rng_seeds=(7, 1), n_seen=10.0,
+                       shuffle=True, order_seed=7, center=center, elastic_strength=strength)
     assert done == n
 
     copies, rows_done, seen = [init.copy() for _ in range(3)], np.zeros(3), 0
     hp = ks.hp.astype(np.float32)
     hp[K.HP_EA] = strength
-    for bi, thread_rows in hogwild.shard_plan([len(b[1]) for b in blocks], n, 3, 0.0, 7, True):
+    for bi, thread_rows in hogwild.shard_plan([len(b[1]) for b in blocks], n_samples=n, n_threads=3, position=0.0,
+                                              order_seed=7, shuffle=True):
         Xb, yb = blocks[bi]
         for t, rows in enumerate(thread_rows):
             hp_t = hp.copy()
             hp_t[K.HP_N0] = 10.0 + seen
             hp_t[K.HP_NSTEP] = len(thread_rows)
             ip = K.int_params(ks.opt, ks.fast, ks.loss, hogwild.thread_seed(7, 1, bi, t))
-            args = (layout.n_weights, layout.n_biases, layout.units_array(), layout.w_offsets, layout.b_offsets,
-                    layout.act_codes(), layout.dropout_array(), Xb, yb, rows, hp_t, ip)
+            args = (layout.kernel_arrays(), Xb, yb, rows, hp_t, ip)
             if elastic:
-                K.train_rows_elastic(copies[t], center, *args)
+                train_rows_elastic(copies[t], center, *args)
             else:
-                K.train_rows(copies[t], *args)
+                train_rows(copies[t], *args)
             rows_done[t] += len(rows)
         seen += sum(len(r) for r in thread_rows)
     assert (rows_done > 0).all() and len({c.tobytes() for c in copies}) == 3  # three different copies
@@ -889,10 +890,8 @@ def train_batch(layout, state, X, y, hp, opt=K.SGD, loss=K.CROSS_ENTROPY, fast=0
     X = np.ascontiguousarray(np.atleast_2d(X), dtype=dt)
     y = np.ascontiguousarray(np.atleast_1d(y), dtype=dt)
     rows = np.arange(X.shape[0], dtype=np.int64)
-    ip = K.int_params(opt, fast, loss, seed, batch or X.shape[0])
-    n = K.train_batches(state, layout.n_weights, layout.n_biases, layout.units_array(), layout.w_offsets,
-                        layout.b_offsets, layout.act_codes(), layout.dropout_array(), X, y, rows,
-                        np.ascontiguousarray(hp, dtype=dt), ip)
+    ip = K.int_params(opt, fast, loss, seed, batch or X.shape[0], caps_weights=hp[K.HP_MAXW2] < FMAX)
+    n = train_batches(state, layout.kernel_arrays(), X, y, rows, np.ascontiguousarray(hp, dtype=dt), ip)
     assert n == X.shape[0]
     return state
 
@@ -1082,12 +1081,12 @@ def test_input_major_with_hidden_dropout_matches_unit_major_statistically():
 
 
 def test_input_major_layout_requires_fast_mode():
-    from dask_dl.nn.hogwild import KernelSettings
     layout = build_layout(4, [3], "Rectifier", 2, True, 0.0, [0.0], input_major=True)
     ks = KernelSettings(hp=np.zeros(K.N_HP), opt=K.ADADELTA, fast=False, loss=K.CROSS_ENTROPY)
     X, y = np.ones((2, 4), np.float32), np.zeros(2, np.float32)
     with pytest.raises(ValueError, match="fast_mode"):
-        train_shard(initial_state(layout, 1), layout, [(X, y)], 2, ks, 1, (1,), 0.0)
+        train_shard(initial_state(layout, 1), layout, [(X, y)], n_samples=2, settings=ks, n_threads=1,
+                    rng_seeds=(1,), n_seen=0.0)
 
 
 def test_unowned_view_reads_and_writes_the_same_memory():
@@ -1115,13 +1114,14 @@ def test_one_blas_thread_limits_every_blas_the_kernels_use():
     import sys
     # a fresh process, as a worker: the first mini-batch fit sets the limit, then numba loads the kernel
     code = ("import numpy as np\n"
-            "from dask_dl.nn import hogwild, kernels as K\n"
+            "from dask_dl.nn import hogwild, settings as K\n"
             "from dask_dl.nn.network import build_layout, initial_state\n"
             "layout = build_layout(3, [4], 'Rectifier', 2, True, 0.0, [0.0])\n"
             "state = initial_state(layout, 1)\n"
             "X = np.ones((8, 3), np.float32); y = np.zeros(8, np.float32)\n"
-            "ks = hogwild.KernelSettings(hp=np.zeros(K.N_HP), opt=K.ADADELTA, fast=True, loss=K.CROSS_ENTROPY, batch=4)\n"
-            "hogwild.train_shard(state, layout, [(X, y)], 8, ks, 1, (1,), 0.0)\n"
+            "ks = K.KernelSettings(hp=np.zeros(K.N_HP), opt=K.ADADELTA, fast=True, loss=K.CROSS_ENTROPY, batch=4)\n"
+            "hogwild.train_shard(state, layout, [(X, y)], n_samples=8, settings=ks, n_threads=1, rng_seeds=(1,),"
+            " n_seen=0.0)\n"
             "from threadpoolctl import threadpool_info\n"
             "libs = [(i['filepath'], i['num_threads']) for i in threadpool_info() if i['user_api'] == 'blas']\n"
             "assert len(libs) >= 2, libs  # numpy's and scipy's\n"
@@ -1129,3 +1129,16 @@ def test_one_blas_thread_limits_every_blas_the_kernels_use():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**__import__("os").environ, "OPENBLAS_NUM_THREADS": ""})
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_settings_huber_delta_copy_and_max_w2_switch():
+    """with_huber_delta returns a copy (the fit's settings are shared by its rounds); max_w2 is on
+    exactly when the resolved config says so, and the switch reaches the kernels' integer slot."""
+    from dask_dl.params import resolve
+    from dask_dl.nn.settings import settings_from_config
+    ks = settings_from_config(resolve({}, "regression"))
+    huber = ks.with_huber_delta(0.25)
+    assert huber.hp[K.HP_HUBER] == 0.25 and ks.hp[K.HP_HUBER] == 1.0 and huber.opt == ks.opt
+    assert not ks.caps_weights and ks.int_params(3)[K.IP_CAPS_W2] == 0
+    capped = settings_from_config(resolve({"max_w2": 10.0}, "regression"))
+    assert capped.caps_weights and capped.int_params(3)[K.IP_CAPS_W2] == 1 and capped.hp[K.HP_MAXW2] == 10.0

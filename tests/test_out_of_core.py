@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 import dask_dl
-from dask_dl.cluster.placement import wants_streaming
+from dask_dl.cluster.streaming import StreamSource, wants_streaming
+from dask_dl.params import resolve
 
 from conftest import FakeClient, response_only_info
 
@@ -37,17 +38,28 @@ def test_streaming_matches_in_memory_training(client2, mnist_parquet):
 def test_auto_decision_from_worker_memory_limits():
     info = response_only_info(1_000_000)
     need = 1_000_000 * (info.n_inputs + 1) * 4  # 4 MB for a 0-input frame: only the response
-    auto = {"out_of_core": "auto"}
+    auto = resolve({"out_of_core": "auto"}, "regression")
     assert wants_streaming(FakeClient([need // 2, need // 2]), info, auto) is True  # needs > half the memory
     assert wants_streaming(FakeClient([4 * need, 4 * need]), info, auto) is False
     assert wants_streaming(FakeClient([0, 0]), info, auto) is False              # no limit set
-    assert wants_streaming(FakeClient([4 * need]), info, {"out_of_core": True}) is True
-    assert wants_streaming(FakeClient([need // 4]), info, {"out_of_core": False}) is False
+    assert wants_streaming(FakeClient([4 * need]), info, resolve({"out_of_core": True}, "regression")) is True
+    assert wants_streaming(FakeClient([need // 4]), info, resolve({"out_of_core": False}, "regression")) is False
+    # one worker trains on everything in memory (reproducible, single_node_mode)
+    for one in ({"reproducible": True}, {"single_node_mode": True}):
+        assert wants_streaming(FakeClient([4 * need]), info, resolve({"out_of_core": True, **one}, "regression")) \
+            is False
 
 
 def test_stream_plan_reads_only_what_the_iteration_needs():
-    from dask_dl.cluster.tasks import StreamSource
     src = StreamSource([None] * 3, [10, 20, 10], None)
     assert src.plan(15, 0) == [(0, 0.0, 10), (1, 0.0, 5)]
     assert src.plan(30, 15) == [(1, 0.25, 15), (2, 0.0, 10), (0, 1.0, 5)]   # wraps into the 2nd pass
     assert sum(c for _, _, c in src.plan(95, 7)) == 95
+
+
+def test_partitions_are_assigned_round_robin():
+    """One assignment for persisted encoding and streaming: partition i to worker i mod P."""
+    from dask_dl.cluster.placement import round_robin
+    assert round_robin(5, ["a", "b"]) == [("a", [0, 2, 4]), ("b", [1, 3])]
+    assert round_robin(1, ["a", "b", "c"]) == [("a", [0])]  # workers without a partition left out
+    assert round_robin(0, ["a"]) == []

@@ -376,8 +376,8 @@ def test_momentum_with_adaptive_rate_is_an_error(mom):
 
 
 def test_adam_refuses_momentum_and_maps_onto_the_kernel():
-    from dask_dl.nn import kernels as K
-    from dask_dl.nn.hogwild import settings_from_config
+    from dask_dl.nn import settings as K
+    from dask_dl.nn.settings import settings_from_config
     with pytest.raises(ValueError, match="optimizer='adam'"):
         resolve({"optimizer": "adam", "adaptive_rate": False, "momentum_stable": 0.9}, "regression")
     with pytest.raises(ValueError, match="optimizer"):
@@ -392,7 +392,7 @@ def test_adam_refuses_momentum_and_maps_onto_the_kernel():
 
 
 def test_thread_local_models_maps_onto_the_per_sample_kernel_only():
-    from dask_dl.nn.hogwild import settings_from_config
+    from dask_dl.nn.settings import settings_from_config
     assert not settings_from_config(resolve({}, "regression")).thread_copies  # H2O's HOGWILD! by default
     assert settings_from_config(resolve({"thread_local_models": True}, "regression")).thread_copies
     # mini-batch threads keep sharing one copy (one update per batch: they scale already)

@@ -10,7 +10,8 @@ import pytest
 
 import dask_dl
 from dask_dl import DeepLearningClassifier, DeepLearningRegressor, load_model, save_model
-from dask_dl.persist import FORMAT_VERSION, model_from_bytes, model_to_bytes
+from dask_dl.model import model_from_bytes, model_to_bytes
+from dask_dl.persist import FORMAT_VERSION
 
 from conftest import split
 
@@ -100,6 +101,29 @@ def test_bytes_round_trip_and_file_url(models, tmp_path):
     url = (tmp_path / "via_url.npz").as_uri()  # file:// URL through fsspec
     save_model(model, url)
     assert np.array_equal(load_model(url).predict_values(X), model.predict_values(X))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_loaded_model_predicts_lazily_on_a_dask_frame(models, kind, tmp_path):
+    """One prediction implementation on the model: a model read from a file gives lazy dask output
+    for dask input (the estimators' arrays and the CLI's prediction frame), equal to pandas'."""
+    import dask.array as da
+    import dask.dataframe as dd
+    model, X = models[kind]
+    path = str(tmp_path / "model.npz")
+    back = load_model(model.save(path))
+    dX = dd.from_pandas(X, npartitions=3)
+    values, frame = back.predict(dX), back.predict_frame(dX)
+    assert isinstance(values, da.Array) and isinstance(frame, dd.DataFrame)
+    assert np.array_equal(values.compute(), model.predict_values(X))
+    got = frame.compute()
+    assert np.array_equal(got["predict"].to_numpy(), model.predict_values(X))
+    if model.kind != "regression":
+        proba = back.predict_proba(dX)
+        assert isinstance(proba, da.Array)
+        assert np.array_equal(proba.compute(), model.predict_proba_frame(X))
+        assert list(got.columns) == ["predict"] + [f"p_{c}" for c in model.classes]
+        assert np.array_equal(got[list(got.columns[1:])].to_numpy(), model.predict_proba_frame(X))
 
 
 def test_prediction_only_copy_round_trips(models, tmp_path):

@@ -1,13 +1,16 @@
 """The iteration driver: broadcast the centre, one HOGWILD! task per worker, tree-average, score.
 
 The client drives the loop (as LightGBM's and xgboost's Dask backends do). Each round the centre is
-scattered once, every worker trains its copy on its own persisted blocks, the copies are averaged by
-a reduction tree on the workers, and only the average returns to the client as numpy — which also
+sent once, every worker trains its copy on its own persisted blocks, the copies are averaged by a
+reduction tree on the workers, and only the average returns to the client as numpy — which also
 cuts the task lineage, so a lost worker costs one round, never a replay.
+
+``IterationLoop.run`` reads top-down: take a round (submitted now, or ahead while the last one
+ran), absorb its average, score when the schedule says so, decide whether to stop, and at the end
+restore the best model. Everything that changes between rounds is in ``_Progress``.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
@@ -16,44 +19,22 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..nn import kernels as K
+from ..errors import ModelDivergedError
 from ..nn.hogwild import proportional_split
 from ..scoring import evaluate, history
 from . import tasks
 from .averaging import tree_average
+from .placement import TrainingData
 
 logger = logging.getLogger("dask_dl")
 
 # conservative training speeds per thread behind the initial train_samples_per_iteration=-2
 AUTO_SPEED_PER_SAMPLE, AUTO_SPEED_MINI_BATCH = 10_000, 30_000
-# pipelining: a round whose compute takes less than this (measured; estimated from the speeds above
-# for the first) has the next round submitted before its own result returns, so the workers train on
-# while the client checks, scores and decides. A stop waits for at most one such round, unused.
+# a round whose compute takes less than this has the next round submitted before its own result
+# returns, so the workers train on while the client checks, scores and decides
 PIPELINE_MAX_ROUND_S = 0.5
 # H2O's instability thresholds (§9.8)
 MAX_MEAN_WEIGHT, MAX_MEAN_BIAS = 1e10, 1e5
-
-
-class ModelDivergedError(RuntimeError):
-    """Training produced NaN/inf or exploding weights; ``last_good_model`` holds the last sound state."""
-
-    def __init__(self, message: str, last_good_state=None, history_rows=None):
-        super().__init__(message)
-        self.last_good_state = last_good_state
-        self.history_rows = history_rows or []
-        self.last_good_model = None  # filled in by the estimator
-
-
-@dataclass
-class TrainingData:
-    """Where the encoded data lives: persisted block futures, grouped by the worker that holds them."""
-    blocks_by_worker: dict          # {worker address: [future of (X, y)]}
-    rows_by_worker: dict            # {worker address: rows}
-    score_train: list               # futures of sampled training blocks (scoring)
-    score_valid: list | None        # futures of validation blocks (scoring), or None
-    n_rows: int
-    streaming: bool = False         # out of core: blocks_by_worker holds one StreamSource per worker
-    replicated: bool = False        # replicate_training_data: every worker holds every block
 
 
 @dataclass
@@ -64,7 +45,6 @@ class FitResult:
     samples: int
     epochs: float
     stop_reason: str
-    huber_delta: float = 1.0
     threshold: float = 0.5
     run_seconds: float = 0.0
     train_samples_per_iteration: int = 0
@@ -74,18 +54,16 @@ class FitResult:
 
 def auto_speed(cfg) -> int:
     """The conservative samples/s per thread assumed before anything is measured."""
-    return AUTO_SPEED_PER_SAMPLE if int(cfg.params["mini_batch_size"]) == 1 else AUTO_SPEED_MINI_BATCH
+    return AUTO_SPEED_PER_SAMPLE if cfg.per_sample else AUTO_SPEED_MINI_BATCH
 
 
 def worker_stream(wi: int, n_workers: int, streamed: int, rows: int, replicated: bool,
                   seed: int) -> tuple[float, int]:
     """Where worker ``wi`` resumes its row stream (in passes over its ``rows`` rows, after
     ``streamed`` samples) and the seed of its row order. Replicated data: every worker holds every
-    row, so all walk ONE row order from evenly spaced starts and the P workers together cover the
-    data once per epoch (independent orders would see only 1 - (1 - 1/P)^P of the rows in an epoch,
-    ~75% for two workers, some twice). With shuffle_training_data (a new order per pass) that holds
-    for the first epoch; later epochs straddle two passes' orders, as independent orders did.
-    Partitioned data: each worker its own order."""
+    row, so all walk ONE row order from evenly spaced starts and together cover the data once per
+    epoch (independent orders would see only 1 - (1 - 1/P)^P of the rows in an epoch). With
+    shuffle_training_data that holds for the first epoch. Partitioned data: each worker its own order."""
     position = streamed / rows
     if replicated:
         return position + wi / n_workers, seed
@@ -95,16 +73,10 @@ def worker_stream(wi: int, n_workers: int, streamed: int, rows: int, replicated:
 def samples_per_iteration(cfg, n_rows: int, n_threads_total: int, local_rows: int | None = None) -> int:
     """Resolve train_samples_per_iteration (H2O §9.2): 0 -> N, -1 -> all local data (``local_rows``,
     the rows all workers hold: N when partitioned, workers x N when replicated), N > 0 -> N capped at
-    epochs*N, -2 -> auto.
-
-    Auto: about 1.5 s of work for the whole cluster at a conservative per-thread speed (per-sample
-    ADADELTA ~12k samples/s per thread on the MNIST default network, mini-batches several times
-    more; benchmarks/README.md), so the ~50 ms round cost stays near 3%, never more than one epoch;
-    short jobs get smaller iterations (down to a quarter of that) so they still iterate ~10 times.
-    With 2+ workers the loop then re-tunes it from measured times (H2O's rule)."""
-    t = int(cfg.params["train_samples_per_iteration"])
-    if t == -2 and cfg.params["reproducible"]:
-        t = -1  # H2O: reproducible runs iterate over whole epochs
+    epochs*N, -2 -> auto: about 1.5 s of work for the whole cluster at a conservative per-thread
+    speed, never more than one epoch; short jobs get down to a quarter of that so they still iterate
+    ~10 times. With 2+ workers the loop then re-tunes it from measured times (H2O's rule)."""
+    t = cfg.iteration_samples
     total = cfg.params["epochs"] * n_rows
     if t == 0:
         return n_rows
@@ -123,16 +95,19 @@ def _split_budget(n: int, rows_by_worker: dict) -> dict:
     return dict(zip(workers, proportional_split(n, [rows_by_worker[w] for w in workers]).tolist()))
 
 
+def _exploded(a: np.ndarray, limit: float) -> bool:
+    return abs(float(a.mean())) > limit or float(np.sqrt((a.astype(np.float64) ** 2).mean())) > limit
+
+
 def check_stable(layout, state: np.ndarray) -> str | None:
     """None if the state is sound, else why not (H2O's §9.8 rule plus non-finite values)."""
     if not np.isfinite(state).all():
         return "weights or optimizer state became NaN/inf"
     for l in range(1, layout.n_layers + 1):
-        w = layout.weight_matrix(state, l)
-        b = layout.bias_vector(state, l)
-        if abs(float(w.mean())) > MAX_MEAN_WEIGHT or float(np.sqrt((w.astype(np.float64) ** 2).mean())) > MAX_MEAN_WEIGHT:
+        w, b = layout.weight_matrix(state, l), layout.bias_vector(state, l)
+        if _exploded(w, MAX_MEAN_WEIGHT):
             return f"layer {l} weights exploded (mean {float(w.mean()):.3g})"
-        if abs(float(b.mean())) > MAX_MEAN_BIAS or float(np.sqrt((b.astype(np.float64) ** 2).mean())) > MAX_MEAN_BIAS:
+        if _exploded(b, MAX_MEAN_BIAS):
             return f"layer {l} biases exploded (mean {float(b.mean()):.3g})"
     return None
 
@@ -147,53 +122,290 @@ class _Round:
     positions: dict
 
 
+@dataclass
+class _Progress:
+    """Where a fit stands between rounds: everything the loop changes."""
+    state: np.ndarray               # the centre: the model so far
+    settings: object                # kernel settings (Huber's delta moves at each scoring)
+    tspi: int                       # samples per iteration (re-tuned when auto-sized)
+    positions: dict                 # samples each worker has streamed
+    round_s: float                  # the last round's compute seconds (the first one estimated)
+    t_start: float
+    samples: int = 0                # samples trained so far
+    iteration: int = 0
+    last_mean: object = None        # the last average's future while the centre IS that average
+    pending: _Round | None = None   # the next round, submitted ahead
+    history: list = field(default_factory=list)
+    series: list = field(default_factory=list)  # the stopping metric at each scoring
+    scoring_s: float = 0.0
+    last_score_start: float | None = None
+    last_score_s: float = 0.0
+    best: tuple | None = None       # (state, loss, threshold) of the best scored model
+    threshold: float = 0.5
+    last_ref: dict = field(default_factory=dict)  # the metrics the last scoring judged by
+    m_train: dict = field(default_factory=dict)   # the last scoring's training metrics
+    stop_reason: str = "epochs"
+    timed_out: bool = False
+    # where the time goes (seconds summed over iterations): train = broadcast + the wait for the
+    # average (compute: the slowest worker's kernel; reduce_wait: the rest) + bookkeeping; score =
+    # scoring rounds; pipelined = rounds submitted before the previous one returned
+    timings: dict = field(default_factory=lambda: {"train": 0.0, "score": 0.0, "broadcast": 0.0, "compute": 0.0,
+                                                   "reduce_wait": 0.0, "pipelined": 0})
+
+
 class IterationLoop:
     """Runs the rounds of one fit against a Dask client."""
 
-    def __init__(self, client, cfg, info, layout, ks, data: TrainingData, n_threads: dict):
-        self.client, self.cfg, self.info, self.layout, self.ks, self.data = client, cfg, info, layout, ks, data
+    def __init__(self, client, cfg, info, layout, settings, data: TrainingData, n_threads: dict,
+                 pipeline_max_round_s: float = PIPELINE_MAX_ROUND_S):
+        self.client, self.cfg, self.info, self.layout, self.data = client, cfg, info, layout, data
+        self.settings = settings
         self.n_threads = n_threads
         self.fit_key = uuid.uuid4().hex[:10]
         self.quiet = bool(cfg.params["quiet_mode"])
-        self.kind = cfg.kind
-        self.stop_key = history.resolve_stopping_metric(cfg.params["stopping_metric"], self.kind)
-        self.best_key = history.best_model_metric(cfg.params["stopping_metric"], self.kind)
+        self.total = cfg.params["epochs"] * data.n_rows
+        self.threads_total = sum(n_threads.get(w, 1) for w in data.blocks_by_worker)
+        # H2O re-tunes only across several nodes: on one worker there is nothing to average
+        self.auto_tune = cfg.auto_iteration_size and len(data.blocks_by_worker) > 1
+        # the scoring tasks go out with the round's training, on its average where it lies
+        self.score_with_round = cfg.score_every_round and not cfg.elastic
+        # only where the next round does not wait on the client: the centre is the last average,
+        # the kernel settings stay, the data is in memory and the round size fixed
+        self.pipeline = (not cfg.elastic and not self.auto_tune and not data.streaming
+                         and not cfg.adapts_huber_delta)
+        self.pipeline_max_round_s = float(pipeline_max_round_s)
 
-    # ------------------------------------------------------------------------------ helpers
     def _log(self, msg: str, *args):
         if not self.quiet:
             logger.info(msg, *args)
 
-    def _submit_round(self, iteration: int, center_f, processed: int, n_iter: int, hp: np.ndarray,
-                      positions: dict, elastic, score: bool) -> _Round:
+    # ---------------------------------------------------------------------------------- run
+    def run(self, state: np.ndarray) -> FitResult:
+        """Train from ``state`` until the epochs are done or a stopping rule fires."""
+        pg = self._start(state)
+        try:
+            while pg.samples < self.total - 1e-9:
+                t_it = time.perf_counter()
+                rnd = self._take_round(pg)
+                t_sub = time.perf_counter()
+                self._submit_ahead(pg, rnd)
+                score_jobs = rnd.score_jobs
+                self._absorb(pg, rnd, t_it, t_sub)
+                del rnd
+                pg.timed_out = self._timed_out(pg)
+                final = pg.samples >= self.total - 1e-9 or pg.timed_out
+                if not self._due_for_scoring(pg, final):
+                    continue
+                self._score_round(pg, score_jobs)
+                if final:
+                    break
+                self._keep_if_best(pg)
+                if self._stop_rule_fired(pg):
+                    break
+        finally:
+            if pg.pending is not None:  # stopped early, or raised: the round submitted ahead is not wanted
+                self._cancel(pg.pending)
+        if pg.timed_out:
+            pg.stop_reason = "max_runtime_secs"
+        self._restore_best(pg)
+        return self._result(pg)
+
+    def drop_worker_state(self) -> None:
+        """Forget this fit's worker-local (elastic averaging) models on every worker."""
+        if self.cfg.elastic:
+            self.client.run(tasks.drop_fit_state, self.fit_key)
+
+    # ----------------------------------------------------------------------------- the steps
+    def _start(self, state: np.ndarray) -> _Progress:
+        data = self.data
+        all_futs = [f for fs in data.blocks_by_worker.values() for f in fs]
+        self._who_has = self.client.who_has(all_futs + list(data.score_train) + list(data.score_valid or []))
+        tspi = samples_per_iteration(self.cfg, data.n_rows, self.threads_total, sum(data.rows_by_worker.values()))
+        self._log("dask_dl: training on %d rows across %d worker(s), %d thread(s); %d samples per iteration",
+                  data.n_rows, len(data.blocks_by_worker), self.threads_total, tspi)
+        pg = _Progress(state=state, settings=self.settings, tspi=tspi,
+                       positions={w: 0 for w in data.blocks_by_worker},
+                       round_s=tspi / (auto_speed(self.cfg) * max(1, self.threads_total)),
+                       t_start=time.perf_counter())
+        pg.history.append(history.history_row(self.cfg.kind, 0.0, 0.0, 0, 0, data.n_rows, {},
+                                               {} if data.score_valid is not None else None))  # H2O's row 0
+        return pg
+
+    def _take_round(self, pg: _Progress) -> _Round:
+        """The next round: the one submitted ahead, or a new one from the centre."""
+        pg.iteration += 1
+        if pg.pending is not None:
+            rnd, pg.pending = pg.pending, None
+            pg.timings["pipelined"] += 1
+            return rnd
+        center_f = pg.last_mean if pg.last_mean is not None else \
+            self.client.scatter(tasks.ModelCopy(pg.state), hash=False)
+        elastic_key = self.fit_key if self.cfg.elastic else None
+        return self._submit_round(pg.iteration, center_f, pg.samples, self._round_size(pg, pg.samples),
+                                  pg.settings, pg.positions, elastic_key, self.score_with_round)
+
+    def _submit_ahead(self, pg: _Progress, rnd: _Round) -> None:
+        """Pipelining: submit the following round from this one's average before it returns."""
+        ahead = pg.samples + rnd.expected
+        if self.pipeline and pg.round_s < self.pipeline_max_round_s and ahead < self.total - 1e-9:
+            pg.pending = self._submit_round(pg.iteration + 1, rnd.mean_f, ahead, self._round_size(pg, ahead),
+                                            pg.settings, rnd.positions, None, self.score_with_round)
+
+    def _absorb(self, pg: _Progress, rnd: _Round, t_it: float, t_sub: float) -> None:
+        """Wait for the round's average, make it (or, elastic, a step towards it) the new centre."""
+        mean_state, trained, compute = rnd.mean_f.result()
+        t_mean = time.perf_counter()
+        pg.round_s = compute
+        pg.positions = rnd.positions
+        pg.last_mean = rnd.mean_f if not self.cfg.elastic else None
+        if pg.pending is not None and int(trained) != rnd.expected:
+            self._cancel(pg.pending)  # it was planned from the samples asked for
+            pg.pending = None
+        new_state = self._next_center(pg, mean_state)
+        dt = time.perf_counter() - t_it
+        if self.auto_tune and dt > 0:
+            pg.tspi = self._retune(pg.tspi, dt, compute)
+        self._count_time(pg, dt, t_sub - t_it, min(compute, t_mean - t_sub), t_mean - t_sub)
+        why = check_stable(self.layout, new_state)
+        if why:
+            raise ModelDivergedError(
+                f"training diverged at iteration {pg.iteration} ({why}); the model is numerically unstable. "
+                "Try a smaller rate (adaptive_rate=False), a larger epsilon/rho, l2 regularisation, "
+                "max_w2, or standardize=True. The last good model is kept on the error "
+                "(.last_good_model).", last_good_state=pg.state, history_rows=pg.history)
+        pg.state = new_state
+        pg.samples += int(trained)
+        self._log("dask_dl: iteration %d: %d samples in %.2f s (%.0f samples/s; slowest worker's compute %.2f s), "
+                  "epochs %.3f", pg.iteration, trained, dt, trained / max(dt, 1e-9), compute,
+                  pg.samples / self.data.n_rows)
+
+    def _next_center(self, pg: _Progress, mean_state: np.ndarray) -> np.ndarray:
+        """The average itself; with elastic averaging (H2O / EASGD) the centre moves towards the
+        workers' mean by the moving rate, from the second round on."""
+        if not self.cfg.elastic or pg.iteration == 1:
+            return mean_state
+        alpha = np.float32(self.cfg.params["elastic_averaging_moving_rate"])
+        return alpha * mean_state + (np.float32(1.0) - alpha) * pg.state
+
+    @staticmethod
+    def _count_time(pg: _Progress, dt: float, broadcast: float, waited: float, wait: float) -> None:
+        """A pipelined round computed partly before the client waited for it: only the wait counts."""
+        pg.timings["train"] += dt
+        pg.timings["broadcast"] += broadcast
+        pg.timings["compute"] += waited
+        pg.timings["reduce_wait"] += wait - waited
+
+    def _timed_out(self, pg: _Progress) -> bool:
+        max_rt = self.cfg.params["max_runtime_secs"]
+        return bool(max_rt) and time.perf_counter() - pg.t_start > max_rt
+
+    def _due_for_scoring(self, pg: _Progress, final: bool) -> bool:
+        p = self.cfg.params
+        return history.should_score(time.perf_counter(), pg.last_score_start, pg.last_score_s, p["score_interval"],
+                                    p["score_duty_cycle"], first_iteration=pg.iteration == 1, final=final,
+                                    score_each_iteration=self.cfg.score_every_round)
+
+    def _score_round(self, pg: _Progress, score_jobs) -> None:
+        """Score the centre, append the history row, note the threshold and the stopping metric."""
+        s0 = time.perf_counter()
+        m_train, m_valid, outs, ys = self._score(pg.state, score_jobs)
+        if self.cfg.adapts_huber_delta and outs is not None:
+            pg.settings = pg.settings.with_huber_delta(
+                evaluate.huber_delta_standardised(outs, ys, self.cfg.params["huber_alpha"]))
+        self._add_history_row(pg, s0, m_train, m_valid)
+        ref = m_valid if self.data.score_valid is not None and m_valid else m_train
+        pg.last_ref = ref
+        if self.cfg.kind == "binomial" and ref:
+            pg.threshold = float(ref.get("threshold", 0.5))
+        self._log("dask_dl: scoring: %s", _brief(m_train, m_valid, self.cfg.stopping_key))
+        pg.series.append(ref.get(self.cfg.stopping_key, float("nan")) if ref else float("nan"))
+        pg.m_train = m_train
+
+    def _add_history_row(self, pg: _Progress, s0: float, m_train, m_valid) -> None:
+        now = time.perf_counter()
+        pg.last_score_s, pg.last_score_start = now - s0, s0
+        pg.scoring_s += now - s0
+        pg.timings["score"] += now - s0
+        pg.history.append(history.history_row(self.cfg.kind, now - pg.t_start, pg.scoring_s, pg.samples,
+                                              pg.iteration, self.data.n_rows, m_train, m_valid))
+
+    def _keep_if_best(self, pg: _Progress) -> None:
+        """overwrite_with_best_model: remember the best scored model (non-final scorings, as H2O)."""
+        key = self.cfg.best_key
+        loss = pg.last_ref.get(key, float("nan")) if pg.last_ref else float("nan")
+        if self.cfg.params["overwrite_with_best_model"] and history.is_better(
+                loss, pg.best[1] if pg.best else None, key):
+            pg.best = (pg.state.copy(), loss, pg.threshold)
+
+    def _stop_rule_fired(self, pg: _Progress) -> bool:
+        reason = history.stop_reason(self.cfg, pg.m_train, pg.series)
+        if reason is None:
+            return False
+        pg.stop_reason = reason
+        if reason == "early_stopping":
+            self._log("dask_dl: early stopping: %s did not improve over the last %d scoring rounds",
+                      self.cfg.stopping_key, self.cfg.params["stopping_rounds"])
+        return True
+
+    def _restore_best(self, pg: _Progress) -> None:
+        """overwrite_with_best_model: end on the best scored model when it beats the final one
+        (dask_dl also does it after a timeout; see h2o-differences), scored again for the history."""
+        key = self.cfg.best_key
+        if not self.cfg.params["overwrite_with_best_model"] or pg.best is None:
+            return
+        best_state, best_loss, best_threshold = pg.best
+        final_loss = pg.last_ref.get(key, float("nan")) if pg.last_ref else float("nan")
+        if not history.is_better(best_loss, final_loss, key) or best_loss == final_loss:
+            return
+        pg.state, pg.threshold = best_state, best_threshold
+        s0 = time.perf_counter()
+        m_train, m_valid = self._score(pg.state)[:2]
+        self._add_history_row(pg, s0, m_train, m_valid)
+        self._log("dask_dl: restored the best model (%s %.5g)", key, best_loss)
+
+    def _result(self, pg: _Progress) -> FitResult:
+        return FitResult(state=pg.state, history=pg.history, iterations=pg.iteration, samples=pg.samples,
+                         epochs=pg.samples / self.data.n_rows, stop_reason=pg.stop_reason, threshold=pg.threshold,
+                         run_seconds=time.perf_counter() - pg.t_start, train_samples_per_iteration=pg.tspi,
+                         workers=len(self.data.blocks_by_worker), timings={**pg.timings, "iterations": pg.iteration})
+
+    # --------------------------------------------------------------------- rounds on the cluster
+    def _round_size(self, pg: _Progress, done: int) -> int:
+        """Samples of the round that starts after ``done`` samples. Auto-sized rounds take a last
+        remainder under a quarter round along: a tiny last round pays a round's whole fixed cost."""
+        left = math.ceil(self.total - done)
+        if self.cfg.auto_iteration_size and left <= pg.tspi + pg.tspi // 4:
+            return int(left)
+        return int(min(pg.tspi, left))
+
+    def _submit_round(self, iteration: int, center_f, n_seen: int, n_samples: int, settings, positions: dict,
+                      elastic_key: str | None, score: bool) -> _Round:
         """Submit one round: a training task per worker from ``center_f``, the averaging tree over
         them and, with ``score``, the scoring tasks on the average. Nothing is waited for."""
-        c, cfg, p = self.client, self.cfg, self.cfg.params
-        budget = _split_budget(n_iter, self.data.rows_by_worker)
-        ks = dataclasses.replace(self.ks, hp=hp)
-        threads = 1 if p["reproducible"] else None
+        cfg, data = self.cfg, self.data
+        budget = _split_budget(n_samples, data.rows_by_worker)
         futs, after = [], dict(positions)
-        n_workers = len(self.data.blocks_by_worker)
-        for wi, (w, blocks) in enumerate(self.data.blocks_by_worker.items()):
-            position, stream_seed = worker_stream(wi, n_workers, positions[w], self.data.rows_by_worker[w],
-                                                  self.data.replicated, cfg.seed)
-            futs.append(c.submit(tasks.train_on_worker, center_f, self.layout, ks, int(budget[w]),
-                                 (cfg.seed, iteration, wi), float(processed), bool(p["shuffle_training_data"]),
-                                 threads, position, stream_seed, elastic, *blocks, workers=[w],
-                                 allow_other_workers=True, pure=False,
-                                 key=f"dask_dl-train-{self.fit_key}-{iteration}-{wi}"))
+        for wi, (w, blocks) in enumerate(data.blocks_by_worker.items()):
+            position, order_seed = worker_stream(wi, len(data.blocks_by_worker), positions[w],
+                                                 data.rows_by_worker[w], data.replicated, cfg.seed)
+            spec = tasks.RoundSpec(
+                layout=self.layout, settings=settings, n_samples=int(budget[w]), n_seen=float(n_seen),
+                rng_seeds=(cfg.seed, iteration, wi), position=position, order_seed=order_seed,
+                shuffle=bool(cfg.params["shuffle_training_data"]), n_threads=cfg.task_threads,
+                elastic_key=elastic_key,
+                elastic_strength=float(cfg.params["elastic_averaging_regularization"]) if elastic_key else 0.0)
+            futs.append(self.client.submit(tasks.train_on_worker, center_f, list(blocks), spec=spec, workers=[w],
+                                           allow_other_workers=True, pure=False,
+                                           key=f"dask_dl-train-{self.fit_key}-{iteration}-{wi}"))
             after[w] += int(budget[w])
-        mean_f = tree_average(c, futs, f"{self.fit_key}-{iteration}")
-        jobs = None
-        if score and (self.data.score_train or self.data.score_valid):
-            jobs = self._submit_scoring(mean_f)
+        mean_f = tree_average(self.client, futs, f"{self.fit_key}-{iteration}")
+        jobs = self._submit_scoring(mean_f) if score and (data.score_train or data.score_valid) else None
         return _Round(mean_f, jobs, int(sum(budget.values())), after)
 
     @staticmethod
     def _cancel(rnd: _Round) -> None:
-        """Drop a round submitted ahead once it has finished: it is short (PIPELINE_MAX_ROUND_S), and a
-        fit must leave no work running on the cluster (a worker closed under it logs a CancelledError;
-        the next call would queue behind it). Its result is never used."""
+        """Drop a round submitted ahead once it has finished: it is short, and a fit must leave no
+        work running on the cluster. Its result is never used."""
         from distributed import wait
         try:
             wait([rnd.mean_f, *(rnd.score_jobs or [])])
@@ -202,32 +414,28 @@ class IterationLoop:
         for f in (rnd.mean_f, *(rnd.score_jobs or [])):
             f.release()
 
-    def _submit_scoring(self, state_f) -> list:
-        """The scoring tasks of one round for the state (or averaging result) in future ``state_f``:
-        one task per worker over its training-sample and validation blocks together."""
-        train, valid = list(self.data.score_train), list(self.data.score_valid or [])
+    def _submit_scoring(self, model_f) -> list:
+        """The scoring tasks for the model in future ``model_f``: one task per worker over its
+        training-sample and validation blocks together."""
         by_worker: dict = {}
-        for which, fs in ((0, train), (1, valid)):
+        for which, fs in ((0, self.data.score_train), (1, self.data.score_valid or [])):
             for f in fs:
                 by_worker.setdefault(self._holder(f), ([], []))[which].append(f)
-        c = self.client
-        # ahead of a pipelined next round's training where both wait for the same average: the
+        # ahead of a pipelined next round's training, which waits for the same average: the
         # client's decisions wait on the scores, not on that round
-        return [c.submit(tasks.score_sets, state_f, self.layout, len(tf), *tf, *vf, workers=[w] if w else None,
-                         allow_other_workers=True, pure=False, priority=1) for w, (tf, vf) in by_worker.items()]
+        return [self.client.submit(tasks.score_sets, model_f, layout=self.layout, train_blocks=tf, valid_blocks=vf,
+                                   workers=[w] if w else None, allow_other_workers=True, pure=False, priority=1)
+                for w, (tf, vf) in by_worker.items()]
 
-    def _score(self, state: np.ndarray,
-               jobs: list | None = None) -> tuple[dict, dict | None, np.ndarray, np.ndarray]:
-        """One scoring round: forward passes on the workers (``jobs``: already submitted with the
-        round's training, on the state where it lies; else the state is uploaded and scored now),
-        metrics on the client from the outputs. Returns (training metrics, validation metrics or None,
-        training outputs, training targets)."""
+    def _score(self, state: np.ndarray, jobs: list | None = None):
+        """One scoring round: forward passes on the workers (``jobs``: submitted with the round; else
+        the state is uploaded and scored now), metrics on the client. Returns (training metrics,
+        validation metrics or None, training outputs, training targets)."""
         if not self.data.score_train and not self.data.score_valid:
             return {}, None, None, None
-        c = self.client
         if jobs is None:
-            jobs = self._submit_scoring(c.scatter(state, hash=False))
-        parts = c.gather(jobs)
+            jobs = self._submit_scoring(self.client.scatter(tasks.ModelCopy(state), hash=False))
+        parts = self.client.gather(jobs)
 
         def metrics_of(k):
             o, y = np.concatenate([p[k][0] for p in parts]), np.concatenate([p[k][1] for p in parts])
@@ -241,237 +449,22 @@ class IterationLoop:
         who = self._who_has.get(future.key)
         return who[0] if who else None
 
-    def _history_row(self, run_time, scoring_time, processed, iteration, m_train, m_valid) -> dict:
-        epochs = processed / self.data.n_rows
-        train_time = max(1e-9, run_time - scoring_time)
-        row = {"timestamp": time.strftime("%Y-%m-%d %H:%M:%S"), "duration": f"{run_time:.3f} sec",
-               "training_speed": f"{processed / train_time:.0f} obs/sec" if processed else "",
-               "epochs": epochs, "iterations": iteration, "samples": float(processed)}
-        for prefix, m in (("training", m_train), ("validation", m_valid)):
-            if m is None:
-                continue
-            for key in self._metric_columns():
-                row[f"{prefix}_{key}"] = m.get(key, float("nan")) if m else float("nan")
-        return row
-
-    def _metric_columns(self) -> list:
-        if self.kind == "regression":
-            return ["rmse", "deviance", "mae", "r2"]
-        if self.kind == "binomial":
-            return ["rmse", "logloss", "r2", "auc", "pr_auc", "lift", "classification_error"]
-        return ["rmse", "logloss", "r2", "classification_error"]
-
-    def _retune(self, tspi: int, iteration_s: float, compute_s: float, n_rows: int, threads_total: int) -> int:
+    def _retune(self, tspi: int, iteration_s: float, compute_s: float) -> int:
         """H2O's re-tuning of train_samples_per_iteration=-2 from measured times: keep communication
         (everything but the slowest worker's compute) near target_ratio_comm_to_comp of the iteration."""
         target = float(self.cfg.params["target_ratio_comm_to_comp"])
-        comm = max(iteration_s - compute_s, 1e-6)
-        ratio = comm / iteration_s
+        ratio = max(iteration_s - compute_s, 1e-6) / iteration_s
         corr = min(2.0, max(0.5, target / ratio))
         if 0.8 <= corr <= 1.2:
             return tspi
-        lo = min(n_rows, 100 * threads_total)
+        n_rows = self.data.n_rows
+        lo = min(n_rows, 100 * self.threads_total)
         hi = 10 * n_rows * max(1, len(self.data.blocks_by_worker))
         new = int(min(hi, max(lo, tspi / corr)))
         if new != tspi:
             self._log("dask_dl: auto-tuned train_samples_per_iteration %d -> %d (communication %.1f%% of a "
                       "%.2f s iteration, target %.1f%%)", tspi, new, 100 * ratio, iteration_s, 100 * target)
         return new
-
-    def drop_worker_state(self) -> None:
-        """Forget this fit's worker-local (elastic averaging) models on every worker."""
-        if self.cfg.params["elastic_averaging"]:
-            self.client.run(tasks.drop_fit_state, self.fit_key)
-
-    # ---------------------------------------------------------------------------------- run
-    def run(self, state: np.ndarray) -> FitResult:
-        c, cfg, p = self.client, self.cfg, self.cfg.params
-        all_futs = [f for fs in self.data.blocks_by_worker.values() for f in fs]
-        all_futs += list(self.data.score_train) + list(self.data.score_valid or [])
-        self._who_has = c.who_has(all_futs)
-        n = self.data.n_rows
-        total = p["epochs"] * n
-        threads_total = sum(self.n_threads.get(w, 1) for w in self.data.blocks_by_worker)
-        tspi = samples_per_iteration(cfg, n, threads_total, sum(self.data.rows_by_worker.values()))
-        self._log("dask_dl: training on %d rows across %d worker(s), %d thread(s); %d samples per iteration",
-                  n, len(self.data.blocks_by_worker), threads_total, tspi)
-        has_valid = self.data.score_valid is not None
-        t_start = time.perf_counter()
-        rows = [self._history_row(0.0, 0.0, 0, 0, {}, {} if has_valid else None)]  # H2O's dummy row 0
-        scoring_time = 0.0
-        last_score_start, last_score_dur = None, 0.0
-        processed, iteration = 0, 0
-        best_state, best_loss = None, None
-        threshold, stop_reason = 0.5, "epochs"
-        huber_delta = 1.0
-        # where the time goes (seconds, summed over iterations): train = broadcast + the submit-to-mean
-        # wait (compute: the slowest worker's kernel time; reduce_wait: the rest, i.e. reduction tree,
-        # scheduling and transfers; of a pipelined round only what the client waited for) + client-side
-        # bookkeeping; score = scoring rounds
-        timings = {"train": 0.0, "score": 0.0, "broadcast": 0.0, "compute": 0.0, "reduce_wait": 0.0,
-                   "pipelined": 0}  # pipelined: rounds that were submitted before the previous one returned
-        series: list = []
-        last_ref: dict = {}
-        hp = self.ks.hp.copy()
-        max_rt = p["max_runtime_secs"]
-        worker_done = {w: 0 for w in self.data.blocks_by_worker}  # samples each worker has streamed
-        elastic = (self.fit_key, float(p["elastic_averaging_regularization"])) if p["elastic_averaging"] else None
-        # -2 in effect (reproducible runs iterate over whole epochs instead, as H2O)
-        auto_size = int(p["train_samples_per_iteration"]) == -2 and not p["reproducible"]
-        # H2O re-tunes only across several nodes: on one worker there is nothing to average
-        auto_tune = auto_size and len(self.data.blocks_by_worker) > 1
-        timed_out = False
-        # the last round's averaging result while the centre IS that average (not with elastic
-        # averaging, whose centre moves on the client): the next round trains from it where it lies
-        last_mean = None
-        # score_each_iteration: the round's scoring tasks go out with its training tasks, on the
-        # averaged state where it lies, and come back in the same wait (one round trip, not three)
-        score_with_round = bool(p["score_each_iteration"] or p["reproducible"]) and elastic is None
-        # pipelining (see PIPELINE_MAX_ROUND_S): only where the next round does not wait on the client
-        # (the centre is the last average, the kernel settings stay, in-memory data, fixed round size)
-        pipeline = (elastic is None and not auto_tune and not self.data.streaming
-                    and not (cfg.kind == "regression" and cfg.loss == "Huber"))
-        round_s = tspi / (auto_speed(cfg) * max(1, threads_total))  # the first round's compute, estimated
-        pending = None  # the next round, already submitted
-
-        def round_size(done: int) -> int:
-            """Samples of the round that starts after ``done`` samples. Auto-sized rounds take a
-            last remainder under a quarter round along: a round's fixed cost (~40 ms: scheduling,
-            the reduction, the result) bought little training in a tiny last round (MNIST: 2.6k
-            samples at 16k samples/s after rounds at 23-25k)."""
-            left = math.ceil(total - done)
-            if auto_size and left <= tspi + tspi // 4:
-                return int(left)
-            return int(min(tspi, left))
-
-        try:
-            while processed < total - 1e-9:
-                iteration += 1
-                t_it = time.perf_counter()
-                if pending is not None:
-                    rnd, pending = pending, None
-                    timings["pipelined"] += 1
-                else:
-                    center_f = last_mean if last_mean is not None else c.scatter(state, hash=False)
-                    rnd = self._submit_round(iteration, center_f, processed, round_size(processed), hp,
-                                             worker_done, elastic, score_with_round)
-                    del center_f
-                t_sub = time.perf_counter()
-                ahead = processed + rnd.expected
-                if pipeline and round_s < PIPELINE_MAX_ROUND_S and ahead < total - 1e-9:
-                    pending = self._submit_round(iteration + 1, rnd.mean_f, ahead, round_size(ahead), hp,
-                                                 rnd.positions, None, score_with_round)
-                score_jobs = rnd.score_jobs
-                mean_state, done, compute = rnd.mean_f.result()
-                t_mean = time.perf_counter()
-                round_s = compute
-                worker_done = rnd.positions
-                last_mean = rnd.mean_f if elastic is None else None
-                if pending is not None and int(done) != rnd.expected:
-                    self._cancel(pending)  # it was planned from the samples asked for
-                    pending = None
-                del rnd
-                if elastic is not None and iteration > 1:
-                    # H2O / EASGD: the centre moves towards the workers' mean by the moving rate
-                    alpha = np.float32(p["elastic_averaging_moving_rate"])
-                    new_state = alpha * mean_state + (np.float32(1.0) - alpha) * state
-                else:
-                    new_state = mean_state
-                dt = time.perf_counter() - t_it
-                if auto_tune and dt > 0:
-                    tspi = self._retune(tspi, dt, compute, n, threads_total)
-                timings["train"] += dt
-                timings["broadcast"] += t_sub - t_it
-                # a pipelined round computed partly before the client started waiting for it: count
-                # only the wait (the parts then add up to the round's time on the client)
-                waited = min(compute, t_mean - t_sub)
-                timings["compute"] += waited
-                timings["reduce_wait"] += t_mean - t_sub - waited
-                why = check_stable(self.layout, new_state)
-                if why:
-                    raise ModelDivergedError(
-                        f"training diverged at iteration {iteration} ({why}); the model is numerically unstable. "
-                        "Try a smaller rate (adaptive_rate=False), a larger epsilon/rho, l2 regularisation, "
-                        "max_w2, or standardize=True. The last good model is kept on the error "
-                        "(.last_good_model).", last_good_state=state, history_rows=rows)
-                state = new_state
-                processed += int(done)
-                now = time.perf_counter()
-                run_time = now - t_start
-                keep_running = processed < total - 1e-9
-                self._log("dask_dl: iteration %d: %d samples in %.2f s (%.0f samples/s; slowest worker's compute %.2f s), "
-                          "epochs %.3f", iteration, done, dt, done / max(dt, 1e-9), compute, processed / n)
-                if max_rt and run_time > max_rt:
-                    timed_out = True
-                    keep_running = False
-                if not history.should_score(now, last_score_start, last_score_dur, p["score_interval"],
-                                            p["score_duty_cycle"], first_iteration=iteration == 1,
-                                            final=not keep_running, score_each_iteration=p["score_each_iteration"]
-                                            or p["reproducible"]):
-                    continue
-                # ----------------------------------------------------------------- scoring round
-                s0 = time.perf_counter()
-                m_train, m_valid, outs, ys = self._score(state, score_jobs)
-                if cfg.kind == "regression" and cfg.loss == "Huber" and outs is not None:
-                    huber_delta = evaluate.huber_delta_standardised(outs, ys, p["huber_alpha"])
-                    hp = hp.copy()
-                    hp[K.HP_HUBER] = huber_delta
-                last_score_dur = time.perf_counter() - s0
-                last_score_start = s0
-                scoring_time += last_score_dur
-                timings["score"] += last_score_dur
-                rows.append(self._history_row(time.perf_counter() - t_start, scoring_time, processed,
-                                              iteration, m_train, m_valid))
-                ref = m_valid if has_valid and m_valid else m_train
-                last_ref = ref
-                if cfg.kind == "binomial" and ref:
-                    threshold = float(ref.get("threshold", 0.5))
-                self._log("dask_dl: scoring: %s", _brief(m_train, m_valid, self.stop_key))
-                series.append(ref.get(self.stop_key, float("nan")) if ref else float("nan"))
-                if not keep_running:
-                    break
-                # best model (non-final scoring only, as H2O)
-                cur_loss = ref.get(self.best_key, float("nan")) if ref else float("nan")
-                if p["overwrite_with_best_model"] and history.is_better(cur_loss, best_loss, self.best_key):
-                    best_state, best_loss, best_threshold = state.copy(), cur_loss, threshold
-                # stopping rules
-                if cfg.kind != "regression" and p["classification_stop"] != -1 and m_train \
-                        and m_train.get("classification_error", 1.0) <= p["classification_stop"]:
-                    stop_reason = "classification_stop"
-                    break
-                if cfg.kind == "regression" and p["regression_stop"] != -1 and m_train \
-                        and m_train.get("mse", math.inf) <= p["regression_stop"]:
-                    stop_reason = "regression_stop"
-                    break
-                if p["stopping_rounds"] > 0 and history.stop_early(series, p["stopping_rounds"],
-                                                                   p["stopping_tolerance"], self.stop_key):
-                    stop_reason = "early_stopping"
-                    self._log("dask_dl: early stopping: %s did not improve over the last %d scoring rounds",
-                              self.stop_key, p["stopping_rounds"])
-                    break
-        finally:
-            if pending is not None:  # stopped early, or raised: the round submitted ahead is not wanted
-                self._cancel(pending)
-        if timed_out:
-            stop_reason = "max_runtime_secs"
-        # overwrite with the best model (dask_dl also does it after a timeout; see h2o-differences)
-        if p["overwrite_with_best_model"] and best_state is not None:
-            final_loss = last_ref.get(self.best_key, float("nan")) if last_ref else float("nan")
-            if history.is_better(best_loss, final_loss, self.best_key) and best_loss != final_loss:
-                state, threshold = best_state, best_threshold
-                s0 = time.perf_counter()
-                m_train, m_valid = self._score(state)[:2]
-                restore_score = time.perf_counter() - s0
-                scoring_time += restore_score
-                timings["score"] += restore_score
-                rows.append(self._history_row(time.perf_counter() - t_start, scoring_time, processed,
-                                              iteration, m_train, m_valid))
-                self._log("dask_dl: restored the best model (%s %.5g)", self.best_key, best_loss)
-        return FitResult(state=state, history=rows, iterations=iteration, samples=processed,
-                         epochs=processed / n, stop_reason=stop_reason, huber_delta=huber_delta,
-                         threshold=threshold, run_seconds=time.perf_counter() - t_start,
-                         train_samples_per_iteration=tspi, workers=len(self.data.blocks_by_worker),
-                         timings={**timings, "iterations": iteration})
 
 
 def _brief(m_train, m_valid, key) -> str:

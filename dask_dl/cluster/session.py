@@ -20,28 +20,19 @@ def active_client():
 def embedded_shape(n_cores: int, mini_batch: bool = False, thread_copies: bool = False) -> tuple[int, int]:
     """(worker processes, threads per worker) of the embedded LocalCluster on ``n_cores`` cores.
 
-    Per sample: up to 4 workers sharing the cores as HOGWILD! threads. Per-sample threads that
-    share one model copy fight over its cache lines (2 threads on 2 cores: 1.03x one thread; two
-    copies averaged by the reduction: 1.7x, benchmarks/README.md), so small machines get a worker
-    per core; larger ones keep a few fat workers so the averaging stays cheap.
-
-    Mini-batches (``mini_batch_size`` > 1): threads update their shared copy once per batch, so they
-    do not fight the same way, while every averaging of several workers' copies costs progress per
-    epoch (MNIST, Adam, 2 cores: 2 workers x 1 thread needed ~11 epochs to 2.5% test error, 1
-    worker x 2 threads 5-6). One worker per 8 cores. Per sample with ``thread_copies``
-    (thread_local_models): the threads write their own copies, which the worker averages in
-    memory, so fat workers too (MNIST, 2 cores: 1 worker x 2 threads 26.3-27.0k samples/s, 2
-    workers x 1 thread 23.1-23.4k)."""
+    Per sample: a worker per core, up to 4: HOGWILD! threads sharing one copy fight over its cache
+    lines, while copies averaged by the reduction scale. Mini-batches (threads update their shared
+    copy once per batch) and per-sample ``thread_copies`` (each thread its own copy, averaged in
+    memory) get fat workers, one per 8 cores: every averaging of workers' copies costs progress per
+    epoch. The measurements behind these shapes are in benchmarks/README.md."""
     n = max(1, int(n_cores))
     workers = max(1, n // 8) if (mini_batch or thread_copies) else min(n, 4)
     return workers, max(1, n // workers)
 
 
-# Dask settings of the LocalClusters dask_dl starts. Each worker's statistical profiler (for the
-# dashboard's profile page) wakes every 10 ms to walk the stacks of the threads running tasks: CPU
-# time taken from the training threads on every core. Off, the same MNIST per-sample fit on two
-# workers trained 4-15% faster (benchmarks/README.md, 2026-12-04 afternoon). Users' own clusters
-# keep their settings; the README says how to turn it off there.
+# Dask settings of the LocalClusters dask_dl starts: no statistical profiler, which wakes every 10
+# ms to walk the task threads' stacks and takes CPU time from training (benchmarks/README.md).
+# Users' own clusters keep their settings; the README says how to turn it off there.
 LOCAL_CLUSTER_CONFIG = {"distributed.worker.profile.enabled": False}
 
 

@@ -5,63 +5,32 @@ only weights and small results cross the network, never the training data.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import NamedTuple
+
 import numpy as np
 
 from ..nn import hogwild
 from ..nn.forward import forward
+from .streaming import StreamSource
 
 
-class StreamSource:
-    """A worker's share of the training data when it does not fit in memory: references to the
-    partitions (dask Delayed objects: a Parquet row group, a CSV chunk, ...) and their row counts.
-    The training task reads and encodes them one at a time, so memory stays at ~2 partitions."""
-
-    def __init__(self, parts: list, rows: list, info):
-        self.parts, self.rows, self.info = list(parts), [int(r) for r in rows], info
-
-    def plan(self, n_samples: int, start: int) -> list:
-        """(partition, passes done over it + offset fraction, samples) pieces of the worker's stream of
-        passes over its partitions, from stream position ``start``: an iteration reads only the
-        partitions its samples fall in, so I/O follows the samples, not the dataset size."""
-        rows = np.asarray(self.rows, dtype=np.int64)
-        cum = np.concatenate([[0], np.cumsum(rows)])
-        total = int(cum[-1])
-        pos, left, out = int(start), int(n_samples), []
-        while left > 0:
-            passes, p = divmod(pos, total)
-            i = int(np.searchsorted(cum, p, side="right") - 1)
-            off = p - int(cum[i])
-            take = min(int(rows[i]) - off, left)
-            out.append((i, passes + off / rows[i], take))
-            pos += take
-            left -= take
-        return out
-
-    def load(self, i: int):
-        from ..data.encode import encode_training_block
-        df = self.parts[i].compute(scheduler="sync")  # read on this worker thread, nothing else
-        return encode_training_block(df, self.info)
+def _train_blocks(state, blocks: list, spec: "RoundSpec", n_threads: int, center=None) -> int:
+    """HOGWILD! over persisted blocks, or over a StreamSource read one partition at a time."""
+    if len(blocks) == 1 and isinstance(blocks[0], StreamSource):
+        return _train_streamed(state, blocks[0], spec, n_threads, center)
+    return hogwild.train_shard(state, spec.layout, list(blocks), n_samples=spec.n_samples, settings=spec.settings,
+                               n_threads=n_threads, rng_seeds=spec.rng_seeds, n_seen=spec.n_seen,
+                               shuffle=spec.shuffle, position=spec.position, order_seed=spec.order_seed,
+                               center=center, elastic_strength=spec.elastic_strength)
 
 
-def streamed_setup(part, info, fraction: float, seed: int):
-    """Set-up pass of the streaming mode: (encoded row count, training-scoring sample) of one partition."""
-    from ..data.encode import encode_training_block, sample_block
-    block = encode_training_block(part, info)
-    return len(block[1]), sample_block(block, fraction, seed)
-
-
-def _train_blocks(state, layout, ks, blocks, n_samples, n_threads, seed_parts, n_seen, shuffle, position,
-                  fit_seed, center=None, elastic=0.0) -> int:
-    """HOGWILD! over persisted blocks, or over a StreamSource read one partition at a time (the
-    next partition is read while the current one trains: the kernels release the GIL)."""
-    if not (len(blocks) == 1 and isinstance(blocks[0], StreamSource)):
-        return hogwild.train_shard(state, layout, list(blocks), n_samples, ks, n_threads, seed_parts, n_seen,
-                                   shuffle=shuffle, position=position, fit_seed=fit_seed, center=center,
-                                   elastic=elastic)
+def _train_streamed(state, src: StreamSource, spec: "RoundSpec", n_threads: int, center=None) -> int:
+    """The worker's stream over its partitions, the next partition read while the current one
+    trains (the kernels release the GIL); at most two partitions held."""
     from concurrent.futures import ThreadPoolExecutor
-    src = blocks[0]
-    plan = src.plan(n_samples, int(round(position * sum(src.rows))))
-    done = 0
+    plan = src.plan(spec.n_samples, int(round(spec.position * sum(src.rows))))
+    trained = 0
     with ThreadPoolExecutor(max_workers=1) as reader:
         loaded = {}  # partition index -> future of its block (the current one and the next)
         for k, (i, part_position, count) in enumerate(plan):
@@ -69,19 +38,16 @@ def _train_blocks(state, layout, ks, blocks, n_samples, n_threads, seed_parts, n
                 loaded = {i: reader.submit(src.load, i)}
             nxt = plan[k + 1][0] if k + 1 < len(plan) else None
             if nxt is not None and nxt not in loaded:
-                loaded[nxt] = reader.submit(src.load, nxt)  # prefetch while this one trains
-            loaded = {j: f for j, f in loaded.items() if j in (i, nxt)}  # at most two partitions held
+                loaded[nxt] = reader.submit(src.load, nxt)
+            loaded = {j: f for j, f in loaded.items() if j in (i, nxt)}
             block = loaded[i].result()
-            done += hogwild.train_shard(state, layout, [block], count, ks, n_threads, (*seed_parts, k),
-                                        n_seen + done, shuffle=shuffle, position=part_position,
-                                        fit_seed=fit_seed + 7919 * (i + 1), center=center, elastic=elastic)
+            trained += hogwild.train_shard(
+                state, spec.layout, [block], n_samples=count, settings=spec.settings, n_threads=n_threads,
+                rng_seeds=(*spec.rng_seeds, k), n_seen=spec.n_seen + trained, shuffle=spec.shuffle,
+                position=part_position, order_seed=spec.order_seed + 7919 * (i + 1), center=center,
+                elastic_strength=spec.elastic_strength)
             del block
-    return done
-
-
-def replica(block):
-    """The block itself, held on this worker under a key of its own (replicate_training_data)."""
-    return block
+    return trained
 
 
 def block_rows(block) -> int:
@@ -90,11 +56,36 @@ def block_rows(block) -> int:
 
 def warm_up(batch: int, elastic: bool) -> bool:
     """Per worker process, once: import dask.dataframe (unpickling the first dataframe task would
-    otherwise import it inside the fit's first round: 0.3-0.5 s on these VMs) and compile or load the
+    otherwise import it inside the fit's first round) and compile or load the
     fit's numba kernels."""
     import dask.dataframe  # noqa: F401
     hogwild.warm_up(batch, elastic)
     return True
+
+
+class ModelCopy(NamedTuple):
+    """A model state with what produced it: the samples it trained this round (0 for a centre the
+    client sent) and the slowest worker's compute seconds. Training tasks return one, the reduction
+    tree combines them, and the next round and the scoring tasks start from one where it lies."""
+    state: np.ndarray
+    n_trained: int = 0
+    compute_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class RoundSpec:
+    """What one worker trains in one round."""
+    layout: object
+    settings: object              # nn.settings.KernelSettings
+    n_samples: int                # samples this worker trains in this round
+    n_seen: float                 # samples the fit trained before this round (rate schedules)
+    rng_seeds: tuple              # (fit seed, iteration, worker index): the dropout RNG streams
+    position: float               # passes over this worker's rows that earlier rounds made
+    order_seed: int               # seed of this worker's row order
+    shuffle: bool = False         # a fresh row order every pass
+    n_threads: int | None = None  # None: the worker's own thread count
+    elastic_key: str | None = None  # elastic averaging: the fit whose worker-local model trains
+    elastic_strength: float = 0.0
 
 
 _LOCAL_MODELS: dict = {}  # elastic averaging: this process's worker-local models, by (fit, worker)
@@ -108,38 +99,33 @@ def _worker_address() -> str:
         return "local"
 
 
-def train_on_worker(center: np.ndarray, layout, ks, n_samples: int, seed_parts: tuple, n_seen: float,
-                    shuffle: bool, n_threads: int | None, position: float, fit_seed: int, elastic: tuple | None,
-                    *blocks):
-    """One iteration on one worker: HOGWILD!-train a copy of the centre (or, with elastic averaging,
-    this worker's persistent local model pulled towards the centre) on ``n_samples`` draws from this
-    worker's blocks (``center``: a state or the last round's averaging result). Returns (state,
-    samples trained, compute seconds)."""
+def _worker_threads() -> int:
+    from distributed import get_worker
+    try:
+        return get_worker().state.nthreads
+    except ValueError:
+        return 1
+
+
+def train_on_worker(center: ModelCopy, blocks: list, *, spec: RoundSpec) -> ModelCopy:
+    """One round on one worker: HOGWILD!-train a copy of the centre (with elastic averaging, this
+    worker's persistent local model pulled towards the centre) on ``spec.n_samples`` draws from
+    this worker's ``blocks``."""
     import time
-    center = _state(center)
-    if n_threads is None:
-        from distributed import get_worker
-        try:
-            n_threads = get_worker().state.nthreads
-        except ValueError:
-            n_threads = 1
+    n_threads = spec.n_threads or _worker_threads()
     t0 = time.perf_counter()
-    if elastic is None:
-        state = center.copy()
-        done = _train_blocks(state, layout, ks, blocks, n_samples, n_threads, seed_parts, n_seen, shuffle,
-                             position, fit_seed)
-    else:
-        fit_key, strength = elastic
-        key = (fit_key, _worker_address())
-        state = _LOCAL_MODELS.get(key)
-        first = state is None  # first iteration, or a replacement worker: start from the centre (as H2O)
-        if first:
-            state = center.copy()
-        done = _train_blocks(state, layout, ks, blocks, n_samples, n_threads, seed_parts, n_seen, shuffle,
-                             position, fit_seed, center=None if first else center, elastic=strength)
-        _LOCAL_MODELS[key] = state
-        state = state.copy()  # the local model stays here; the reduction gets a copy
-    return state, done, time.perf_counter() - t0
+    if spec.elastic_key is None:
+        state = center.state.copy()
+        trained = _train_blocks(state, blocks, spec, n_threads)
+        return ModelCopy(state, trained, time.perf_counter() - t0)
+    key = (spec.elastic_key, _worker_address())
+    local = _LOCAL_MODELS.get(key)
+    first = local is None  # first round, or a replacement worker: start from the centre (as H2O)
+    if first:
+        local = center.state.copy()
+    trained = _train_blocks(local, blocks, spec, n_threads, center=None if first else center.state)
+    _LOCAL_MODELS[key] = local
+    return ModelCopy(local.copy(), trained, time.perf_counter() - t0)  # the local model stays here
 
 
 def drop_fit_state(fit_key: str) -> int:
@@ -150,34 +136,25 @@ def drop_fit_state(fit_key: str) -> int:
     return len(keys)
 
 
-def weighted_mean(a: tuple, b: tuple) -> tuple:
-    """Combine two (state, samples, seconds) results into their sample-weighted mean (one node of
-    the reduction tree); seconds is the slowest worker's compute time."""
-    sa, na, ta = a
-    sb, nb, tb = b
-    t = max(ta, tb)
-    if na == 0:
-        return sb, nb, t
-    if nb == 0:
-        return sa, na, t
-    return hogwild.weighted_mean_of([sa, sb], [na, nb]), na + nb, t
+def weighted_mean(a: ModelCopy, b: ModelCopy) -> ModelCopy:
+    """One node of the reduction tree: the sample-weighted mean of two copies; its compute time is
+    the slower one's."""
+    t = max(a.compute_s, b.compute_s)
+    if a.n_trained == 0:
+        return ModelCopy(b.state, b.n_trained, t)
+    if b.n_trained == 0:
+        return ModelCopy(a.state, a.n_trained, t)
+    return ModelCopy(hogwild.weighted_mean_of([a.state, b.state], [a.n_trained, b.n_trained]),
+                     a.n_trained + b.n_trained, t)
 
 
-def _state(x) -> np.ndarray:
-    """A state, given as itself or as the (state, samples, seconds) result of a training/averaging
-    task: the loop hands the next round's training and the scoring tasks that result where it lies,
-    instead of uploading the state from the client."""
-    return x[0] if isinstance(x, tuple) else x
+def score_sets(model: ModelCopy, *, layout, train_blocks: list, valid_blocks: list):
+    """Scoring-mode outputs and targets of a worker's training-sample and validation blocks, in one
+    task: ((outputs, targets), (outputs, targets))."""
+    return score_blocks(model.state, layout, train_blocks), score_blocks(model.state, layout, valid_blocks)
 
 
-def score_sets(state: np.ndarray, layout, n_train: int, *blocks):
-    """``score_blocks`` of the first ``n_train`` blocks (training sample) and of the rest
-    (validation), in one task: ((outputs, targets), (outputs, targets))."""
-    state = _state(state)
-    return score_blocks(state, layout, *blocks[:n_train]), score_blocks(state, layout, *blocks[n_train:])
-
-
-def score_blocks(state: np.ndarray, layout, *blocks):
+def score_blocks(state: np.ndarray, layout, blocks: list):
     """Scoring-mode outputs and targets of a worker's scoring blocks (small: a sample of rows)."""
     outs, ys = [], []
     for X, y in blocks:

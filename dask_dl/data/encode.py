@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .schema import RESPONSE, DataError, DataInfo, level_codes, numeric_chunks, through_categories
+from ..errors import DataError
+from .schema import RESPONSE, DataInfo, level_codes, numeric_chunks, through_categories
 
 
 def encode_features(df: pd.DataFrame, info: DataInfo) -> tuple[np.ndarray, np.ndarray]:
@@ -88,7 +89,7 @@ def encode_training_block(df: pd.DataFrame, info: DataInfo) -> tuple[np.ndarray,
     return np.ascontiguousarray(X), y
 
 
-def sample_block(block: tuple, fraction: float, seed: int) -> tuple:
+def sample_block(block: tuple, *, fraction: float, seed: int) -> tuple:
     """A Bernoulli(fraction) subset of a block's rows (at least one row), for scoring samples."""
     X, y = block
     if fraction >= 1.0 or len(y) == 0:

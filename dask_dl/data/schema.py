@@ -14,13 +14,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..params import LOG_LINK_DISTRIBUTIONS
+from ..errors import DataError
+from ..names import LOG_LINK_DISTRIBUTIONS
 
 RESPONSE = "__dask_dl_response__"  # internal name of the response column inside training frames
-
-
-class DataError(ValueError):
-    """Bad input data, named by column."""
 
 
 @dataclass
@@ -55,9 +52,8 @@ class DataInfo:
     sparse: bool = False            # H2O's DESCALE: zeros stay zero (no centring), so fast_mode skips them
 
     def __dask_tokenize__(self) -> str:
-        """This object's identity: tokenizing its fields (every column's statistics) took ~20 ms on
-        MNIST for each task graph it went into. A fit builds its DataInfo once and does not change
-        it after placement starts."""
+        """This object's identity, drawn once: tokenizing every column's statistics for each task
+        graph is slow on wide data, and a fit does not change its DataInfo after placement starts."""
         token = self.__dict__.get("_dask_token")
         if token is None:
             token = self.__dict__["_dask_token"] = uuid.uuid4().hex
@@ -105,6 +101,11 @@ class DataInfo:
             return (y - self.response_mean) / self.response_sigma
         return y
 
+    @property
+    def roles(self) -> dict:
+        """{column: "numeric" | "categorical"} of the columns the network reads."""
+        return {c.name: c.kind for c in self.columns}
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["classes"] = [_jsonable(c) for c in self.classes]
@@ -139,6 +140,46 @@ def column_role(name, dtype) -> str:
                     "(category/object/string) column — convert it (e.g. datetimes to numbers) or drop it")
 
 
+def check_response(frame, name: str, family: str) -> None:
+    """Response checks that need no cluster: dtype always; content when the data is in memory
+    (dask data gets the same checks in the statistics pass, before any training)."""
+    dtype = frame.dtypes[RESPONSE]
+    if family == "regression" and not (pd.api.types.is_numeric_dtype(dtype)
+                                       and not pd.api.types.is_bool_dtype(dtype)):
+        raise DataError(f"response {name!r} has dtype {dtype}; a DeepLearningRegressor needs a numeric "
+                        "response (use DeepLearningClassifier for classes)")
+    if not isinstance(frame, pd.DataFrame):
+        return
+    if len(frame) == 0:
+        raise DataError("the training data has no rows")
+    y = frame[RESPONSE]
+    if y.isna().all():
+        raise DataError(f"response {name!r} is entirely NA")
+    if family == "regression":
+        if np.isinf(y.to_numpy(dtype=np.float64, na_value=np.nan)).any():
+            raise DataError(f"response {name!r} holds infinite values; a regression target must be finite")
+    elif y.nunique(dropna=True) < 2:
+        raise DataError(f"response {name!r} has a single class {y.dropna().iloc[0]!r}; a classifier "
+                        "needs at least 2")
+
+
+def check_columns(frame, features, roles: dict, what: str, allow_extra=()) -> None:
+    """``frame`` must hold every training feature, each column in ``roles`` with that role; other
+    columns are an error unless named in ``allow_extra`` (True: any). The response column is exempt."""
+    cols = [c for c in frame.columns if c != RESPONSE]
+    missing = [c for c in features if c not in cols]
+    if missing:
+        raise DataError(f"{what} lacks column(s) {missing} that the model was trained on")
+    if allow_extra is not True:
+        extra = [c for c in cols if c not in features and c not in allow_extra]
+        if extra:
+            raise DataError(f"{what} has column(s) {extra} that the model was not trained on")
+    for c, role in roles.items():
+        got = column_role(c, frame.dtypes[c])
+        if got != role:
+            raise DataError(f"column {c!r} is {got} in {what} but was {role} in training")
+
+
 def level_strings(s: pd.Series) -> pd.Series:
     """Categorical values as strings (NA stays NA), the form levels are stored in."""
     if isinstance(s.dtype, pd.CategoricalDtype):
@@ -155,8 +196,7 @@ def level_strings(s: pd.Series) -> pd.Series:
 
 def level_counts(s: pd.Series) -> dict:
     """{level string: rows} of a categorical or string column, NA not counted. A pandas categorical
-    is counted on its integer codes (a bincount), not through one Python string per row: on covtype
-    that was most of the statistics pass."""
+    is counted on its integer codes (a bincount), not through one Python string per row."""
     if not isinstance(s.dtype, pd.CategoricalDtype):
         return level_strings(s).value_counts(dropna=True).to_dict()
     codes = s.cat.codes.to_numpy()
@@ -188,15 +228,12 @@ NUMERIC_CHUNK = 64  # numeric columns converted to float64 at a time (bounds the
 
 def numeric_chunks(df: pd.DataFrame, columns: list, size: int = NUMERIC_CHUNK):
     """(column names, float64 matrix with NaN for NA, whether it can hold NaN) for ``size`` columns
-    at a time: one block conversion per chunk instead of one pandas Series per column (the
-    per-column overhead was most of the statistics pass and the encoding on wide numeric data such
-    as MNIST's 784 pixels). Infinite values are refused with the column's name.
+    at a time: one block conversion per chunk, not one pandas Series per column (wide numeric data).
+    Infinite values are refused with the column's name.
 
     The matrix is ONE buffer, refilled for every chunk: callers may write to it but must be done
-    with it before asking for the next chunk. Dask's nanny starts workers with
-    MALLOC_TRIM_THRESHOLD_ set, which makes glibc map every large temporary afresh: a new matrix
-    per chunk (and temporaries per statistic) page-faulted the statistics pass to 2-3x its time in
-    a worker (MNIST, 10k rows: 100-130 ms against 35-55 ms in a plain process)."""
+    with it before asking for the next chunk (Dask's nanny sets MALLOC_TRIM_THRESHOLD_, so glibc
+    maps every large temporary afresh and page-faults it)."""
     buf = np.empty((len(df), min(size, len(columns))), dtype=np.float64)
     for start in range(0, len(columns), size):
         cols = columns[start:start + size]
@@ -204,8 +241,8 @@ def numeric_chunks(df: pd.DataFrame, columns: list, size: int = NUMERIC_CHUNK):
         v = buf[:, :len(cols)]
         plain = all(isinstance(t, np.dtype) and t.kind in "biuf" for t in sub.dtypes)
         if plain:
-            # plain numpy columns hold no NA but NaN: convert in numpy (3x faster than pandas's
-            # na_value path on MNIST's uint8 pixels); mixed kinds come out as objects
+            # plain numpy columns hold no NA but NaN: convert in numpy, not through pandas's
+            # na_value path; mixed kinds come out as objects
             np.copyto(v, sub.to_numpy(), casting="unsafe")
             if all(t.kind in "biu" for t in sub.dtypes):  # integers: no NaN, no infinity to scan for
                 yield cols, v, False
@@ -324,69 +361,84 @@ def build_data_info(stats: dict, feature_names: list, roles: dict, params: dict,
         raise DataError("the training data has no rows")
     columns, ignored = [], []
     for name in feature_names:
-        if roles[name] == "numeric":
-            n, mean, m2, lo, hi, na = stats["num"][name]
-            if n == 0:
-                if params["ignore_const_cols"]:
-                    ignored.append((name, "all values are NA"))
-                    continue
-                raise DataError(f"column {name!r} is entirely NA; drop it or set ignore_const_cols=True")
-            if params["ignore_const_cols"] and lo == hi:
-                ignored.append((name, "constant"))
-                continue
-            sigma = math.sqrt(m2 / (n - 1)) if n > 1 else 0.0
-            columns.append(ColumnInfo(name, "numeric", mean=mean, sigma=sigma, min=lo, max=hi, na_count=na))
+        column, why = _column_info(name, roles[name], stats, params["ignore_const_cols"])
+        if column is None:
+            ignored.append((name, why))
         else:
-            counts, na = stats["cat"][name]
-            levels = sorted(counts)  # H2O's domain order: lexicographic
-            if not levels:
-                if params["ignore_const_cols"]:
-                    ignored.append((name, "all values are NA"))
-                    continue
-                raise DataError(f"column {name!r} is entirely NA; drop it or set ignore_const_cols=True")
-            if params["ignore_const_cols"] and len(levels) == 1:
-                ignored.append((name, "constant"))
-                continue
-            columns.append(ColumnInfo(name, "categorical", levels=levels, na_count=na))
+            columns.append(column)
     if not columns:
         raise DataError("no usable input column: every column is constant or entirely NA "
                         f"(ignored: {[n for n, _ in ignored]})")
+    info = DataInfo(feature_names=list(feature_names), columns=_input_order(columns), ignored=ignored,
+                    standardize=bool(params["standardize"]), use_all_factor_levels=bool(params["use_all_factor_levels"]),
+                    skip_missing=params["missing_values_handling"] == "Skip", response_name=response_name,
+                    response_kind=response_kind, n_rows_total=n_total, sparse=bool(params.get("sparse", False)))
+    if response_kind == "classification":
+        _set_classes(info, stats["y"], response_name)
+    else:
+        _set_numeric_response(info, stats["y"], response_name, distribution, bool(params["standardize"]))
+    return info
+
+
+def _column_info(name, role: str, stats: dict, ignore_const: bool):
+    """(ColumnInfo, None) of a usable column, or (None, why it is ignored); an all-NA column is an
+    error unless ignore_const_cols."""
+    if role == "numeric":
+        n, mean, m2, lo, hi, na = stats["num"][name]
+        empty, constant = n == 0, lo == hi
+    else:
+        counts, na = stats["cat"][name]
+        levels = sorted(counts)  # H2O's domain order: lexicographic
+        empty, constant = not levels, len(levels) == 1
+    if empty:
+        if ignore_const:
+            return None, "all values are NA"
+        raise DataError(f"column {name!r} is entirely NA; drop it or set ignore_const_cols=True")
+    if ignore_const and constant:
+        return None, "constant"
+    if role == "numeric":
+        sigma = math.sqrt(m2 / (n - 1)) if n > 1 else 0.0
+        return ColumnInfo(name, "numeric", mean=mean, sigma=sigma, min=lo, max=hi, na_count=na), None
+    return ColumnInfo(name, "categorical", levels=levels, na_count=na), None
+
+
+def _input_order(columns: list) -> list:
+    """H2O's input layout: categoricals first, by decreasing cardinality (its non-stable swap sort),
+    then the numeric columns in frame order."""
     cats = [c for c in columns if c.kind == "categorical"]
-    nums = [c for c in columns if c.kind == "numeric"]
-    # H2O's (non-stable) swap sort by decreasing cardinality
     for i in range(len(cats)):
         for j in range(i + 1, len(cats)):
             if len(cats[i].levels) < len(cats[j].levels):
                 cats[i], cats[j] = cats[j], cats[i]
-    info = DataInfo(feature_names=list(feature_names), columns=cats + nums, ignored=ignored,
-                    standardize=bool(params["standardize"]), use_all_factor_levels=bool(params["use_all_factor_levels"]),
-                    skip_missing=params["missing_values_handling"] == "Skip", response_name=response_name,
-                    response_kind=response_kind, n_rows_total=n_total, sparse=bool(params.get("sparse", False)))
-    y = stats["y"]
-    if response_kind == "classification":
-        if not y:
-            raise DataError(f"response {response_name!r} is entirely NA")
-        classes = _sorted_classes(list(y))
-        if len(classes) < 2:
-            raise DataError(f"response {response_name!r} has a single class {classes[0]!r}; a classifier "
-                            "needs at least 2")
-        info.classes = classes
-        info.n_rows = int(sum(y.values()))
-    else:
-        n, mean, m2, lo, hi, na = y
-        if n == 0:
-            raise DataError(f"response {response_name!r} is entirely NA")
-        if distribution in ("poisson", "tweedie") and lo < 0:
-            raise DataError(f"response {response_name!r} has negative values ({lo}); "
-                            f"distribution={distribution!r} needs y >= 0")
-        if distribution == "gamma" and lo <= 0:
-            raise DataError(f"response {response_name!r} has values <= 0 ({lo}); distribution='gamma' needs y > 0")
-        sigma = math.sqrt(m2 / (n - 1)) if n > 1 else 0.0
-        info.response_mean = mean
-        info.response_sigma = sigma if sigma > 0 else 1.0
-        info.standardize_response = bool(params["standardize"]) and distribution not in LOG_LINK_DISTRIBUTIONS
-        info.n_rows = int(n)
-    return info
+    return cats + [c for c in columns if c.kind == "numeric"]
+
+
+def _set_classes(info: DataInfo, counts: dict, response_name: str) -> None:
+    if not counts:
+        raise DataError(f"response {response_name!r} is entirely NA")
+    classes = _sorted_classes(list(counts))
+    if len(classes) < 2:
+        raise DataError(f"response {response_name!r} has a single class {classes[0]!r}; a classifier "
+                        "needs at least 2")
+    info.classes = classes
+    info.n_rows = int(sum(counts.values()))
+
+
+def _set_numeric_response(info: DataInfo, moments: tuple, response_name: str, distribution: str,
+                          standardize: bool) -> None:
+    n, mean, m2, lo, hi, na = moments
+    if n == 0:
+        raise DataError(f"response {response_name!r} is entirely NA")
+    if distribution in ("poisson", "tweedie") and lo < 0:
+        raise DataError(f"response {response_name!r} has negative values ({lo}); "
+                        f"distribution={distribution!r} needs y >= 0")
+    if distribution == "gamma" and lo <= 0:
+        raise DataError(f"response {response_name!r} has values <= 0 ({lo}); distribution='gamma' needs y > 0")
+    sigma = math.sqrt(m2 / (n - 1)) if n > 1 else 0.0
+    info.response_mean = mean
+    info.response_sigma = sigma if sigma > 0 else 1.0
+    info.standardize_response = standardize and distribution not in LOG_LINK_DISTRIBUTIONS
+    info.n_rows = int(n)
 
 
 def _sorted_classes(values: list) -> list:

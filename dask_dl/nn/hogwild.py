@@ -9,64 +9,13 @@ weighted by rows: no two cores write the same weights, and no result depends on 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 
 import numpy as np
 
-from . import kernels as K
+from .batch_kernel import train_batches, train_batches_elastic
 from .network import NetworkLayout
-
-
-@dataclass(frozen=True)
-class KernelSettings:
-    """Everything the kernel needs besides data and state, built once per fit."""
-    hp: np.ndarray       # float32 HP_* slots
-    opt: int
-    fast: bool
-    loss: int
-    batch: int = 1       # mini_batch_size: rows per update (> 1: the BLAS-3 mini-batch kernel)
-    thread_copies: bool = False  # per sample: each thread trains its own copy, averaged (thread_local_models)
-
-
-def settings_from_config(cfg) -> KernelSettings:
-    """Map a resolved TrainingConfig onto kernel slots."""
-    hp = np.zeros(K.N_HP, dtype=np.float64)
-    p = cfg.params
-    if p["optimizer"] == "adam":
-        opt = K.ADAM
-    elif p["adaptive_rate"]:
-        opt = K.ADADELTA
-    elif cfg.momentum_used:
-        opt = K.NESTEROV if p["nesterov_accelerated_gradient"] else K.MOMENTUM
-    else:
-        opt = K.SGD
-    hp[K.HP_RHO] = p["rho"]
-    hp[K.HP_OMR] = 1.0 - p["rho"]
-    hp[K.HP_EPS] = p["epsilon"]
-    hp[K.HP_RATE] = p["rate"]
-    hp[K.HP_ANNEAL] = p["rate_annealing"]
-    hp[K.HP_DECAY] = p["rate_decay"]
-    hp[K.HP_MOM_START] = p["momentum_start"]
-    hp[K.HP_MOM_RAMP] = p["momentum_ramp"]
-    hp[K.HP_MOM_STABLE] = p["momentum_stable"]
-    hp[K.HP_L1] = p["l1"]
-    hp[K.HP_L2] = p["l2"]
-    hp[K.HP_MAXW2] = p["max_w2"]
-    hp[K.HP_QALPHA] = p["quantile_alpha"]
-    hp[K.HP_TPOWER] = p["tweedie_power"]
-    hp[K.HP_HUBER] = 1.0
-    if opt == K.ADAM:  # beta2 takes rho's slots; the kernels fold the bias corrections in (_schedule)
-        hp[K.HP_RHO] = p["adam_beta2"]
-        hp[K.HP_OMR] = 1.0 - p["adam_beta2"]
-        hp[K.HP_RATE] = p["adam_rate"]
-        hp[K.HP_B1] = p["adam_beta1"]
-        hp[K.HP_ADAM_BS] = float(p["mini_batch_size"])
-    if cfg.kind == "regression":
-        loss = K.regression_code(cfg.distribution, cfg.loss)
-    else:
-        loss = K.loss_code(cfg.kind, cfg.loss)
-    return KernelSettings(hp=hp, opt=opt, fast=bool(p["fast_mode"]), loss=loss, batch=int(p["mini_batch_size"]),
-                          thread_copies=cfg.thread_copies)
+from .sample_kernel import train_rows, train_rows_elastic
+from .settings import ADADELTA, CROSS_ENTROPY, HP_EA, HP_N0, HP_NSTEP, N_HP, KernelSettings
 
 
 _BLAS_LIMIT = None
@@ -79,7 +28,7 @@ def one_blas_thread() -> None:
     if _BLAS_LIMIT is None:
         # numba's np.dot calls scipy's BLAS (scipy.linalg.cython_blas), a library of its own beside
         # numpy's: load it first, or threadpoolctl cannot see it and its pool keeps one thread per
-        # core, spinning against the HOGWILD! threads (2 threads ran 3x slower than 1 on MNIST)
+        # core, spinning against the HOGWILD! threads
         import scipy.linalg.cython_blas  # noqa: F401
         from threadpoolctl import threadpool_limits
         _BLAS_LIMIT = threadpool_limits(limits=1, user_api="blas")
@@ -116,12 +65,12 @@ def visiting_order(n_rows: int, n_samples: int, start: int, seed: int, shuffle: 
     return out
 
 
-def shard_plan(sizes, n_samples: int, n_threads: int, position: float, fit_seed: int,
+def shard_plan(sizes, *, n_samples: int, n_threads: int, position: float, order_seed: int,
                shuffle: bool) -> list:
     """Which rows each HOGWILD! thread trains: [(block, [rows of thread 0, rows of thread 1, ...])] for
     ``n_samples`` draws over blocks of ``sizes`` rows, split in proportion to the blocks' sizes. Each
     block is cut into one contiguous slice per thread; a thread streams passes over its slice
-    (``visiting_order``), resuming ``position`` passes in."""
+    (``visiting_order``, seeded from ``order_seed``), resuming ``position`` passes in."""
     sizes = np.asarray(sizes, dtype=np.int64)
     plan = []
     for bi, (n, m) in enumerate(zip(sizes, proportional_split(n_samples, sizes))):
@@ -134,64 +83,66 @@ def shard_plan(sizes, n_samples: int, n_threads: int, position: float, fit_seed:
             lo, hi = n * t // k, n * (t + 1) // k
             m_t = m * (t + 1) // k - m * t // k
             start = int(round(position * (hi - lo)))
-            rows.append(lo + visiting_order(hi - lo, m_t, start, thread_seed(fit_seed, bi, t, k), shuffle))
+            rows.append(lo + visiting_order(hi - lo, m_t, start, thread_seed(order_seed, bi, t, k), shuffle))
         plan.append((bi, rows))
     return plan
 
 
-def train_shard(state: np.ndarray, layout: NetworkLayout, blocks, n_samples: int, ks: KernelSettings,
-                n_threads: int, seed_parts: tuple, n_seen: float, shuffle: bool = False,
-                position: float = 0.0, fit_seed: int = 0, center: np.ndarray | None = None,
-                elastic: float = 0.0) -> int:
+def train_shard(state: np.ndarray, layout: NetworkLayout, blocks: list, *, n_samples: int,
+                settings: KernelSettings, n_threads: int, rng_seeds: tuple, n_seen: float, shuffle: bool = False,
+                position: float = 0.0, order_seed: int = 0, center: np.ndarray | None = None,
+                elastic_strength: float = 0.0) -> int:
     """Train ``state`` in place on ``n_samples`` draws from ``blocks`` (a list of (X, y) arrays) with
-    ``n_threads`` HOGWILD! threads. ``position`` is how many passes over these blocks earlier
-    iterations made (each thread resumes its slice's stream there). With ``center`` every gradient gets
-    ``elastic * (state - center)`` (elastic averaging). Returns the samples trained."""
+    ``n_threads`` HOGWILD! threads; ``n_seen`` samples were trained before (the learning-rate
+    schedule). ``rng_seeds`` seed each thread's dropout stream (with the block and thread),
+    ``order_seed`` the row visiting order; ``position`` is how many passes over these blocks earlier
+    iterations made (each thread resumes its slice's stream there). With ``center`` every gradient
+    gets ``elastic_strength * (state - center)`` (elastic averaging). Returns the samples trained."""
     sizes = [len(b[1]) for b in blocks]
     if sum(sizes) == 0 or n_samples <= 0:
         return 0
-    units, woff, boff = layout.units_array(), layout.w_offsets, layout.b_offsets
-    acts, drop = layout.act_codes(), layout.dropout_array()
-    hp = ks.hp.astype(state.dtype)
-    hp[K.HP_EA] = elastic if center is not None else 0.0
-    if layout.input_major and not ks.fast:
-        raise ValueError("an input-major first layer needs fast_mode (see TrainingConfig.input_major_first_layer)")
-    if ks.batch > 1:
-        if layout.input_major:
-            raise ValueError("the mini-batch kernel needs a unit-major layout (input_major=False)")
-        one_blas_thread()
-        kernel = K.train_batches if center is None else K.train_batches_elastic
-    else:
-        kernel = K.train_rows if center is None else K.train_rows_elastic
-    plan = shard_plan(sizes, n_samples, n_threads, position, fit_seed, shuffle)
+    kernel = _pick_kernel(layout, settings, elastic=center is not None)
+    hp = settings.hp.astype(state.dtype)
+    hp[HP_EA] = elastic_strength if center is not None else 0.0
+    plan = shard_plan(sizes, n_samples=n_samples, n_threads=n_threads, position=position, order_seed=order_seed,
+                      shuffle=shuffle)
     # thread_local_models: thread t > 0 trains copies[t] (thread 0 the state itself) in every block;
     # the copies are averaged into the state, weighted by the rows each thread trained, at the end
     k_max = max((len(rows) for _, rows in plan), default=1)
-    copies = [state] + ([state.copy() for _ in range(k_max - 1)] if ks.thread_copies else [state] * (k_max - 1))
-    trained = np.zeros(k_max, dtype=np.int64)
-    # thread t's kernel calls, one per block, in block order: each thread walks its slices of all
-    # the blocks and the threads meet once per shard, not at every block (a join per block made
-    # the faster thread wait for the slower one six times per MNIST round)
+    copies = [state] + ([state.copy() for _ in range(k_max - 1)] if settings.thread_copies else [state] * (k_max - 1))
+    net = layout.kernel_arrays()
+    # thread t's kernel calls, one per block, in block order: the threads meet once per shard, not
+    # at every block (a join per block makes the faster thread wait for the slower one)
     thread_jobs: list = [[] for _ in range(k_max)]
+    trained = np.zeros(k_max, dtype=np.int64)
     done = 0
     for bi, thread_rows in plan:
         X, y = blocks[bi]
-        k = len(thread_rows)
         for t, rows in enumerate(thread_rows):
             hp_t = hp.copy()
-            hp_t[K.HP_N0] = n_seen + done  # where this block starts in the shard's sample count
-            hp_t[K.HP_NSTEP] = k  # every thread's step advances the shared sample count by ~k
-            ip = K.int_params(ks.opt, ks.fast, ks.loss, thread_seed(*seed_parts, bi, t), ks.batch,
-                              layout.input_major)
+            hp_t[HP_N0] = n_seen + done  # where this block starts in the shard's sample count
+            hp_t[HP_NSTEP] = len(thread_rows)  # every thread's step advances the shared count by ~k
+            ip = settings.int_params(thread_seed(*rng_seeds, bi, t), input_major=layout.input_major)
             lead = (copies[t],) if center is None else (copies[t], center)
-            thread_jobs[t].append((*lead, layout.n_weights, layout.n_biases, units, woff, boff, acts, drop,
-                                   X, y, rows, hp_t, ip))
+            thread_jobs[t].append((*lead, net, X, y, rows, hp_t, ip))
             trained[t] += len(rows)
         done += sum(len(r) for r in thread_rows)
     _run_threads(kernel, [jobs for jobs in thread_jobs if jobs])
-    if ks.thread_copies and k_max > 1 and done > 0:
+    if settings.thread_copies and k_max > 1 and done > 0:
         state[:] = weighted_mean_of(copies, trained)
     return done
+
+
+def _pick_kernel(layout: NetworkLayout, settings: KernelSettings, elastic: bool):
+    """The kernel for this layout and batch size (refusing the combinations it cannot train)."""
+    if layout.input_major and not settings.fast:
+        raise ValueError("an input-major first layer needs fast_mode (see TrainingConfig.input_major_first_layer)")
+    if settings.batch > 1:
+        if layout.input_major:
+            raise ValueError("the mini-batch kernel needs a unit-major layout (input_major=False)")
+        one_blas_thread()
+        return train_batches_elastic if elastic else train_batches
+    return train_rows_elastic if elastic else train_rows
 
 
 def _run_threads(kernel, thread_jobs: list) -> None:
@@ -229,14 +180,16 @@ def weighted_mean_of(states: list, rows) -> np.ndarray:
 
 
 def warm_up(batch: int = 1, elastic: bool = False) -> None:
-    """Compile (or load from numba's cache) the float32 kernel(s) a fit will run, in this process.
+    """Compile (or load from numba's cache) the float32 kernel(s) a fit will run, in this process:
+    the per-sample or the ``batch``-row kernel, and with ``elastic`` its elastic-averaging variant.
     Kernels are compiled per argument types, not per activation or loss, so one tiny call does it."""
     from .network import build_layout, initial_state
     layout = build_layout(3, [2], "Rectifier", 2, True, 0.0, [0.0])
     state = initial_state(layout, 1)
     X = np.zeros((2, 3), dtype=np.float32)
     y = np.zeros(2, dtype=np.float32)
-    ks = KernelSettings(hp=np.zeros(K.N_HP), opt=K.ADADELTA, fast=True, loss=K.CROSS_ENTROPY, batch=batch)
-    train_shard(state, layout, [(X, y)], 2, ks, 1, (1,), 0.0)
+    settings = KernelSettings(hp=np.zeros(N_HP), opt=ADADELTA, fast=True, loss=CROSS_ENTROPY, batch=batch)
+    run = dict(n_samples=2, settings=settings, n_threads=1, rng_seeds=(1,), n_seen=0.0)
+    train_shard(state, layout, [(X, y)], **run)
     if elastic:  # the first elastic iteration trains from the centre with the plain kernel
-        train_shard(state, layout, [(X, y)], 2, ks, 1, (1,), 0.0, center=state.copy(), elastic=1e-3)
+        train_shard(state, layout, [(X, y)], **run, center=state.copy(), elastic_strength=1e-3)

@@ -20,6 +20,7 @@ import numpy as np
 # activation codes shared with the kernels
 TANH, RECTIFIER, MAXOUT = 0, 1, 2
 HIDDEN_CODES = {"Tanh": TANH, "Rectifier": RECTIFIER, "Maxout": MAXOUT}
+HIDDEN_NAMES = {code: name for name, code in HIDDEN_CODES.items()}
 # output codes
 SOFTMAX, LINEAR = 10, 11
 
@@ -78,6 +79,10 @@ class NetworkLayout:
 
     def units_array(self) -> np.ndarray:
         return np.asarray(self.units, dtype=np.int64)
+
+    def kernel_arrays(self) -> tuple:
+        """The kernels' ``net`` tuple: (units, weight offsets, bias offsets, activation codes, dropout)."""
+        return self.units_array(), self.w_offsets, self.b_offsets, self.act_codes(), self.dropout_array()
 
     def split(self, state: np.ndarray):
         """Views (W, B, S1W, S2W, S1B, S2B) into a flat state vector (no copies)."""

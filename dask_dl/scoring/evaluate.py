@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..params import LOG_LINK_DISTRIBUTIONS
+from ..names import EXP_CAP, LOG_LINK_DISTRIBUTIONS
 from . import metrics
 
 
@@ -11,7 +11,7 @@ def to_response_scale(out: np.ndarray, info, distribution: str) -> np.ndarray:
     """Regression network output (link space, maybe standardised) -> prediction on the response scale."""
     f = out[:, 0].astype(np.float64)
     if distribution in LOG_LINK_DISTRIBUTIONS:
-        return np.minimum(np.exp(f), 1e19)
+        return np.minimum(np.exp(f), EXP_CAP)
     if info.standardize_response:
         return f * info.response_sigma + info.response_mean
     return f

@@ -11,10 +11,13 @@ by :mod:`dask_dl.scoring.metrics` ("logloss", "deviance", "mse", "rmse",
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
+import time
+from typing import Optional, Sequence
 
 import numpy as np
+
+from ..names import (KIND_STOPPING_METRICS, METRIC_DIRECTION, MetricDirection, best_model_metric,
+                     resolve_stopping_metric)
 
 __all__ = [
     "MetricDirection",
@@ -26,113 +29,10 @@ __all__ = [
     "best_model_metric",
     "model_loss",
     "is_better",
+    "metric_columns",
+    "history_row",
+    "stop_reason",
 ]
-
-
-@dataclass(frozen=True)
-class MetricDirection:
-    """How a stopping metric improves (H2O's ``ScoreKeeper.StoppingMetric``)."""
-
-    more_is_better: bool
-    #: The metric cannot go below 0, so a reference average of exactly 0 means
-    #: it has converged to its bound (stop rule §11.2 step 5).
-    bounded_below_by_zero: bool
-
-
-METRIC_DIRECTION: Mapping[str, MetricDirection] = {
-    "deviance": MetricDirection(more_is_better=False, bounded_below_by_zero=False),
-    "logloss": MetricDirection(more_is_better=False, bounded_below_by_zero=True),
-    "mse": MetricDirection(more_is_better=False, bounded_below_by_zero=True),
-    "rmse": MetricDirection(more_is_better=False, bounded_below_by_zero=True),
-    "mae": MetricDirection(more_is_better=False, bounded_below_by_zero=True),
-    "rmsle": MetricDirection(more_is_better=False, bounded_below_by_zero=True),
-    "auc": MetricDirection(more_is_better=True, bounded_below_by_zero=True),
-    "pr_auc": MetricDirection(more_is_better=True, bounded_below_by_zero=True),
-    "lift": MetricDirection(more_is_better=True, bounded_below_by_zero=False),
-    "classification_error": MetricDirection(more_is_better=False, bounded_below_by_zero=True),
-    "mean_per_class_error": MetricDirection(more_is_better=False, bounded_below_by_zero=True),
-    # H2O's user-supplied metrics; dask_dl computes none, but the rule knows them.
-    "custom": MetricDirection(more_is_better=False, bounded_below_by_zero=False),
-    "custom_increasing": MetricDirection(more_is_better=True, bounded_below_by_zero=False),
-}
-
-#: Stopping metrics each model kind's scoring rows actually carry.  A metric a
-#: kind never computes would be NaN in every row, so early stopping would
-#: silently never fire (H2O accepts some of these); we reject them instead.
-KIND_STOPPING_METRICS: Mapping[str, tuple[str, ...]] = {
-    "binomial": ("logloss", "mse", "rmse", "auc", "pr_auc", "lift",
-                 "classification_error", "mean_per_class_error"),
-    "multinomial": ("logloss", "mse", "rmse", "classification_error", "mean_per_class_error"),
-    "regression": ("deviance", "mse", "rmse", "mae", "rmsle"),
-    "autoencoder": ("mse",),  # H2O allows only AUTO or MSE for autoencoders
-}
-
-_DEFAULT_METRIC = {
-    "binomial": "logloss",
-    "multinomial": "logloss",
-    "regression": "deviance",
-    "autoencoder": "mse",
-}
-
-# accepted spellings (compared lower-case) -> canonical key
-_SPELLINGS = {
-    "deviance": "deviance",
-    "logloss": "logloss",
-    "mse": "mse",
-    "rmse": "rmse",
-    "mae": "mae",
-    "rmsle": "rmsle",
-    "auc": "auc",
-    "aucpr": "pr_auc",
-    "pr_auc": "pr_auc",
-    "lift_top_group": "lift",
-    "lift": "lift",
-    "misclassification": "classification_error",
-    "classification_error": "classification_error",
-    "mean_per_class_error": "mean_per_class_error",
-}
-
-_H2O_NAMES = ("AUTO", "deviance", "logloss", "MSE", "RMSE", "MAE", "RMSLE", "AUC", "AUCPR",
-              "lift_top_group", "misclassification", "mean_per_class_error")
-
-
-def _check_kind(kind: str) -> None:
-    if kind not in _DEFAULT_METRIC:
-        raise ValueError(f"kind must be one of {sorted(_DEFAULT_METRIC)}, got {kind!r}")
-
-
-def resolve_stopping_metric(stopping_metric: str, kind: str) -> str:
-    """Canonical metric key for an H2O ``stopping_metric`` and a model kind.
-
-    ``AUTO`` → "logloss" for classifiers, "deviance" for regression, "mse" for
-    autoencoders.  Spellings are matched case-insensitively; the metrics-dict
-    keys ("pr_auc", "lift", "classification_error") are accepted too.
-    Raises ValueError for unknown names, for ``custom``/``custom_increasing``
-    (no custom metric functions in dask_dl) and for metrics that ``kind`` does
-    not compute (e.g. AUC for multinomial, deviance for classifiers, anything
-    but MSE for autoencoders).
-    """
-    _check_kind(kind)
-    allowed = KIND_STOPPING_METRICS[kind]
-    name = str(stopping_metric).strip().lower()
-    if name == "auto":
-        return _DEFAULT_METRIC[kind]
-    if name in ("custom", "custom_increasing"):
-        raise ValueError(
-            f"stopping_metric={stopping_metric!r} needs a custom metric function, "
-            f"which dask_dl does not support; allowed: {', '.join(_H2O_NAMES)}"
-        )
-    key = _SPELLINGS.get(name)
-    if key is None:
-        raise ValueError(
-            f"unknown stopping_metric {stopping_metric!r}; allowed: {', '.join(_H2O_NAMES)}"
-        )
-    if key not in allowed:
-        raise ValueError(
-            f"stopping_metric {stopping_metric!r} is not available for {kind} models; "
-            f"allowed: AUTO, {', '.join(allowed)}"
-        )
-    return key
 
 
 def stop_early(
@@ -222,17 +122,6 @@ def should_score(
     return last_scoring_duration / since < score_duty_cycle
 
 
-def best_model_metric(stopping_metric: str, kind: str) -> str:
-    """Metric key that ``overwrite_with_best_model`` ranks models by (§11.4).
-
-    The resolved stopping metric, except that RMSE (and AUTO) fall back to
-    logloss for classifiers, MSE for autoencoders and deviance for regression,
-    as H2O's ``Model.loss()`` does.
-    """
-    key = resolve_stopping_metric(stopping_metric, kind)
-    return _DEFAULT_METRIC[kind] if key == "rmse" else key
-
-
 def model_loss(value: float, metric_key: str) -> np.float32:
     """The metric as a lower-is-better float32 loss: 1 − AUC, 1 − AUCPR, −lift,
     the value itself otherwise.
@@ -266,3 +155,43 @@ def is_better(current: float, best: Optional[float], metric_key: str) -> bool:
     if best is None:
         return bool(cur < np.float32(np.inf))
     return not bool(cur >= model_loss(best, metric_key))
+
+
+def metric_columns(kind: str) -> list:
+    """The metrics of each scoring-history row, per model kind (H2O's columns)."""
+    if kind == "regression":
+        return ["rmse", "deviance", "mae", "r2"]
+    if kind == "binomial":
+        return ["rmse", "logloss", "r2", "auc", "pr_auc", "lift", "classification_error"]
+    return ["rmse", "logloss", "r2", "classification_error"]
+
+
+def history_row(kind: str, run_time: float, scoring_time: float, samples: int, iteration: int, n_rows: int,
+                m_train: Optional[dict], m_valid: Optional[dict]) -> dict:
+    """One scoring-history row as H2O prints it; ``m_valid`` None: no validation columns."""
+    train_time = max(1e-9, run_time - scoring_time)
+    row = {"timestamp": time.strftime("%Y-%m-%d %H:%M:%S"), "duration": f"{run_time:.3f} sec",
+           "training_speed": f"{samples / train_time:.0f} obs/sec" if samples else "",
+           "epochs": samples / n_rows, "iterations": iteration, "samples": float(samples)}
+    for prefix, m in (("training", m_train), ("validation", m_valid)):
+        if m is None:
+            continue
+        for key in metric_columns(kind):
+            row[f"{prefix}_{key}"] = m.get(key, float("nan")) if m else float("nan")
+    return row
+
+
+def stop_reason(cfg, m_train: dict, series: Sequence[float]) -> Optional[str]:
+    """Which stopping rule ends training after a (non-final) scoring, or None: classification_stop
+    and regression_stop on the training metrics, then early stopping on ``series`` (§11)."""
+    p = cfg.params
+    if cfg.kind != "regression" and p["classification_stop"] != -1 and m_train \
+            and m_train.get("classification_error", 1.0) <= p["classification_stop"]:
+        return "classification_stop"
+    if cfg.kind == "regression" and p["regression_stop"] != -1 and m_train \
+            and m_train.get("mse", math.inf) <= p["regression_stop"]:
+        return "regression_stop"
+    if p["stopping_rounds"] > 0 and stop_early(series, p["stopping_rounds"], p["stopping_tolerance"],
+                                               cfg.stopping_key):
+        return "early_stopping"
+    return None

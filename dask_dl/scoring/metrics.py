@@ -39,6 +39,8 @@ from typing import Any, Optional
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .. import names
+
 __all__ = [
     "REGRESSION_DISTRIBUTIONS",
     "weighted_quantile",
@@ -66,9 +68,7 @@ __all__ = [
 ]
 
 #: Distributions whose mean residual deviance :func:`mean_residual_deviance` knows.
-REGRESSION_DISTRIBUTIONS = frozenset(
-    {"gaussian", "laplace", "quantile", "huber", "poisson", "gamma", "tweedie"}
-)
+REGRESSION_DISTRIBUTIONS = frozenset(names.REGRESSION_DISTRIBUTIONS)
 
 #: Probability floor of H2O's logloss: -log(max(1e-15, p_actual)).
 LOGLOSS_EPS = 1e-15

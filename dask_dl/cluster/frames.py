@@ -1,0 +1,83 @@
+"""Hand each partition of a training frame to the set-up tasks, straight from its future when the
+frame is persisted partitions (the user's ``df.persist()``), else through ``to_delayed()``.
+
+Every use of dask-expr internals is in ``_graph_sources``; tests/test_frames.py fails loudly when a
+dask upgrade changes them.
+"""
+from __future__ import annotations
+
+import dask
+from distributed import Future, futures_of, wait
+
+
+def _graph_sources(frame):
+    """(the values of the graph layer the frame reads, {old: new} column rename or None) when
+    ``frame`` IS a graph of already computed partitions, or a column rename over one; else None.
+
+    Relies on dask >= 2025.1 (dask-expr, tested with 2026.8): a persisted collection's expression
+    is a ``FromGraph`` whose ``operand("layer")`` maps each partition's key to its ``Future``, and
+    ``frame.rename(columns=dict)`` is a ``RenameFrame`` with operands ``"frame"`` and ``"columns"``.
+    If dask changes either, this returns None and every frame takes the ``to_delayed()`` path:
+    still correct, only slower (see ``persist_if_in_memory``)."""
+    expr = getattr(frame, "expr", None)
+    columns = None
+    if type(expr).__name__ == "RenameFrame" and isinstance(expr.operand("columns"), dict):
+        columns, expr = dict(expr.operand("columns")), expr.operand("frame")
+    if type(expr).__name__ != "FromGraph":
+        return None
+    return list(expr.operand("layer").values()), columns
+
+
+def _persisted_futures(values, npartitions: int):
+    """The futures, in partition order, when ``values`` are exactly one persisted collection's
+    ``npartitions`` partitions (keys ``(name, i)``), else None."""
+    futures = [f for f in values if isinstance(f, Future)]
+    if len(futures) != npartitions or not all(isinstance(f.key, tuple) and len(f.key) == 2 for f in futures) \
+            or len({f.key[0] for f in futures}) != 1:
+        return None
+    ordered = sorted(futures, key=lambda f: f.key[1])
+    return ordered if [f.key[1] for f in ordered] == list(range(npartitions)) else None
+
+
+def _direct_sources(frame):
+    """[(future, columns to rename or None)] per partition when ``frame`` IS persisted partitions or
+    a column rename over them (the estimators' response rename), else None."""
+    found = _graph_sources(frame)
+    if found is None:
+        return None
+    values, columns = found
+    futures = _persisted_futures(values, frame.npartitions)
+    return None if futures is None else [(f, columns) for f in futures]
+
+
+def persist_if_in_memory(client, frame):
+    """Persist a frame built on persisted partitions (a projection, an ``assign``...) so that the
+    set-up passes can hand each partition's future to their tasks: ``to_delayed()`` of such a frame
+    re-materialises every partition in every pass. Frames read from storage are left alone (holding
+    the raw data beside the encoded blocks would double the memory), and so are frames the
+    set-up already takes from futures (``partition_calls`` renames inside its tasks)."""
+    if not futures_of(frame) or _direct_sources(frame) is not None:
+        return frame
+    frame = client.persist(frame)
+    wait(frame)
+    return frame
+
+
+def _call_on(fn, part, columns, *args):
+    """``fn(part, *args)``, the partition's columns renamed first (pandas copy-on-write: no data copied)."""
+    return fn(part.rename(columns=columns) if columns else part, *args)
+
+
+def partition_calls(fn, frame, *args) -> list:
+    """``dask.delayed(fn)(partition, *args)`` for every partition of ``frame``, in order. Persisted
+    partitions go to ``fn``'s task straight from their futures (renamed inside it where the frame
+    renames them): no dask-dataframe task and no intermediate frame stored on the worker, whose
+    ``sizeof`` walk over the columns costs time. Anything else goes through ``to_delayed()``."""
+    direct = _direct_sources(frame)
+    if direct is None:
+        return [dask.delayed(fn)(p, *args) for p in frame.to_delayed()]
+    name = getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", "partition")
+    common = dask.base.tokenize(fn, *args)  # once: tokenizing a wide DataInfo is not free
+    return [dask.delayed(_call_on)(fn, f, columns, *args,
+                                   dask_key_name=f"{name}-{dask.base.tokenize(common, f.key, columns)}")
+            for f, columns in direct]

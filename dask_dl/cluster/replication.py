@@ -1,0 +1,49 @@
+"""replicate_training_data: every worker holds a copy of every encoded block (H2O: every node)."""
+from __future__ import annotations
+
+import logging
+
+from distributed import wait
+
+from .memory import encoded_bytes, memory_limits
+
+logger = logging.getLogger("dask_dl")
+
+
+def wants_replication(client, info, cfg, n_workers: int) -> bool:
+    """replicate_training_data, with 2+ workers and no single worker training on everything, when
+    the encoded data fits in half of the smallest worker's memory limit (workers without one: this
+    machine's memory split between them). H2O refuses above 90% of a node's free memory; dask_dl
+    keeps the partitioned layout instead and says so."""
+    if not cfg.params["replicate_training_data"] or n_workers < 2 or cfg.single_worker:
+        return False
+    limits = [m for m in memory_limits(client) if m > 0]
+    if not limits:  # workers without a limit: assume they split a machine like this one
+        import psutil
+        limits = [psutil.virtual_memory().total // max(1, n_workers)]
+    need = encoded_bytes(info)
+    if need > 0.5 * min(limits):
+        logger.warning("dask_dl: replicate_training_data: the encoded data (%.0f MB) exceeds half a worker's "
+                       "memory limit (%.0f MB); every worker trains on its own partitions instead",
+                       need / 2**20, min(limits) / 2**20)
+        return False
+    return True
+
+
+def replica(block):
+    """The block itself, held on this worker under a key of its own (runs on the worker)."""
+    return block
+
+
+def replicate_blocks(client, futures: list, workers: list) -> dict:
+    """Give every worker a copy of every block: each block a worker lacks is fetched into a task of
+    its own there (a distinct key, so the Active Memory Manager does not undo the copies as it
+    would ``client.replicate``'s). Returns {worker: [blocks in one global order]}."""
+    who = client.who_has(futures)
+    out = {}
+    for w in workers:
+        out[w] = [f if w in (who.get(f.key) or ()) else
+                  client.submit(replica, f, workers=[w], allow_other_workers=False, pure=False)
+                  for f in futures]
+    wait([f for fs in out.values() for f in fs])
+    return out

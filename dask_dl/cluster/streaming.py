@@ -1,0 +1,107 @@
+"""Out of core: the training partitions stay in storage and every iteration streams them again.
+
+A set-up pass counts each partition's encoded rows and draws its training-scoring sample; each worker
+then holds one ``StreamSource`` (partition references) that its training task reads.
+"""
+from __future__ import annotations
+
+import logging
+import operator
+
+import dask
+from distributed import wait
+import numpy as np
+
+from ..data.encode import encode_training_block, sample_block
+from .memory import encoded_bytes, memory_limits
+
+logger = logging.getLogger("dask_dl")
+
+
+class StreamSource:
+    """A worker's share of the training data when it does not fit in memory: references to the
+    partitions (dask Delayed objects: a Parquet row group, a CSV chunk, ...) and their row counts.
+    The training task reads and encodes them one at a time, so memory stays at ~2 partitions."""
+
+    def __init__(self, parts: list, rows: list, info):
+        self.parts, self.rows, self.info = list(parts), [int(r) for r in rows], info
+
+    def plan(self, n_samples: int, start: int) -> list:
+        """(partition, passes done over it + offset fraction, samples) pieces of the worker's stream of
+        passes over its partitions, from stream position ``start``: an iteration reads only the
+        partitions its samples fall in, so I/O follows the samples, not the dataset size."""
+        rows = np.asarray(self.rows, dtype=np.int64)
+        cum = np.concatenate([[0], np.cumsum(rows)])
+        total = int(cum[-1])
+        pos, left, out = int(start), int(n_samples), []
+        while left > 0:
+            passes, p = divmod(pos, total)
+            i = int(np.searchsorted(cum, p, side="right") - 1)
+            off = p - int(cum[i])
+            take = min(int(rows[i]) - off, left)
+            out.append((i, passes + off / rows[i], take))
+            pos += take
+            left -= take
+        return out
+
+    def load(self, i: int):
+        df = self.parts[i].compute(scheduler="sync")  # read on this worker thread, nothing else
+        return encode_training_block(df, self.info)
+
+
+def streamed_setup(part, *, info, fraction: float, seed: int):
+    """Set-up pass of the streaming mode: (encoded row count, training-scoring sample) of one partition."""
+    block = encode_training_block(part, info)
+    return len(block[1]), sample_block(block, fraction=fraction, seed=seed)
+
+
+def wants_streaming(client, info, cfg) -> bool:
+    """out_of_core=True/False as given; 'auto': stream when the encoded training data would take more
+    than half of the workers' total memory limit (headroom below Dask's 60% spill target). Never
+    when one worker trains on everything (reproducible, single_node_mode)."""
+    if cfg.single_worker:
+        return False
+    choice = cfg.params["out_of_core"]
+    if choice != "auto":
+        return bool(choice)
+    limits = memory_limits(client)
+    if not limits or min(limits) <= 0:
+        return False
+    return encoded_bytes(info) > 0.5 * sum(limits)
+
+
+def _setup_pass(client, parts: list, info, assignment: list, fraction: float, seed: int) -> list:
+    """Futures of ``streamed_setup`` per partition, in partition order, each computed on its worker."""
+    info_d = dask.delayed(info, traverse=False)
+    setup = [None] * len(parts)
+    for w, idx in assignment:
+        calls = [dask.delayed(streamed_setup)(parts[i], info=info_d, fraction=fraction, seed=seed + i) for i in idx]
+        for i, f in zip(idx, client.compute(calls, workers=[w], allow_other_workers=True)):
+            setup[i] = f
+    wait(setup)
+    return setup
+
+
+def place_streaming(client, frame, info, assignment: list, fraction: float, seed: int, quiet: bool = False):
+    """(StreamSource per worker, rows per worker, training-scoring sample futures, rows) of a frame
+    left in storage; ``assignment``: [(worker, [partition indices])] (``placement.round_robin``)."""
+    parts = frame.to_delayed()
+    setup = _setup_pass(client, parts, info, assignment, fraction, seed)
+    rows = client.gather([client.submit(operator.itemgetter(0), f, pure=False) for f in setup])
+    score_train = [client.submit(operator.itemgetter(1), f, pure=False) for f in setup]
+    wait(score_train)
+    del setup
+    by_worker, rows_by_worker = {}, {}
+    for w, idx in assignment:
+        idx = [i for i in idx if rows[i] > 0]
+        if not idx:
+            continue
+        src = StreamSource([parts[i] for i in idx], [rows[i] for i in idx], info)
+        by_worker[w] = [client.scatter(src, workers=[w], hash=False)]
+        rows_by_worker[w] = int(sum(rows[i] for i in idx))
+    if not by_worker:
+        raise ValueError("no training rows left: every row has a missing response")
+    if not quiet:
+        logger.info("dask_dl: out of core: %d partitions streamed from storage by %d worker(s) every iteration",
+                    len(parts), len(by_worker))
+    return by_worker, rows_by_worker, score_train, int(sum(rows))

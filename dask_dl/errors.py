@@ -1,0 +1,16 @@
+"""The exceptions dask_dl raises on purpose, in one place (the bottom layer: anything may raise them)."""
+from __future__ import annotations
+
+
+class DataError(ValueError):
+    """Bad input data, named by column."""
+
+
+class ModelDivergedError(RuntimeError):
+    """Training produced NaN/inf or exploding weights; ``last_good_model`` holds the last sound state."""
+
+    def __init__(self, message: str, last_good_state=None, history_rows=None):
+        super().__init__(message)
+        self.last_good_state = last_good_state
+        self.history_rows = history_rows or []
+        self.last_good_model = None  # set by the training job once the model is assembled

@@ -1,0 +1,118 @@
+"""The training job: a frame with a response column in, a ``DeepLearningModel`` out, on a Dask cluster.
+
+The estimators, the CLI and every feature that trains models (cross-validation, grid search,
+checkpoints) call ``train``. Its steps, in order: find or start the cluster, warm the workers,
+partition the frame, one statistics pass (``DataInfo``), the network's layout, the encoded data on
+the workers, the iteration loop, the model.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import params as P
+from .cluster import loop, placement
+from .cluster.frames import persist_if_in_memory
+from .cluster.session import cluster_client, worker_threads
+from .errors import ModelDivergedError
+from .model import DeepLearningModel
+from .nn import settings as kernel_settings
+from .nn.network import NetworkLayout, build_layout, initial_state
+
+
+@dataclass(frozen=True)
+class ColumnRoles:
+    """Which column is which: the frame holds the response as ``data.schema.RESPONSE``."""
+    response: str   # the response's name as the user gave it
+    features: dict  # feature name -> "numeric" | "categorical", in frame order
+
+
+def train(frame, columns: ColumnRoles, cfg: P.TrainingConfig, *, validation=None, client=None,
+          start_state: np.ndarray | None = None,
+          pipeline_max_round_s: float = loop.PIPELINE_MAX_ROUND_S) -> DeepLearningModel:
+    """Train a network on ``frame`` (pandas or dask) and return the model. ``cfg`` is resolved for
+    the model's family (its class count is settled by the statistics pass); ``validation`` is a
+    frame laid out like ``frame``; ``client`` a distributed.Client (None: the active one, else an
+    embedded LocalCluster); ``start_state`` a flat state to train from instead of a fresh one.
+    A ModelDivergedError carries the last good model (``.last_good_model``)."""
+    with cluster_client(client, mini_batch=not cfg.per_sample, thread_copies=cfg.thread_copies) as c:
+        threads = worker_threads(c)
+        if not threads:
+            raise RuntimeError("the Dask cluster has no workers")
+        placement.warm_workers(c, cfg.mini_batch, cfg.elastic)
+        frame = _partitioned(c, frame, cfg, len(threads))
+        if validation is not None:
+            validation = persist_if_in_memory(c, _as_dask(validation, len(threads)))
+        family = "regression" if cfg.kind == "regression" else "classification"
+        info = placement.compute_data_info(c, frame, columns.features, cfg.params, family, columns.response,
+                                           cfg.distribution)
+        cfg = _for_classes(cfg, family, len(info.classes))
+        layout = _layout(cfg, info)
+        data = placement.place_training_data(c, frame, info, validation, cfg, placement.seed_for(cfg))
+        runner = loop.IterationLoop(c, cfg, info, layout, kernel_settings.settings_from_config(cfg), data, threads,
+                                    pipeline_max_round_s=pipeline_max_round_s)
+        try:
+            result = runner.run(_start_state(layout, cfg, start_state))
+        except ModelDivergedError as err:
+            err.last_good_model = DeepLearningModel(layout, err.last_good_state, info, cfg.params, cfg.kind,
+                                                    cfg.distribution, cfg.loss, err.history_rows)
+            raise
+        finally:
+            runner.drop_worker_state()
+    return DeepLearningModel(layout, result.state, info, cfg.params, cfg.kind, cfg.distribution, cfg.loss,
+                             result.history, threshold=result.threshold, run=_run_record(result, data, cfg))
+
+
+def _as_dask(frame, n_parts: int):
+    import dask.dataframe as dd
+    if isinstance(frame, dd.DataFrame):
+        return frame
+    return dd.from_pandas(frame, npartitions=max(1, min(n_parts, len(frame))), sort=False)
+
+
+def _partitioned(client, frame, cfg: P.TrainingConfig, n_workers: int):
+    """The training frame as dask, in one partition when reproducible (H2O: one chunk, one
+    thread, a fixed order), else at least one partition per worker with force_load_balance."""
+    frame = _as_dask(frame, n_workers)
+    if cfg.one_partition:
+        frame = frame.repartition(npartitions=1)
+    elif cfg.params["force_load_balance"] and frame.npartitions < n_workers:
+        frame = frame.repartition(npartitions=n_workers)
+    return persist_if_in_memory(client, frame)
+
+
+def _for_classes(cfg: P.TrainingConfig, family: str, n_classes: int) -> P.TrainingConfig:
+    """The config re-resolved for the response's class count (binomial or multinomial), with the
+    seed already drawn."""
+    resolved = P.resolve(cfg.params, family, n_classes=n_classes)
+    return dataclasses.replace(resolved, seed=cfg.seed)
+
+
+def _layout(cfg: P.TrainingConfig, info) -> NetworkLayout:
+    classifier = cfg.kind != "regression"
+    return build_layout(info.n_inputs, cfg.hidden, cfg.hidden_activation, len(info.classes) if classifier else 1,
+                        classifier, cfg.params["input_dropout_ratio"], cfg.hidden_dropout,
+                        input_major=cfg.input_major_first_layer)
+
+
+def _start_state(layout: NetworkLayout, cfg: P.TrainingConfig, given: np.ndarray | None) -> np.ndarray:
+    """A fresh state drawn as H2O does, or a copy of ``given`` once its size is checked."""
+    if given is None:
+        return initial_state(layout, cfg.seed, cfg.params["initial_weight_distribution"],
+                             cfg.params["initial_weight_scale"])
+    given = np.asarray(given, dtype=np.float32)
+    if given.shape != (layout.state_size,):
+        raise ValueError(f"start_state has shape {given.shape}; this network's state has {layout.state_size} "
+                         f"values (units {list(layout.units)})")
+    return given.copy()
+
+
+def _run_record(result: loop.FitResult, data, cfg: P.TrainingConfig) -> dict:
+    """What the run did, kept on the model (``model.run``)."""
+    return {"iterations": result.iterations, "samples": result.samples, "epochs": result.epochs,
+            "stop_reason": result.stop_reason, "run_seconds": result.run_seconds,
+            "train_samples_per_iteration": result.train_samples_per_iteration, "workers": result.workers,
+            "out_of_core": data.streaming, "replicated_training_data": data.replicated, **result.timings,
+            "seed": cfg.seed}

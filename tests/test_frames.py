@@ -1,0 +1,83 @@
+"""Persisted frames handed to the set-up tasks from their futures (dask_dl/cluster/frames.py).
+
+``frames._graph_sources`` is the one place that reads dask-expr internals. If dask changes them, the
+fit still works (every frame then goes through ``to_delayed()``) but each set-up pass re-materialises
+persisted partitions: these tests fail loudly instead of letting that slip by.
+"""
+import dask
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import pytest
+from distributed import futures_of
+
+from dask_dl.cluster import frames
+
+CHANGED = ("dask's internals changed (dask {v}): dask_dl/cluster/frames.py::_graph_sources no longer "
+           "recognises {what}; update that one function (its docstring says what it relies on)")
+
+
+@pytest.fixture
+def df():
+    return pd.DataFrame({"a": np.arange(40.0), "b": np.arange(40.0) % 3})
+
+
+def _sources(frame, what):
+    found = frames._direct_sources(frame)
+    assert found is not None, CHANGED.format(v=dask.__version__, what=what)
+    return found
+
+
+def test_persisted_frame_and_its_rename_are_recognised(client2, df):
+    persisted = client2.persist(dd.from_pandas(df, npartitions=4, sort=False))
+    direct = _sources(persisted, "a persisted frame (FromGraph, operand 'layer')")
+    assert len(direct) == 4 and all(columns is None for _, columns in direct), \
+        CHANGED.format(v=dask.__version__, what="a persisted frame's partition futures")
+    assert [f.key[1] for f, _ in direct] == [0, 1, 2, 3]
+    renamed = persisted.rename(columns={"b": "target"})
+    direct = _sources(renamed, "a column rename over persisted partitions (RenameFrame, operands "
+                               "'frame' and 'columns')")
+    assert [f.key for f, _ in direct] == sorted((f.key for f in futures_of(persisted)), key=lambda k: k[1])
+    assert all(columns == {"b": "target"} for _, columns in direct), \
+        CHANGED.format(v=dask.__version__, what="the columns of a RenameFrame")
+
+
+def test_frames_not_made_of_persisted_partitions_are_not_recognised(client2, df, tmp_path):
+    lazy = dd.from_pandas(df, npartitions=2, sort=False)
+    assert frames._direct_sources(lazy) is None
+    assert frames._direct_sources(lazy.rename(columns={"b": "target"})) is None
+    lazy.to_parquet(str(tmp_path / "p"))
+    from_storage = dd.read_parquet(str(tmp_path / "p"))
+    assert frames._direct_sources(from_storage) is None
+    assert frames.persist_if_in_memory(client2, from_storage) is from_storage  # not held in memory
+    persisted = client2.persist(lazy)
+    assert frames._direct_sources(persisted[["b"]]) is None  # a projection: a task of its own
+
+
+def test_set_up_passes_take_persisted_partitions_as_futures(client2, df):
+    """Set-up tasks get persisted partitions straight from their futures (to_delayed() re-materialised
+    them in every pass): the response rename over them happens inside the same task, with no
+    dask-dataframe task (or re-persist) in between; another frame built on persisted data is
+    persisted once; none may hand out the underlying partitions unchanged."""
+    persisted = client2.persist(dd.from_pandas(df, npartitions=4, sort=False))
+    renamed = persisted.rename(columns={"b": "target"})
+    assert frames.persist_if_in_memory(client2, renamed) is renamed  # nothing to persist
+    calls = frames.partition_calls(len, renamed)
+    assert len(calls) == 4
+    sources = []
+    for c in calls:  # one task per partition, its only input the persisted partition's future
+        graph = dict(c.__dask_graph__())
+        assert list(graph) == [c.key] and len(graph[c.key].dependencies) == 1
+        assert c.key.startswith("len-")
+        sources += list(graph[c.key].dependencies)
+    assert len(set(sources)) == 4 and all(k[0] == sources[0][0] for k in sources)
+    assert dask.compute(*calls) == (10, 10, 10, 10)
+    got = pd.concat(dask.compute(*frames.partition_calls(lambda p: p, renamed)))
+    pd.testing.assert_frame_equal(got, df.rename(columns={"b": "target"}))  # renamed, in partition order
+    projected = persisted[["b"]].assign(c=1.0)
+    ready = frames.persist_if_in_memory(client2, projected)
+    assert ready is not projected
+    got = pd.concat(dask.compute(*frames.partition_calls(lambda p: p, ready)))
+    pd.testing.assert_frame_equal(got, df[["b"]].assign(c=1.0))
+    from_storage = dd.from_pandas(df, npartitions=2, sort=False)  # not persisted: left alone
+    assert frames.persist_if_in_memory(client2, from_storage) is from_storage
