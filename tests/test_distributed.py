@@ -150,7 +150,7 @@ def test_pipelined_rounds_train_exactly_as_sequential_ones(client2, wine):
     frame = wine.rename(columns={"type": RESPONSE})
     columns = job.ColumnRoles(response="type", features={c: column_role(c, frame.dtypes[c]) for c in frame.columns
                                                                 if c != RESPONSE})
-    cfg = resolve(kw, "binomial", n_classes=2)
+    cfg = resolve(kw, "classification", n_classes=2)
     piped = job.train(frame, columns, cfg)
     plain = job.train(frame, columns, cfg, pipeline_max_round_s=0.0)
     iterations = piped.run["iterations"]

@@ -13,6 +13,7 @@ from distributed import wait
 import numpy as np
 
 from ..data.encode import encode_training_block, sample_block
+from ..nn import hogwild
 from .memory import encoded_bytes, memory_limits
 
 logger = logging.getLogger("dask_dl")
@@ -47,6 +48,31 @@ class StreamSource:
     def load(self, i: int):
         df = self.parts[i].compute(scheduler="sync")  # read on this worker thread, nothing else
         return encode_training_block(df, self.info)
+
+
+def train_stream(state, src: StreamSource, spec, n_threads: int, center=None) -> int:
+    """One round (``spec``: a tasks.RoundSpec) over a worker's stream of partitions, the next
+    partition read while the current one trains (the kernels release the GIL); at most two held."""
+    from concurrent.futures import ThreadPoolExecutor
+    plan = src.plan(spec.n_samples, int(round(spec.position * sum(src.rows))))
+    trained = 0
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        loaded = {}  # partition index -> future of its block (the current one and the next)
+        for k, (i, part_position, count) in enumerate(plan):
+            if i not in loaded:
+                loaded = {i: reader.submit(src.load, i)}
+            nxt = plan[k + 1][0] if k + 1 < len(plan) else None
+            if nxt is not None and nxt not in loaded:
+                loaded[nxt] = reader.submit(src.load, nxt)
+            loaded = {j: f for j, f in loaded.items() if j in (i, nxt)}
+            block = loaded[i].result()
+            trained += hogwild.train_shard(
+                state, spec.layout, [block], n_samples=count, settings=spec.settings, n_threads=n_threads,
+                rng_seeds=(*spec.rng_seeds, k), n_seen=spec.n_seen + trained, shuffle=spec.shuffle,
+                position=part_position, order_seed=spec.order_seed + 7919 * (i + 1), center=center,
+                elastic_strength=spec.elastic_strength)
+            del block
+    return trained
 
 
 def streamed_setup(part, *, info, fraction: float, seed: int):

@@ -12,55 +12,7 @@ import numpy as np
 
 from ..nn import hogwild
 from ..nn.forward import forward
-from .streaming import StreamSource
-
-
-def _train_blocks(state, blocks: list, spec: "RoundSpec", n_threads: int, center=None) -> int:
-    """HOGWILD! over persisted blocks, or over a StreamSource read one partition at a time."""
-    if len(blocks) == 1 and isinstance(blocks[0], StreamSource):
-        return _train_streamed(state, blocks[0], spec, n_threads, center)
-    return hogwild.train_shard(state, spec.layout, list(blocks), n_samples=spec.n_samples, settings=spec.settings,
-                               n_threads=n_threads, rng_seeds=spec.rng_seeds, n_seen=spec.n_seen,
-                               shuffle=spec.shuffle, position=spec.position, order_seed=spec.order_seed,
-                               center=center, elastic_strength=spec.elastic_strength)
-
-
-def _train_streamed(state, src: StreamSource, spec: "RoundSpec", n_threads: int, center=None) -> int:
-    """The worker's stream over its partitions, the next partition read while the current one
-    trains (the kernels release the GIL); at most two partitions held."""
-    from concurrent.futures import ThreadPoolExecutor
-    plan = src.plan(spec.n_samples, int(round(spec.position * sum(src.rows))))
-    trained = 0
-    with ThreadPoolExecutor(max_workers=1) as reader:
-        loaded = {}  # partition index -> future of its block (the current one and the next)
-        for k, (i, part_position, count) in enumerate(plan):
-            if i not in loaded:
-                loaded = {i: reader.submit(src.load, i)}
-            nxt = plan[k + 1][0] if k + 1 < len(plan) else None
-            if nxt is not None and nxt not in loaded:
-                loaded[nxt] = reader.submit(src.load, nxt)
-            loaded = {j: f for j, f in loaded.items() if j in (i, nxt)}
-            block = loaded[i].result()
-            trained += hogwild.train_shard(
-                state, spec.layout, [block], n_samples=count, settings=spec.settings, n_threads=n_threads,
-                rng_seeds=(*spec.rng_seeds, k), n_seen=spec.n_seen + trained, shuffle=spec.shuffle,
-                position=part_position, order_seed=spec.order_seed + 7919 * (i + 1), center=center,
-                elastic_strength=spec.elastic_strength)
-            del block
-    return trained
-
-
-def block_rows(block) -> int:
-    return int(len(block[1]))
-
-
-def warm_up(batch: int, elastic: bool) -> bool:
-    """Per worker process, once: import dask.dataframe (unpickling the first dataframe task would
-    otherwise import it inside the fit's first round) and compile or load the
-    fit's numba kernels."""
-    import dask.dataframe  # noqa: F401
-    hogwild.warm_up(batch, elastic)
-    return True
+from .streaming import StreamSource, train_stream
 
 
 class ModelCopy(NamedTuple):
@@ -86,6 +38,8 @@ class RoundSpec:
     n_threads: int | None = None  # None: the worker's own thread count
     elastic_key: str | None = None  # elastic averaging: the fit whose worker-local model trains
     elastic_strength: float = 0.0
+
+
 
 
 _LOCAL_MODELS: dict = {}  # elastic averaging: this process's worker-local models, by (fit, worker)
@@ -128,6 +82,16 @@ def train_on_worker(center: ModelCopy, blocks: list, *, spec: RoundSpec) -> Mode
     return ModelCopy(local.copy(), trained, time.perf_counter() - t0)  # the local model stays here
 
 
+def _train_blocks(state, blocks: list, spec: RoundSpec, n_threads: int, center=None) -> int:
+    """HOGWILD! over persisted blocks, or over a StreamSource read one partition at a time."""
+    if len(blocks) == 1 and isinstance(blocks[0], StreamSource):
+        return train_stream(state, blocks[0], spec, n_threads, center)
+    return hogwild.train_shard(state, spec.layout, list(blocks), n_samples=spec.n_samples, settings=spec.settings,
+                               n_threads=n_threads, rng_seeds=spec.rng_seeds, n_seen=spec.n_seen,
+                               shuffle=spec.shuffle, position=spec.position, order_seed=spec.order_seed,
+                               center=center, elastic_strength=spec.elastic_strength)
+
+
 def drop_fit_state(fit_key: str) -> int:
     """Forget a finished fit's worker-local models (run on every worker at the end of fit)."""
     keys = [k for k in _LOCAL_MODELS if k[0] == fit_key]
@@ -164,3 +128,15 @@ def score_blocks(state: np.ndarray, layout, blocks: list):
     if not outs:
         return np.zeros((0, layout.units[-1]), np.float32), np.zeros(0, np.float32)
     return np.concatenate(outs), np.concatenate(ys)
+
+
+def block_rows(block) -> int:
+    return int(len(block[1]))
+
+
+def warm_up(batch: int, elastic: bool) -> bool:
+    """Per worker process, once: import dask.dataframe (unpickling the first dataframe task would
+    otherwise import it inside the fit's first round) and compile or load the fit's numba kernels."""
+    import dask.dataframe  # noqa: F401
+    hogwild.warm_up(batch, elastic)
+    return True

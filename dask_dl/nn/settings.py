@@ -84,28 +84,22 @@ def settings_from_config(cfg) -> KernelSettings:
                           caps_weights=bool(cfg.caps_weights))
 
 
+# the HP_* slots that carry a parameter's value as it is
+_SLOT_PARAMS = {HP_RHO: "rho", HP_EPS: "epsilon", HP_RATE: "rate", HP_ANNEAL: "rate_annealing",
+                HP_DECAY: "rate_decay", HP_MOM_START: "momentum_start", HP_MOM_RAMP: "momentum_ramp",
+                HP_MOM_STABLE: "momentum_stable", HP_L1: "l1", HP_L2: "l2", HP_MAXW2: "max_w2",
+                HP_QALPHA: "quantile_alpha", HP_TPOWER: "tweedie_power"}
+# Adam's: beta2 takes rho's slots; the kernels fold the bias corrections in (optimizers._schedule)
+_ADAM_SLOT_PARAMS = {HP_RHO: "adam_beta2", HP_RATE: "adam_rate", HP_B1: "adam_beta1"}
+
+
 def _float_slots(p: dict, opt: int, mini_batch: int) -> np.ndarray:
     """The HP_* vector from the numeric parameters (float64; train_shard casts it to the state's dtype)."""
     hp = np.zeros(N_HP, dtype=np.float64)
-    hp[HP_RHO] = p["rho"]
-    hp[HP_OMR] = 1.0 - p["rho"]
-    hp[HP_EPS] = p["epsilon"]
-    hp[HP_RATE] = p["rate"]
-    hp[HP_ANNEAL] = p["rate_annealing"]
-    hp[HP_DECAY] = p["rate_decay"]
-    hp[HP_MOM_START] = p["momentum_start"]
-    hp[HP_MOM_RAMP] = p["momentum_ramp"]
-    hp[HP_MOM_STABLE] = p["momentum_stable"]
-    hp[HP_L1] = p["l1"]
-    hp[HP_L2] = p["l2"]
-    hp[HP_MAXW2] = p["max_w2"]
-    hp[HP_QALPHA] = p["quantile_alpha"]
-    hp[HP_TPOWER] = p["tweedie_power"]
+    for slot, name in {**_SLOT_PARAMS, **(_ADAM_SLOT_PARAMS if opt == ADAM else {})}.items():
+        hp[slot] = p[name]
+    hp[HP_OMR] = 1.0 - hp[HP_RHO]
     hp[HP_HUBER] = 1.0
-    if opt == ADAM:  # beta2 takes rho's slots; the kernels fold the bias corrections in (optimizers._schedule)
-        hp[HP_RHO] = p["adam_beta2"]
-        hp[HP_OMR] = 1.0 - p["adam_beta2"]
-        hp[HP_RATE] = p["adam_rate"]
-        hp[HP_B1] = p["adam_beta1"]
+    if opt == ADAM:
         hp[HP_ADAM_BS] = float(mini_batch)
     return hp
