@@ -2,7 +2,9 @@
 
 Public names load lazily (PEP 562): worker processes import only the modules their tasks use
 (``dask_dl.cluster.tasks`` and the kernels), not the estimators and scikit-learn — about 100 MB of
-resident memory per worker, which matters out of core.
+resident memory per worker, which matters out of core. A warmed-up worker holds ~276 MiB
+(benchmarks/README.md, issue 16); a fit that would not fit in the workers' memory limits raises
+``WorkerMemoryError`` before placing its data, naming the figures.
 """
 import importlib as _importlib
 import logging as _logging
@@ -22,6 +24,7 @@ _PUBLIC = {
     "DeepLearningModel": ".model",
     "DataError": ".errors",
     "ModelDivergedError": ".errors",
+    "WorkerMemoryError": ".cluster.memory",
     "load_model": ".model",
     "save_model": ".model",
     "read_csv": ".data.io",

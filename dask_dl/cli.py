@@ -209,13 +209,26 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def _underlying(err: BaseException) -> BaseException | None:
+    """The innermost cause of ``err`` that is not a FileNotFoundError (e.g. a refused connection)."""
+    found, seen = None, set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if not isinstance(err, FileNotFoundError):
+            found = err
+        err = err.__cause__ or err.__context__
+    return found
+
+
 def _read(url: str, storage_options: dict, what: str):
     """A lazy dask DataFrame over ``url``; any failure to find/open it names the URL."""
     from .data.io import read_table
     try:
         df = read_table(url, storage_options or None)
     except FileNotFoundError as err:
-        raise CliError(f"cannot read {what} {url!r}: no such file or directory") from err
+        cause = _underlying(err)  # fsspec's HTTP files say "not found" for a refused connection too
+        why = "no such file or directory" if cause is None else f"{type(cause).__name__}: {_one_line(cause)}"
+        raise CliError(f"cannot read {what} {url!r}: {why}") from err
     except Exception as err:  # noqa: BLE001 - fsspec/pyarrow/s3fs raise many types; all mean "cannot read"
         raise CliError(f"cannot read {what} {url!r}: {type(err).__name__}: {_one_line(err)}") from err
     first = df.columns[0] if len(df.columns) else None
@@ -254,10 +267,16 @@ class _Connection:
         return False
 
 
-def _prepare_local_output(url: str) -> None:
-    """Local output: create the parent folder now, so a typo fails before hours of training."""
+def _prepare_output(url: str, storage_options: dict | None = None) -> None:
+    """Check where the output goes now, so a typo fails before hours of training: a local parent
+    folder is created (and must be writable); an s3:// bucket must exist (it is never created)."""
     import fsspec
-    fs, path = fsspec.core.url_to_fs(url)
+    from .persist import check_destination
+    try:
+        check_destination(url, storage_options or None)
+    except FileNotFoundError as err:
+        raise CliError(str(err)) from err
+    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
     if "file" in (fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)):
         parent = os.path.dirname(os.path.abspath(path))
         try:
@@ -284,7 +303,7 @@ def _train(args, out) -> int:
     values = {name: getattr(args, name) for name in args.param_names if hasattr(args, name)}
     P.check_values(values)  # out-of-range values fail here, before any data or cluster work
     so = storage_options_from(args.storage_option, args.storage_options)
-    _prepare_local_output(args.model_out)
+    _prepare_output(args.model_out, so)
     frame = _read(args.data, so, "training data")
     _check_response_column(frame, args)
     kind = args.kind or infer_kind(frame.dtypes[args.y])
@@ -319,21 +338,17 @@ def _check_response_column(frame, args) -> None:
 
 def _fit(frame, y: str, valid, values: dict, kind: str, client):
     """The training job on the frames, as the estimators run it (same checks, same config)."""
-    from .data.schema import check_columns, check_response, column_role
-    from .estimators import training_frame
-    from .job import ColumnRoles, train
+    from .estimators import checked_training_input
+    from .job import train
     cfg = P.resolve(values, kind, n_classes=2)
-    frame, _, features = training_frame(frame, y)
-    roles = {c: column_role(c, frame.dtypes[c]) for c in features}
-    check_response(frame, y, kind)
-    if valid is not None:
-        valid, _, _ = training_frame(valid, y, "validation data")
-        check_columns(valid, features, roles, "validation data")
-    return train(frame, ColumnRoles(response=y, features=roles), cfg, validation=valid, client=client)
+    frame, columns, valid, info = checked_training_input(frame, y, kind, cfg, valid, what="the training data",
+                                                         validation_what="the validation data")
+    return train(frame, columns, cfg, validation=valid, client=client, info=info)
 
 
 # ------------------------------------------------------------------------------------ predict
 def _load(url: str, storage_options: dict):
+    from .errors import ModelFileError
     from .model import load_model
     try:
         return load_model(url, storage_options or None)
@@ -341,6 +356,8 @@ def _load(url: str, storage_options: dict):
         raise CliError(f"model file {url!r} not found") from err
     except OSError as err:  # permissions, network, credentials
         raise CliError(f"cannot read model {url!r}: {type(err).__name__}: {_one_line(err)}") from err
+    except ModelFileError as err:  # damaged, not a model, newer format: the message names the URL
+        raise CliError(str(err)) from err
     except Exception as err:  # noqa: BLE001 - npz/zip/JSON/metadata errors all mean "not a model"
         raise CliError(f"{url!r} is not a dask_dl model file ({_one_line(err)})") from err
 
@@ -349,7 +366,7 @@ def _predict(args, out) -> int:
     so = storage_options_from(args.storage_option, args.storage_options)
     model = _load(args.model, so)
     frame = _read(args.data, so, "data")
-    _prepare_local_output(args.out)
+    _prepare_output(args.out, so)
     preds = model.predict_frame(frame)
     lower = args.out.lower().rstrip("/")
     with _Connection(args.scheduler):

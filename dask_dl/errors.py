@@ -6,6 +6,11 @@ class DataError(ValueError):
     """Bad input data, named by column."""
 
 
+class ModelFileError(ValueError):
+    """A model file that is damaged (truncated, corrupt, missing a field, NaN weights) or not a
+    dask_dl model at all; the message names the file where it is known."""
+
+
 class ModelDivergedError(RuntimeError):
     """Training produced NaN/inf or exploding weights; ``last_good_model`` holds the last sound state."""
 

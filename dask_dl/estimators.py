@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 
 from . import params as P
-from .data.schema import RESPONSE, check_columns, check_response, column_role
+from .data.encode import check_validation_values
+from .data.schema import (RESPONSE, check_columns, check_response, check_unique_columns, column_role,
+                          in_memory_data_info)
 from .errors import DataError
 from .job import ColumnRoles, train
 from .scoring import metrics
@@ -52,8 +54,11 @@ def _as_frame(X, what: str = "X"):
 
 def training_frame(X, y, what: str = "X"):
     """(frame with the response in column RESPONSE, response name, feature names)."""
-    import dask.dataframe as dd
     frame = _as_frame(X, what)
+    check_unique_columns(frame, what)
+    if RESPONSE in frame.columns:
+        raise DataError(f"{what} has a column named {RESPONSE!r}, a name dask_dl reserves for the response; "
+                        "rename it")
     if y is None:
         raise DataError(f"y is missing: pass the response as an array/Series or the name of a column of {what}")
     if isinstance(y, str):
@@ -64,29 +69,82 @@ def training_frame(X, y, what: str = "X"):
         frame = frame.rename(columns={y: RESPONSE})
     else:
         name = getattr(y, "name", None) or "y"
-        if isinstance(frame, dd.DataFrame):
-            if not isinstance(y, (dd.Series, dd.DataFrame)) and not _is_dask(y):
-                raise DataError(f"{what} is a dask DataFrame but y is in memory; pass y as a column name of "
-                                f"{what} or as a dask Series with the same partitions")
-            if _is_dask(y) and not isinstance(y, (dd.Series, dd.DataFrame)):
-                y = dd.from_dask_array(y)
-            if isinstance(y, dd.DataFrame):
-                y = y.iloc[:, 0]
-            if y.npartitions != frame.npartitions:
-                raise DataError(f"y has {y.npartitions} partitions but {what} has {frame.npartitions}; "
-                                "they must be partitioned alike")
-            frame = frame.assign(**{RESPONSE: y})
-        else:
-            yv = y if isinstance(y, pd.Series) else pd.Series(np.asarray(y).ravel() if np.ndim(y) > 1
-                                                              and np.shape(y)[1] == 1 else np.asarray(y))
-            if yv.ndim != 1 or len(yv) != len(frame):
-                raise DataError(f"y has {len(yv)} values but {what} has {len(frame)} rows")
-            frame = frame.assign(**{RESPONSE: yv.to_numpy()})
+        frame = _with_dask_response(frame, y, what) if _is_dask(frame) else _with_response(frame, y, what)
     features = [c for c in frame.columns if c != RESPONSE]
     if not features:
         raise DataError(f"{what} has no feature columns besides the response")
     return frame, name, features
 
+
+def _with_response(frame: pd.DataFrame, y, what: str) -> pd.DataFrame:
+    """An in-memory frame with y (array, Series, one-column frame; a dask y is computed) as RESPONSE."""
+    if _is_dask(y):
+        y = y.compute()
+    if isinstance(y, pd.DataFrame) or np.ndim(y) > 1:
+        shape = np.shape(y)
+        if len(shape) != 2 or shape[1] != 1:
+            raise DataError(f"y must hold one value per row (1-dimensional), got shape {shape}")
+        y = np.asarray(y).ravel()
+    yv = y.to_numpy() if isinstance(y, pd.Series) else np.asarray(y)
+    if yv.ndim != 1 or len(yv) != len(frame):
+        raise DataError(f"y has {len(yv)} values but {what} has {len(frame)} rows")
+    return frame.assign(**{RESPONSE: yv})
+
+
+def _with_dask_response(frame, y, what: str):
+    """A dask frame with a dask y as RESPONSE, once both are known to hold the same number of rows
+    (``assign`` aligns on the index: a shorter y would leave rows without a response, silently)."""
+    import dask
+    import dask.dataframe as dd
+    if not _is_dask(y):
+        raise DataError(f"{what} is a dask DataFrame but y is in memory; pass y as a column name of "
+                        f"{what} or as a dask Series with the same partitions")
+    if not isinstance(y, (dd.Series, dd.DataFrame)):
+        if y.ndim != 1:
+            raise DataError(f"y must hold one value per row (1-dimensional), got a dask array of shape {y.shape}")
+        y = dd.from_dask_array(y)
+    if isinstance(y, dd.DataFrame):
+        if len(y.columns) != 1:
+            raise DataError(f"y must hold one value per row, got a dask DataFrame of {len(y.columns)} columns")
+        y = y.iloc[:, 0]
+    if y.npartitions != frame.npartitions:
+        raise DataError(f"y has {y.npartitions} partitions but {what} has {frame.npartitions}; "
+                        "they must be partitioned alike")
+    n_x, n_y = dask.compute(frame.shape[0], y.shape[0])  # a counting pass: dask lengths are unknown
+    if n_x != n_y:
+        raise DataError(f"y has {n_y} values but {what} has {n_x} rows")
+    return frame.assign(**{RESPONSE: y})
+
+
+def checked_training_input(X, y, kind: str, cfg: P.TrainingConfig, validation_data=None, what: str = "X",
+                           validation_what: str = "validation_data"):
+    """Every check of the training (and validation) data that needs no cluster, in the order fit
+    and ``dask-dl train`` run them: (frame with RESPONSE, ColumnRoles, validation frame or None,
+    the DataInfo of in-memory data or None). ``validation_data``: an (X, y) pair or a frame
+    holding the response column."""
+    family = "regression" if kind == "regression" else "classification"
+    frame, yname, features = training_frame(X, y, what)
+    roles = {c: column_role(c, frame.dtypes[c]) for c in features}
+    check_response(frame, yname, family)
+    info = in_memory_data_info(frame, roles, cfg.params, family, yname, cfg.distribution)
+    valid = None
+    if validation_data is not None:
+        valid = _validation_frame(validation_data, yname, features, roles, validation_what)
+        if info is not None:
+            check_validation_values(valid, info, validation_what)
+    return frame, ColumnRoles(response=yname, features=roles), valid, info
+
+
+def _validation_frame(validation_data, yname: str, features: list, roles: dict, what: str = "validation_data"):
+    """``validation_data`` ((X, y) or a frame holding the response) laid out like the training frame."""
+    if isinstance(validation_data, tuple):
+        if len(validation_data) != 2:
+            raise DataError(f"{what} must be an (X, y) pair or a DataFrame holding the response")
+        vframe, _, _ = training_frame(validation_data[0], validation_data[1], what)
+    else:
+        vframe, _, _ = training_frame(validation_data, yname, what)
+    check_columns(vframe, features, roles, what)
+    return vframe
 
 
 class _DeepLearningBase(_SkBase):
@@ -123,35 +181,19 @@ class _DeepLearningBase(_SkBase):
         state["client"] = None  # a Client never travels with the estimator
         return state
 
-    # ------------------------------------------------------------------------ input handling
-    def _validation_frame(self, validation_data, yname: str, features: list, roles: dict):
-        """``validation_data`` ((X, y) or a frame holding the response) laid out like the training frame."""
-        if isinstance(validation_data, tuple):
-            if len(validation_data) != 2:
-                raise DataError("validation_data must be an (X, y) pair or a DataFrame holding the response")
-            vframe, _, _ = training_frame(validation_data[0], validation_data[1], "validation_data")
-        else:
-            vframe, _, _ = training_frame(validation_data, yname, "validation_data")
-        check_columns(vframe, features, roles, "validation_data")
-        return vframe
-
     # ------------------------------------------------------------------------------------ fit
     def fit(self, X, y=None, validation_data=None):
         """Train on X/y (y: array, Series, or the name of a column of X). ``validation_data`` is an
         (X, y) pair or a DataFrame that holds the response column. Returns self."""
         values = self.get_params()
-        # everything checkable without data happens before any cluster work
+        # everything checkable without a cluster happens before any cluster work
         cfg = P.resolve(values, self._kind, n_classes=2)
-        frame, yname, features = training_frame(X, y)
-        roles = {c: column_role(c, frame.dtypes[c]) for c in features}
-        check_response(frame, yname, self._kind)
-        valid = None if validation_data is None else self._validation_frame(validation_data, yname, features, roles)
-        model = train(frame, ColumnRoles(response=yname, features=roles), cfg, validation=valid,
-                      client=values.get("client"))
+        frame, columns, valid, info = checked_training_input(X, y, self._kind, cfg, validation_data)
+        model = train(frame, columns, cfg, validation=valid, client=values.get("client"), info=info)
         self.model_ = model
-        self.feature_names_in_ = np.asarray(features, dtype=object)
-        self.n_features_in_ = len(features)
-        self._roles = roles
+        self.feature_names_in_ = np.asarray(list(columns.features), dtype=object)
+        self.n_features_in_ = len(columns.features)
+        self._roles = dict(columns.features)
         if model.kind != "regression":
             self.classes_ = np.asarray(model.info.classes)
         return self

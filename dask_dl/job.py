@@ -8,15 +8,17 @@ the workers, the iteration loop, the model.
 from __future__ import annotations
 
 import dataclasses
+import gc
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import params as P
-from .cluster import loop, placement
+from .cluster import loop, memory, placement
 from .cluster.frames import persist_if_in_memory
 from .cluster.session import cluster_client, worker_threads
 from .errors import ModelDivergedError
+from .data.schema import DataInfo
 from .model import DeepLearningModel
 from .nn import settings as kernel_settings
 from .nn.network import NetworkLayout, build_layout, initial_state
@@ -30,26 +32,30 @@ class ColumnRoles:
 
 
 def train(frame, columns: ColumnRoles, cfg: P.TrainingConfig, *, validation=None, client=None,
-          start_state: np.ndarray | None = None,
+          start_state: np.ndarray | None = None, info: DataInfo | None = None,
           pipeline_max_round_s: float = loop.PIPELINE_MAX_ROUND_S) -> DeepLearningModel:
     """Train a network on ``frame`` (pandas or dask) and return the model. ``cfg`` is resolved for
     the model's family (its class count is settled by the statistics pass); ``validation`` is a
     frame laid out like ``frame``; ``client`` a distributed.Client (None: the active one, else an
-    embedded LocalCluster); ``start_state`` a flat state to train from instead of a fresh one.
+    embedded LocalCluster); ``start_state`` a flat state to train from instead of a fresh one;
+    ``info`` the frame's statistics when already computed (in-memory data: on the client).
     A ModelDivergedError carries the last good model (``.last_good_model``)."""
     with cluster_client(client, mini_batch=not cfg.per_sample, thread_copies=cfg.thread_copies) as c:
         threads = worker_threads(c)
         if not threads:
             raise RuntimeError("the Dask cluster has no workers")
         placement.warm_workers(c, cfg.mini_batch, cfg.elastic)
+        memory.check_workers(c)  # paused, or too small for a warmed-up worker: refuse before any data task
         frame = _partitioned(c, frame, cfg, len(threads))
         if validation is not None:
             validation = persist_if_in_memory(c, _as_dask(validation, len(threads)))
         family = "regression" if cfg.kind == "regression" else "classification"
-        info = placement.compute_data_info(c, frame, columns.features, cfg.params, family, columns.response,
-                                           cfg.distribution)
+        if info is None:
+            info = placement.compute_data_info(c, frame, columns.features, cfg.params, family, columns.response,
+                                               cfg.distribution)
         cfg = _for_classes(cfg, family, len(info.classes))
         layout = _layout(cfg, info)
+        cfg = memory.preflight(c, info, layout, cfg, n_parts=frame.npartitions)  # replication off / out of core
         data = placement.place_training_data(c, frame, info, validation, cfg, placement.seed_for(cfg))
         runner = loop.IterationLoop(c, cfg, info, layout, kernel_settings.settings_from_config(cfg), data, threads,
                                     pipeline_max_round_s=pipeline_max_round_s)
@@ -61,6 +67,8 @@ def train(frame, columns: ColumnRoles, cfg: P.TrainingConfig, *, validation=None
             raise
         finally:
             runner.drop_worker_state()
+            runner.release()  # a failed or interrupted fit's traceback must not keep its data on the cluster
+            gc.collect()  # futures in exception cycles would keep this fit's tasks on the cluster
     return DeepLearningModel(layout, result.state, info, cfg.params, cfg.kind, cfg.distribution, cfg.loss,
                              result.history, threshold=result.threshold, run=_run_record(result, data, cfg))
 

@@ -211,20 +211,48 @@ def model_to_bytes(model: DeepLearningModel) -> bytes:
     return persist.to_bytes(model.state, meta)
 
 
-def model_from_bytes(data: bytes) -> DeepLearningModel:
-    """The model in a file's bytes; ValueError for anything that is not a sound dask_dl model."""
-    state, meta = persist.from_bytes(data)
+_META_FIELDS = ("layout", "info", "params", "kind", "distribution", "loss", "threshold", "run", "history")
+_KINDS = ("binomial", "multinomial", "regression")
+
+
+def model_from_bytes(data: bytes, source: str | None = None) -> DeepLearningModel:
+    """The model in a file's bytes; ``persist.ModelFileError`` (a ValueError) naming ``source`` for
+    anything that is not a sound dask_dl model: damaged archives, missing or malformed metadata
+    fields, a state that does not fit the layout or holds NaN/inf, a layout that does not fit the
+    columns."""
+    state, meta = persist.from_bytes(data, source)
+    missing = [k for k in _META_FIELDS if k not in meta]
+    if missing:
+        raise persist.damaged(source, f"metadata field(s) {', '.join(missing)} missing")
     try:
         layout = NetworkLayout.from_dict(meta["layout"])
-        if state.size not in (layout.state_size, layout.n_weights + layout.n_biases):
-            raise ValueError(f"model file is corrupt: state has {state.size} values, the layout needs "
-                             f"{layout.state_size}")
-        return DeepLearningModel(layout, state, DataInfo.from_dict(meta["info"]), meta["params"], meta["kind"],
-                                 meta["distribution"], meta["loss"], meta["history"], threshold=meta["threshold"],
-                                 run=meta["run"])
-    except (KeyError, TypeError, AttributeError) as err:  # well-formed JSON, wrong document
-        raise ValueError(f"not a valid dask_dl model file: malformed metadata ({type(err).__name__}: {err})") \
-            from err
+        info = DataInfo.from_dict(meta["info"])
+        model = DeepLearningModel(layout, state, info, meta["params"], meta["kind"], meta["distribution"],
+                                  meta["loss"], meta["history"], threshold=meta["threshold"], run=meta["run"])
+    except (KeyError, TypeError, AttributeError, ValueError) as err:  # well-formed JSON, wrong document
+        what = str(err) if isinstance(err, ValueError) else f"malformed metadata ({type(err).__name__}: {err})"
+        raise persist.damaged(source, what) from err
+    why = _unsound(model)
+    if why:
+        raise persist.damaged(source, why)
+    return model
+
+
+def _unsound(model: DeepLearningModel) -> str | None:
+    """Why a loaded model cannot predict soundly, or None."""
+    layout, info = model.layout, model.info
+    if model.state.size not in (layout.state_size, layout.n_weights + layout.n_biases):
+        return (f"its state has {model.state.size} values where the layout needs {layout.state_size} "
+                "(corrupt or cut short)")
+    if not np.isfinite(model.state).all():
+        return f"its weights hold {int((~np.isfinite(model.state)).sum())} NaN/inf values"
+    if model.kind not in _KINDS:
+        return f"metadata field kind is {model.kind!r}, not one of {list(_KINDS)}"
+    n_out = 1 if model.kind == "regression" else len(info.classes)
+    if layout.units[0] != info.n_inputs or layout.units[-1] != n_out:
+        return (f"its layout ({layout.units[0]} inputs, {layout.units[-1]} outputs) does not fit its column "
+                f"metadata ({info.n_inputs} inputs, {n_out} outputs)")
+    return None
 
 
 def save_model(model: DeepLearningModel, url: str, storage_options: dict | None = None) -> str:
@@ -234,4 +262,4 @@ def save_model(model: DeepLearningModel, url: str, storage_options: dict | None 
 
 def load_model(url: str, storage_options: dict | None = None) -> DeepLearningModel:
     """Read a model written by ``save_model`` / ``DeepLearningModel.save``."""
-    return model_from_bytes(persist.read_bytes(url, storage_options))
+    return model_from_bytes(persist.read_bytes(url, storage_options), source=url)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from .names import (ACTIVATIONS, DISTRIBUTIONS, FLOAT32_MAX, LOG_LINK_DISTRIBUTIONS, LOSSES,  # noqa: F401
@@ -34,20 +34,26 @@ def _bool(v):
     return None if _is_bool(v) else "a bool"
 
 
-def _number(lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False, integer=False, extra=()):
+def _number(lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False, integer=False, extra=(), finite=True):
+    """A check for a number in [lo, hi] (open ends as asked). NaN is never a value; infinity is
+    refused too unless ``finite=False`` (where it means something: max_w2=inf is "no cap")."""
+    what = "integer" if integer else ("finite number" if finite else "number")
+
     def check(v):
         ok_type = isinstance(v, numbers.Integral) if integer else isinstance(v, numbers.Real)
-        if not ok_type or _is_bool(v) or (not integer and math.isnan(float(v))):
-            return "an integer" if integer else "a number"
+        if not ok_type or _is_bool(v):
+            return "an integer" if integer else f"a {what}"
+        if not integer and math.isnan(float(v)):
+            return f"a {what}, not NaN"
         if v in extra:
             return None
         lo_ok = v > lo if lo_open else v >= lo
         hi_ok = v < hi if hi_open else v <= hi
-        if not (lo_ok and hi_ok):
+        if not (lo_ok and hi_ok and (math.isfinite(float(v)) or not finite)):
             left = "(" if lo_open else "["
-            right = ")" if hi_open else "]"
+            right = ")" if hi_open or (finite and hi == math.inf) else "]"
             allowed = f" or one of {list(extra)}" if extra else ""
-            return f"a {'integer' if integer else 'number'} in {left}{lo}, {hi}{right}{allowed}"
+            return f"{'an' if integer else 'a'} {what} in {left}{lo}, {hi}{right}{allowed}"
         return None
     return check
 
@@ -199,7 +205,7 @@ PARAMETERS: dict[str, Param] = {
                 "L2 penalty (weight decay) on the weights and biases, applied at every update: keeps weights "
                 "small for smoother models that generalise better; try 1e-5 to 1e-3 against overfitting, 0 "
                 "disables it"),
-    "max_w2": Param(FLOAT32_MAX, _number(0, lo_open=True),
+    "max_w2": Param(FLOAT32_MAX, _number(0, lo_open=True, finite=False),
                     "upper limit on the sum of the squared incoming weights of each unit: a unit that "
                     "exceeds it has its weights scaled down. The default (the float32 maximum) means no "
                     "limit; a value such as 10 to 100 can stabilise Rectifier networks"),

@@ -97,6 +97,14 @@ def bench_path():
 
 
 @pytest.fixture
+def no_cluster(monkeypatch):
+    """Fail if fit reaches the point where it would use a cluster."""
+    def refuse(*a, **k):
+        raise AssertionError("cluster work started before the input was validated")
+    monkeypatch.setattr("dask_dl.job.cluster_client", refuse)
+
+
+@pytest.fixture
 def dl_log():
     """Records of the dask_dl logger (it does not propagate to the root logger)."""
     import logging

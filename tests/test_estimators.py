@@ -16,14 +16,6 @@ from dask_dl.params import DEFAULTS
 FAST = dict(hidden=[8], epochs=1, seed=1, quiet_mode=True)
 
 
-@pytest.fixture
-def no_cluster(monkeypatch):
-    """Fail if fit reaches the point where it would use a cluster."""
-    def refuse(*a, **k):
-        raise AssertionError("cluster work started before the input was validated")
-    monkeypatch.setattr("dask_dl.job.cluster_client", refuse)
-
-
 def test_params_follow_h2o_names_and_defaults():
     clf = DeepLearningClassifier()
     params = clf.get_params()

@@ -122,9 +122,12 @@ BOOL_PARAMS = [n for n, p in PARAMETERS.items() if isinstance(p.default, bool)]
 
 BAD_VALUES = [
     ("epochs", -1, "number in [0"),
-    ("epochs", "10", "a number"),
-    ("epochs", float("nan"), "a number"),
-    ("epochs", None, "a number"),
+    ("epochs", "10", "a finite number"),
+    ("epochs", float("nan"), "not NaN"),
+    ("epochs", None, "a finite number"),
+    ("epochs", float("inf"), "a finite number"),
+    ("rate", float("-inf"), "a finite number"),
+    ("l2", float("inf"), "a finite number"),
     ("rho", 1.5, "(0, 1)"),
     ("rho", 0.0, "(0, 1)"),
     ("rho", 1.0, "(0, 1)"),

@@ -210,8 +210,9 @@ def test_malformed_metadata_is_a_value_error(tmp_path, metadata):
 def test_not_an_npz_at_all_is_refused(tmp_path):
     path = tmp_path / "junk.npz"
     path.write_bytes(b"this is not a zip archive")
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="damaged or not a dask_dl model file") as err:
         load_model(str(path))
+    assert str(path) in str(err.value) and "allow_pickle" not in str(err.value)
 
 
 def test_corrupt_state_size_is_refused(models, tmp_path):

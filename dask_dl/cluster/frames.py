@@ -7,7 +7,9 @@ dask upgrade changes them.
 from __future__ import annotations
 
 import dask
-from distributed import Future, futures_of, wait
+from distributed import Future, futures_of
+
+from .watch import wait_all
 
 
 def _graph_sources(frame):
@@ -59,7 +61,7 @@ def persist_if_in_memory(client, frame):
     if not futures_of(frame) or _direct_sources(frame) is not None:
         return frame
     frame = client.persist(frame)
-    wait(frame)
+    wait_all(client, futures_of(frame), what="persisting the frame")
     return frame
 
 

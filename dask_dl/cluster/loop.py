@@ -25,6 +25,8 @@ from ..scoring import evaluate, history
 from . import tasks
 from .averaging import tree_average
 from .placement import TrainingData
+from .replan import replan
+from .watch import WorkersUnavailable, describe, wait_for, worker_states
 
 logger = logging.getLogger("dask_dl")
 
@@ -35,6 +37,21 @@ AUTO_SPEED_PER_SAMPLE, AUTO_SPEED_MINI_BATCH = 10_000, 30_000
 PIPELINE_MAX_ROUND_S = 0.5
 # H2O's instability thresholds (§9.8)
 MAX_MEAN_WEIGHT, MAX_MEAN_BIAS = 1e10, 1e5
+# how often (seconds) the loop looks for workers that joined or left between rounds
+MEMBERSHIP_CHECK_S = 1.0
+# how long a re-plan waits for a worker to train on when none is available
+REPLAN_WAIT_S = 15.0
+# rounds re-run in a row before the fit gives up on an unstable cluster
+MAX_RERUNS_IN_A_ROW = 5
+_RERUN = object()  # _one_round's answer when the round must run again
+
+
+class _RoundLost(RuntimeError):
+    """A round that cannot finish: workers it ran on were lost or paused, or its inputs were."""
+
+    def __init__(self, reason: str, unavailable: set):
+        super().__init__(reason)
+        self.unavailable = set(unavailable)
 
 
 @dataclass
@@ -146,6 +163,9 @@ class _Progress:
     m_train: dict = field(default_factory=dict)   # the last scoring's training metrics
     stop_reason: str = "epochs"
     timed_out: bool = False
+    reruns: int = 0                 # rounds re-run after a worker was lost or paused
+    reruns_in_a_row: int = 0
+    membership_checked: float = 0.0  # when the loop last compared the workers with the plan
     # where the time goes (seconds summed over iterations): train = broadcast + the wait for the
     # average (compute: the slowest worker's kernel; reduce_wait: the rest) + bookkeeping; score =
     # scoring rounds; pipelined = rounds submitted before the previous one returned
@@ -174,6 +194,7 @@ class IterationLoop:
         self.pipeline = (not cfg.elastic and not self.auto_tune and not data.streaming
                          and not cfg.adapts_huber_delta)
         self.pipeline_max_round_s = float(pipeline_max_round_s)
+        self._last_mean = None  # the last average's future, for release() after the fit
 
     def _log(self, msg: str, *args):
         if not self.quiet:
@@ -185,13 +206,9 @@ class IterationLoop:
         pg = self._start(state)
         try:
             while pg.samples < self.total - 1e-9:
-                t_it = time.perf_counter()
-                rnd = self._take_round(pg)
-                t_sub = time.perf_counter()
-                self._submit_ahead(pg, rnd)
-                score_jobs = rnd.score_jobs
-                self._absorb(pg, rnd, t_it, t_sub)
-                del rnd
+                score_jobs = self._one_round(pg)
+                if score_jobs is _RERUN:
+                    continue
                 pg.timed_out = self._timed_out(pg)
                 final = pg.samples >= self.total - 1e-9 or pg.timed_out
                 if not self._due_for_scoring(pg, final):
@@ -204,16 +221,23 @@ class IterationLoop:
                     break
         finally:
             if pg.pending is not None:  # stopped early, or raised: the round submitted ahead is not wanted
-                self._cancel(pg.pending)
+                self._cancel(pg.pending, wait_s=10 * pg.round_s + 5)
+            self._last_mean = pg.last_mean
         if pg.timed_out:
             pg.stop_reason = "max_runtime_secs"
         self._restore_best(pg)
         return self._result(pg)
 
+    def release(self) -> None:
+        """Release every future of this fit: the data, the last average (see TrainingData.release)."""
+        self.data.release()
+        if self._last_mean is not None:
+            self._last_mean.release()
+
     def drop_worker_state(self) -> None:
         """Forget this fit's worker-local (elastic averaging) models on every worker."""
-        if self.cfg.elastic:
-            self.client.run(tasks.drop_fit_state, self.fit_key)
+        if self.cfg.elastic:  # a worker lost meanwhile took its models with it
+            self.client.run(tasks.drop_fit_state, self.fit_key, on_error="ignore")
 
     # ----------------------------------------------------------------------------- the steps
     def _start(self, state: np.ndarray) -> _Progress:
@@ -231,13 +255,29 @@ class IterationLoop:
                                                {} if data.score_valid is not None else None))  # H2O's row 0
         return pg
 
+    def _one_round(self, pg: _Progress):
+        """Train one round and absorb its average; returns its scoring jobs (or None), or _RERUN
+        when workers were lost or paused and the round must run again on the others."""
+        t_it = time.perf_counter()
+        rnd = self._take_round(pg)
+        t_sub = time.perf_counter()
+        self._submit_ahead(pg, rnd)
+        try:
+            self._absorb(pg, rnd, t_it, t_sub)
+        except _RoundLost as lost:
+            self._recover(pg, rnd, lost)
+            return _RERUN
+        return rnd.score_jobs
+
     def _take_round(self, pg: _Progress) -> _Round:
-        """The next round: the one submitted ahead, or a new one from the centre."""
+        """The next round: the one submitted ahead, or a new one from the centre (on the workers
+        available now: a worker that joined takes a share, one that left gives its share away)."""
         pg.iteration += 1
         if pg.pending is not None:
             rnd, pg.pending = pg.pending, None
             pg.timings["pipelined"] += 1
             return rnd
+        self._follow_membership(pg)
         center_f = pg.last_mean if pg.last_mean is not None else \
             self.client.scatter(tasks.ModelCopy(pg.state), hash=False)
         elastic_key = self.fit_key if self.cfg.elastic else None
@@ -247,19 +287,21 @@ class IterationLoop:
     def _submit_ahead(self, pg: _Progress, rnd: _Round) -> None:
         """Pipelining: submit the following round from this one's average before it returns."""
         ahead = pg.samples + rnd.expected
-        if self.pipeline and pg.round_s < self.pipeline_max_round_s and ahead < self.total - 1e-9:
+        membership_due = time.perf_counter() - pg.membership_checked >= MEMBERSHIP_CHECK_S
+        if self.pipeline and pg.round_s < self.pipeline_max_round_s and ahead < self.total - 1e-9 \
+                and not membership_due:
             pg.pending = self._submit_round(pg.iteration + 1, rnd.mean_f, ahead, self._round_size(pg, ahead),
                                             pg.settings, rnd.positions, None, self.score_with_round)
 
     def _absorb(self, pg: _Progress, rnd: _Round, t_it: float, t_sub: float) -> None:
         """Wait for the round's average, make it (or, elastic, a step towards it) the new centre."""
-        mean_state, trained, compute = rnd.mean_f.result()
+        mean_state, trained, compute = self._round_result(pg, rnd)
         t_mean = time.perf_counter()
         pg.round_s = compute
         pg.positions = rnd.positions
         pg.last_mean = rnd.mean_f if not self.cfg.elastic else None
         if pg.pending is not None and int(trained) != rnd.expected:
-            self._cancel(pg.pending)  # it was planned from the samples asked for
+            self._cancel(pg.pending, wait_s=10 * pg.round_s + 5)  # planned from the samples asked for
             pg.pending = None
         new_state = self._next_center(pg, mean_state)
         dt = time.perf_counter() - t_it
@@ -278,6 +320,79 @@ class IterationLoop:
         self._log("dask_dl: iteration %d: %d samples in %.2f s (%.0f samples/s; slowest worker's compute %.2f s), "
                   "epochs %.3f", pg.iteration, trained, dt, trained / max(dt, 1e-9), compute,
                   pg.samples / self.data.n_rows)
+
+    def _round_result(self, pg: _Progress, rnd: _Round):
+        """The round's (state, samples, compute seconds), waited for watchfully; _RoundLost when a
+        worker it runs on is lost or paused, or its inputs were lost with one."""
+        from distributed.comm.core import CommClosedError
+        from distributed.scheduler import KilledWorker
+        from concurrent.futures import CancelledError
+        failure = None
+        try:
+            wait_for(self.client, [rnd.mean_f], workers=list(self.data.blocks_by_worker),
+                     what=f"iteration {pg.iteration}", expected_s=max(pg.round_s, 0.05), quiet=self.quiet)
+            result = rnd.mean_f.result()
+        except WorkersUnavailable as gone:
+            failure = (str(gone), gone.lost | set(gone.paused))
+        except (CancelledError, KilledWorker, CommClosedError) as err:
+            failure = (f"{type(err).__name__}: {_one_line(err)}", set())
+        if failure:  # raised here, not in the handler: no traceback keeps the round's futures alive
+            raise _RoundLost(*failure)
+        pg.reruns_in_a_row = 0
+        return result
+
+    def _recover(self, pg: _Progress, rnd: _Round, lost: _RoundLost) -> None:
+        """Drop the failed round (and the one submitted ahead of it), re-plan the data on the
+        workers available now and let the loop run the round again from the client's centre."""
+        pg.reruns += 1
+        pg.reruns_in_a_row += 1
+        if pg.reruns_in_a_row > MAX_RERUNS_IN_A_ROW:
+            raise RuntimeError(f"iteration {pg.iteration} failed {MAX_RERUNS_IN_A_ROW + 1} times in a row; "
+                               f"last: {lost}")
+        _release([rnd.mean_f, *(rnd.score_jobs or [])])
+        if pg.pending is not None:
+            self._cancel(pg.pending)
+            pg.pending = None
+        pg.last_mean = None  # it may have been lost with a worker: train from the client's copy
+        self._replan(pg, exclude=lost.unavailable, why=str(lost))
+        logger.warning("dask_dl: iteration %d could not finish (%s); running it again on %d worker(s) from the "
+                       "last centre", pg.iteration, lost, len(self.data.blocks_by_worker))
+        pg.iteration -= 1
+
+    def _follow_membership(self, pg: _Progress) -> None:
+        """At most every MEMBERSHIP_CHECK_S: re-plan when the running workers differ from the plan."""
+        now = time.perf_counter()
+        if now - pg.membership_checked < MEMBERSHIP_CHECK_S:
+            return
+        pg.membership_checked = now
+        running = {a for a, s in worker_states(self.client).items() if s.get("status") == "running"}
+        if running and running != set(self.data.blocks_by_worker) and not (self.cfg.single_worker and
+                                                                            set(self.data.blocks_by_worker) <= running):
+            self._log("dask_dl: the workers changed (%d -> %d); re-planning the training data",
+                      len(self.data.blocks_by_worker), len(running))
+            pg.last_mean = None
+            self._replan(pg)
+
+    def _replan(self, pg: _Progress, exclude: set = frozenset(), why: str = "") -> None:
+        """Lay the data out over the running workers (less ``exclude``; with none, waiting up to
+        REPLAN_WAIT_S for one, e.g. a lost worker its nanny restarts) and carry the loop over."""
+        deadline = time.perf_counter() + REPLAN_WAIT_S
+        while True:
+            states = worker_states(self.client)
+            workers = [a for a, s in states.items() if a not in exclude and s.get("status") == "running"]
+            if workers or time.perf_counter() > deadline:
+                break
+            time.sleep(0.2)
+        if not workers:
+            raise RuntimeError(f"no Dask worker can train iteration {pg.iteration}: {why}; the cluster's workers: "
+                               f"{describe(self.client, set(states), states) or 'none'}")
+        self.data = replan(self.client, self.data, workers, single_worker=self.cfg.single_worker, quiet=self.quiet)
+        self.n_threads = {a: int(s.get("nthreads", 1)) for a, s in states.items()}
+        self.threads_total = sum(self.n_threads.get(w, 1) for w in self.data.blocks_by_worker)
+        self.auto_tune = self.cfg.auto_iteration_size and len(self.data.blocks_by_worker) > 1
+        total_rows = sum(self.data.rows_by_worker.values())
+        pg.positions = {w: int(pg.samples * r / total_rows) for w, r in self.data.rows_by_worker.items()}
+        self._who_has = self.client.who_has(list(self.data.score_train) + list(self.data.score_valid or []))
 
     def _next_center(self, pg: _Progress, mean_state: np.ndarray) -> np.ndarray:
         """The average itself; with elastic averaging (H2O / EASGD) the centre moves towards the
@@ -367,7 +482,8 @@ class IterationLoop:
         return FitResult(state=pg.state, history=pg.history, iterations=pg.iteration, samples=pg.samples,
                          epochs=pg.samples / self.data.n_rows, stop_reason=pg.stop_reason, threshold=pg.threshold,
                          run_seconds=time.perf_counter() - pg.t_start, train_samples_per_iteration=pg.tspi,
-                         workers=len(self.data.blocks_by_worker), timings={**pg.timings, "iterations": pg.iteration})
+                         workers=len(self.data.blocks_by_worker),
+                         timings={**pg.timings, "iterations": pg.iteration, "reruns": pg.reruns})
 
     # --------------------------------------------------------------------- rounds on the cluster
     def _round_size(self, pg: _Progress, done: int) -> int:
@@ -402,17 +518,17 @@ class IterationLoop:
         jobs = self._submit_scoring(mean_f) if score and (data.score_train or data.score_valid) else None
         return _Round(mean_f, jobs, int(sum(budget.values())), after)
 
-    @staticmethod
-    def _cancel(rnd: _Round) -> None:
-        """Drop a round submitted ahead once it has finished: it is short, and a fit must leave no
-        work running on the cluster. Its result is never used."""
+    def _cancel(self, rnd: _Round, wait_s: float = 0.0) -> None:
+        """Drop a round whose result is not wanted. A round submitted ahead is short: it is let
+        finish (for at most ``wait_s``), so that a fit leaves no work running on the cluster."""
         from distributed import wait
+        futures = [rnd.mean_f, *(rnd.score_jobs or [])]
         try:
-            wait([rnd.mean_f, *(rnd.score_jobs or [])])
-        except Exception:  # noqa: BLE001 - a failed unwanted round changes nothing
+            if wait_s > 0:
+                wait(futures, timeout=wait_s)
+        except Exception:  # noqa: BLE001 - a failed or slow unwanted round changes nothing
             pass
-        for f in (rnd.mean_f, *(rnd.score_jobs or [])):
-            f.release()
+        _release(futures)
 
     def _submit_scoring(self, model_f) -> list:
         """The scoring tasks for the model in future ``model_f``: one task per worker over its
@@ -424,7 +540,8 @@ class IterationLoop:
         # ahead of a pipelined next round's training, which waits for the same average: the
         # client's decisions wait on the scores, not on that round
         return [self.client.submit(tasks.score_sets, model_f, layout=self.layout, train_blocks=tf, valid_blocks=vf,
-                                   workers=[w] if w else None, allow_other_workers=True, pure=False, priority=1)
+                                   pure=False, priority=1,
+                                   **({"workers": [w], "allow_other_workers": True} if w else {}))
                 for w, (tf, vf) in by_worker.items()]
 
     def _score(self, state: np.ndarray, jobs: list | None = None):
@@ -433,9 +550,7 @@ class IterationLoop:
         validation metrics or None, training outputs, training targets)."""
         if not self.data.score_train and not self.data.score_valid:
             return {}, None, None, None
-        if jobs is None:
-            jobs = self._submit_scoring(self.client.scatter(tasks.ModelCopy(state), hash=False))
-        parts = self.client.gather(jobs)
+        parts = self._scoring_outputs(state, jobs)
 
         def metrics_of(k):
             o, y = np.concatenate([p[k][0] for p in parts]), np.concatenate([p[k][1] for p in parts])
@@ -444,6 +559,25 @@ class IterationLoop:
         m_train, outs, ys = metrics_of(0)
         m_valid = metrics_of(1)[0] if self.data.score_valid is not None else None
         return m_train, m_valid, outs, ys
+
+    def _scoring_outputs(self, state: np.ndarray, jobs: list | None) -> list:
+        """The scoring tasks' results; when a worker is lost under them (with the average they
+        score), once more from the client's copy of ``state`` on the workers running now."""
+        from concurrent.futures import CancelledError
+        from distributed.scheduler import KilledWorker
+        for attempt in range(2):
+            if jobs is None:
+                jobs = self._submit_scoring(self.client.scatter(tasks.ModelCopy(state), hash=False))
+            running = {a for a, s in worker_states(self.client).items() if s.get("status") == "running"}
+            try:
+                wait_for(self.client, jobs, workers=running, what="scoring", quiet=self.quiet)
+                return self.client.gather(jobs)
+            except (WorkersUnavailable, CancelledError, KilledWorker) as err:
+                if attempt:
+                    raise
+                logger.warning("dask_dl: scoring could not finish (%s); scoring again", err)
+                _release(jobs)
+                jobs = None
 
     def _holder(self, future):
         who = self._who_has.get(future.key)
@@ -465,6 +599,18 @@ class IterationLoop:
             self._log("dask_dl: auto-tuned train_samples_per_iteration %d -> %d (communication %.1f%% of a "
                       "%.2f s iteration, target %.1f%%)", tspi, new, 100 * ratio, iteration_s, 100 * target)
         return new
+
+
+def _release(futures: list) -> None:
+    """Drop this fit's claim on ``futures`` (the scheduler forgets them once nothing needs them).
+    Not client.cancel: cancelling a key the client no longer wants trips the scheduler's
+    ``assert ts.who_wants`` and cuts the client's connection (distributed 2026.8)."""
+    for f in futures:
+        f.release()
+
+
+def _one_line(err) -> str:
+    return " ".join(str(err).split())
 
 
 def _brief(m_train, m_valid, key) -> str:

@@ -8,11 +8,10 @@ that worker already holds: data never moves through the client. Persisted-frame 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import functools
 import logging
 
-from distributed import wait
 import numpy as np
 
 from ..data import encode
@@ -20,7 +19,8 @@ from ..data.schema import RESPONSE, build_data_info, merge_stats, partition_stat
 from . import tasks
 from .frames import partition_calls
 from .replication import replicate_blocks, wants_replication
-from .streaming import place_streaming, wants_streaming
+from .streaming import place_streaming, scatter_sources, wants_streaming
+from .watch import wait_all
 
 logger = logging.getLogger("dask_dl")
 
@@ -36,6 +36,17 @@ class TrainingData:
     n_rows: int
     streaming: bool = False         # out of core: blocks_by_worker holds one StreamSource per worker
     replicated: bool = False        # replicate_training_data: every worker holds every block
+    block_rows: dict = field(default_factory=dict)  # {block key: rows} (in memory)
+    sources: dict | None = None     # out of core: {worker: its StreamSource}, kept on the client
+    blocks: list = field(default_factory=list)  # in memory: every block once, in partition order
+
+    def release(self) -> None:
+        """Drop this fit's claim on every future it holds, at once (also when the fit failed or
+        was interrupted, while a traceback still references this object)."""
+        futures = [f for fs in self.blocks_by_worker.values() for f in fs]
+        futures += [*self.blocks, *self.score_train, *(self.score_valid or [])]
+        for f in futures:
+            f.release()
 
 
 def round_robin(n_items: int, workers: list) -> list:
@@ -52,14 +63,18 @@ def compute_data_info(client, frame, roles: dict, params: dict, response_kind: s
     numeric = [c for c in features if roles[c] == "numeric"]
     categorical = [c for c in features if roles[c] == "categorical"]
     stats = tree_merge(partition_calls(partition_stats, frame, numeric, categorical, response_kind), merge_stats)
-    merged = client.compute(stats).result()
+    merged = client.compute(stats)
+    wait_all(client, [merged], what="the statistics pass")
+    merged = merged.result()
     return build_data_info(merged, features, roles, params, response_kind, response_name, distribution)
 
 
 def _rows_of(client, futures) -> list:
     """Row counts of encoded blocks; waits for them and re-raises a worker's encoding error (e.g. an
     unseen response class) here."""
-    return client.gather(client.map(tasks.block_rows, futures, pure=False))
+    counts = client.map(tasks.block_rows, futures, pure=False)
+    wait_all(client, counts, what="encoding the data")
+    return client.gather(counts)
 
 
 def _submit_encoding(client, frame, info, workers=None) -> list:
@@ -118,11 +133,12 @@ def _place_streamed(client, frame, info, valid_frame, cfg, seed: int) -> Trainin
     p = cfg.params
     assignment = round_robin(frame.npartitions, sorted(client.nthreads()))
     frac = _sample_fraction(int(p["score_training_samples"]), info.n_rows)
-    by_worker, rows_by_worker, score_train, n_rows = place_streaming(client, frame, info, assignment, frac, seed,
-                                                                     quiet=p["quiet_mode"])
+    sources, score_train, n_rows = place_streaming(client, frame, info, assignment, frac, seed,
+                                                   quiet=p["quiet_mode"])
     score_valid = _validation_blocks(client, valid_frame, info, p, seed) if valid_frame is not None else None
-    return TrainingData(blocks_by_worker=by_worker, rows_by_worker=rows_by_worker, score_train=score_train,
-                        score_valid=score_valid, n_rows=n_rows, streaming=True)
+    return TrainingData(blocks_by_worker=scatter_sources(client, sources),
+                        rows_by_worker={w: sum(src.rows) for w, src in sources.items()}, score_train=score_train,
+                        score_valid=score_valid, n_rows=n_rows, streaming=True, sources=sources)
 
 
 def _place_in_memory(client, frame, info, valid_frame, cfg, seed: int) -> TrainingData:
@@ -150,13 +166,13 @@ def _place_in_memory(client, frame, info, valid_frame, cfg, seed: int) -> Traini
     score_train = [f for f, r in zip(score_train, rows) if r > 0]
     score_valid = _validation_blocks(client, valid_frame, info, p, seed, vfut, vrows) \
         if valid_frame is not None else None
-    wait(score_train + (score_valid or []))
+    wait_all(client, score_train + (score_valid or []), what="drawing the scoring samples")
     if info.n_rows_total > n_rows and not info.skip_missing:
         logger.warning("dask_dl: %d training rows have a missing response and are skipped",
                        info.n_rows_total - n_rows)
     return TrainingData(blocks_by_worker=by_worker, score_train=score_train, score_valid=score_valid,
                         rows_by_worker={w: sum(rows_of[f.key] for f in fs) for w, fs in by_worker.items()},
-                        n_rows=n_rows, replicated=replicated)
+                        n_rows=n_rows, replicated=replicated, block_rows=rows_of, blocks=kept)
 
 
 def _assign_blocks(client, info, cfg, futures: list, rows_of: dict, workers: list) -> tuple:
@@ -166,11 +182,11 @@ def _assign_blocks(client, info, cfg, futures: list, rows_of: dict, workers: lis
         return {workers[0]: futures}, False
     if not wants_replication(client, info, cfg, len(workers)):
         return _group_by_holder(client, futures), False
-    by_worker = replicate_blocks(client, futures, workers)
+    by_worker = replicate_blocks(client, futures, workers, quiet=cfg.params["quiet_mode"])
     for fs in by_worker.values():
         rows_of.update({f.key: rows_of[o.key] for f, o in zip(fs, futures)})
     if not cfg.params["quiet_mode"]:
-        logger.info("dask_dl: replicate_training_data: each of %d workers holds all %d rows", len(workers),
+        logger.info("dask_dl: replicate_training_data: each of %d workers holds all %d rows", len(by_worker),
                     sum(rows_of[f.key] for f in futures))
     return by_worker, True
 

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import logging
 
-from distributed import wait
-
 from .memory import encoded_bytes, memory_limits
+from .watch import WorkersUnavailable, wait_for
 
 logger = logging.getLogger("dask_dl")
 
@@ -35,15 +34,22 @@ def replica(block):
     return block
 
 
-def replicate_blocks(client, futures: list, workers: list) -> dict:
+def replicate_blocks(client, futures: list, workers: list, quiet: bool = False) -> dict:
     """Give every worker a copy of every block: each block a worker lacks is fetched into a task of
     its own there (a distinct key, so the Active Memory Manager does not undo the copies as it
-    would ``client.replicate``'s). Returns {worker: [blocks in one global order]}."""
-    who = client.who_has(futures)
-    out = {}
-    for w in workers:
-        out[w] = [f if w in (who.get(f.key) or ()) else
-                  client.submit(replica, f, workers=[w], allow_other_workers=False, pure=False)
-                  for f in futures]
-    wait([f for fs in out.values() for f in fs])
-    return out
+    would ``client.replicate``'s). Returns {worker: [blocks in one global order]}. A worker lost or
+    paused meanwhile is left out (its copies are pinned to it and could never be made elsewhere)."""
+    workers = list(workers)
+    while workers:
+        who = client.who_has(futures)
+        out = {w: [f if w in (who.get(f.key) or ()) else
+                   client.submit(replica, f, workers=[w], allow_other_workers=False, pure=False)
+                   for f in futures] for w in workers}
+        try:
+            wait_for(client, [f for fs in out.values() for f in fs], workers=workers,
+                     what="replicating the training data", quiet=quiet)
+            return out
+        except WorkersUnavailable as gone:
+            logger.warning("dask_dl: replicate_training_data: %s; the others hold the copies", gone)
+            workers = [w for w in workers if w not in gone.lost and w not in gone.paused]
+    raise RuntimeError("replicate_training_data: no worker is left to hold the training data")

@@ -9,12 +9,12 @@ import logging
 import operator
 
 import dask
-from distributed import wait
 import numpy as np
 
 from ..data.encode import encode_training_block, sample_block
 from ..nn import hogwild
 from .memory import encoded_bytes, memory_limits
+from .watch import wait_all
 
 logger = logging.getLogger("dask_dl")
 
@@ -104,30 +104,42 @@ def _setup_pass(client, parts: list, info, assignment: list, fraction: float, se
         calls = [dask.delayed(streamed_setup)(parts[i], info=info_d, fraction=fraction, seed=seed + i) for i in idx]
         for i, f in zip(idx, client.compute(calls, workers=[w], allow_other_workers=True)):
             setup[i] = f
-    wait(setup)
+    wait_all(client, setup, what="the out-of-core set-up pass")
     return setup
 
 
 def place_streaming(client, frame, info, assignment: list, fraction: float, seed: int, quiet: bool = False):
-    """(StreamSource per worker, rows per worker, training-scoring sample futures, rows) of a frame
-    left in storage; ``assignment``: [(worker, [partition indices])] (``placement.round_robin``)."""
+    """({worker: its StreamSource}, training-scoring sample futures, rows) of a frame left in storage; ``assignment``: [(worker, [partition indices])] (``placement.round_robin``)."""
     parts = frame.to_delayed()
     setup = _setup_pass(client, parts, info, assignment, fraction, seed)
     rows = client.gather([client.submit(operator.itemgetter(0), f, pure=False) for f in setup])
     score_train = [client.submit(operator.itemgetter(1), f, pure=False) for f in setup]
-    wait(score_train)
+    wait_all(client, score_train, what="drawing the scoring samples")
     del setup
-    by_worker, rows_by_worker = {}, {}
-    for w, idx in assignment:
-        idx = [i for i in idx if rows[i] > 0]
-        if not idx:
-            continue
-        src = StreamSource([parts[i] for i in idx], [rows[i] for i in idx], info)
-        by_worker[w] = [client.scatter(src, workers=[w], hash=False)]
-        rows_by_worker[w] = int(sum(rows[i] for i in idx))
-    if not by_worker:
+    kept = [i for i in range(len(parts)) if rows[i] > 0]
+    if not kept:
         raise ValueError("no training rows left: every row has a missing response")
+    sources = {w: StreamSource([parts[i] for i in idx if rows[i] > 0], [rows[i] for i in idx if rows[i] > 0], info)
+               for w, idx in assignment if any(rows[i] > 0 for i in idx)}
     if not quiet:
         logger.info("dask_dl: out of core: %d partitions streamed from storage by %d worker(s) every iteration",
-                    len(parts), len(by_worker))
-    return by_worker, rows_by_worker, score_train, int(sum(rows))
+                    len(parts), len(sources))
+    return sources, score_train, int(sum(rows))
+
+
+def scatter_sources(client, sources: dict) -> dict:
+    """{worker: [future of its StreamSource]}, each source sent to its worker (the client keeps the
+    objects, so a lost worker's share can be handed to another)."""
+    return {w: [client.scatter(src, workers=[w], hash=False)] for w, src in sources.items()}
+
+
+def regroup_sources(sources: dict, workers: list) -> dict:
+    """All the partitions of ``sources``, in their order, dealt round-robin to ``workers``."""
+    parts = [(p, r) for src in sources.values() for p, r in zip(src.parts, src.rows)]
+    info = next(iter(sources.values())).info
+    out = {}
+    for wi, w in enumerate(workers):
+        mine = parts[wi::len(workers)]
+        if mine:
+            out[w] = StreamSource([p for p, _ in mine], [r for _, r in mine], info)
+    return out

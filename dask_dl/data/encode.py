@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from .schema import RESPONSE, DataInfo, level_codes, numeric_chunks, through_categories
+from .schema import RESPONSE, DataInfo, level_codes, numeric_chunks, row_slices, through_categories
 
 
 def encode_features(df: pd.DataFrame, info: DataInfo) -> tuple[np.ndarray, np.ndarray]:
@@ -99,3 +99,20 @@ def sample_block(block: tuple, *, fraction: float, seed: int) -> tuple:
     if not keep.any():
         keep[rng.integers(len(y))] = True
     return X[keep], y[keep]
+
+
+def check_validation_values(frame, info: DataInfo, what: str = "validation_data") -> None:
+    """What encoding a pandas validation frame on the workers would refuse, on the client first:
+    an infinite value in a column the model reads, a response class the training data lacks or an
+    infinite target. Dask frames are checked where their blocks are encoded, before training."""
+    if not isinstance(frame, pd.DataFrame):
+        return
+    numeric = [c.name for c in info.columns if c.kind == "numeric"
+               and pd.api.types.is_float_dtype(frame.dtypes[c.name])]
+    try:
+        for part in row_slices(frame, min(len(numeric), 64)):
+            for _ in numeric_chunks(part, numeric):
+                pass  # numeric_chunks raises on an infinite value, naming the column
+            encode_response(part[RESPONSE], info)
+    except DataError as err:
+        raise DataError(f"{what}: {err}") from None

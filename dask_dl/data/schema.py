@@ -7,7 +7,10 @@ ends with a "missing" slot.
 """
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import math
+import numbers
 import uuid
 from dataclasses import asdict, dataclass, field
 
@@ -113,10 +116,65 @@ class DataInfo:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DataInfo":
+        """The DataInfo a ``to_dict`` document describes. Every field prediction depends on must be
+        there and be sound (a missing mean would silently encode as 0.0): ValueError naming the
+        field otherwise."""
+        if not isinstance(d, dict):
+            raise ValueError(f"metadata field 'info' is {type(d).__name__}, not an object")
+        _require(d, _INFO_FIELDS + _RESPONSE_FIELDS.get(d.get("response_kind"), ()), "info")
+        if d["response_kind"] not in _RESPONSE_FIELDS:
+            raise ValueError(f"metadata field info.response_kind is {d['response_kind']!r}, not one of "
+                             f"{list(_RESPONSE_FIELDS)}")
         d = dict(d)
-        d["columns"] = [ColumnInfo(**c) for c in d["columns"]]
-        d["ignored"] = [tuple(x) for x in d["ignored"]]
+        d["columns"] = [_column_from_dict(c, i) for i, c in enumerate(_list_field(d, "columns"))]
+        d["ignored"] = [tuple(x) for x in _list_field(d, "ignored")]
+        if d["response_kind"] == "classification" and len(_list_field(d, "classes")) < 2:
+            raise ValueError(f"metadata field info.classes holds {d['classes']!r}, not two or more classes")
+        if d["response_kind"] == "regression":
+            for key in ("response_mean", "response_sigma"):
+                _finite_field(d[key], f"info.{key}")
         return cls(**d)
+
+
+_INFO_FIELDS = ("feature_names", "columns", "ignored", "standardize", "use_all_factor_levels", "skip_missing",
+                "response_name", "response_kind")
+_RESPONSE_FIELDS = {"classification": ("classes",),
+                    "regression": ("response_mean", "response_sigma", "standardize_response")}
+_COLUMN_FIELDS = {"numeric": ("name", "kind", "mean", "sigma"), "categorical": ("name", "kind", "levels")}
+
+
+def _require(d: dict, keys, where: str, note: str = "") -> None:
+    missing = [k for k in keys if k not in d]
+    if missing:
+        raise ValueError(f"metadata field(s) {', '.join(f'{where}.{k}' for k in missing)}{note} missing")
+
+
+def _list_field(d: dict, key: str) -> list:
+    if not isinstance(d[key], list):
+        raise ValueError(f"metadata field info.{key} is {type(d[key]).__name__}, not a list")
+    return d[key]
+
+
+def _finite_field(v, where: str) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ValueError(f"metadata field {where} is {v!r}, not a finite number")
+
+
+def _column_from_dict(c, i: int) -> "ColumnInfo":
+    """One ColumnInfo from its document, the fields its kind's encoding reads checked."""
+    where = f"info.columns[{i}]"
+    if not isinstance(c, dict):
+        raise ValueError(f"metadata field {where} is {type(c).__name__}, not an object")
+    kind = c.get("kind")
+    if kind not in _COLUMN_FIELDS:
+        raise ValueError(f"metadata field {where}.kind is {kind!r}, not 'numeric' or 'categorical'")
+    _require(c, _COLUMN_FIELDS[kind], where, f" (column {c.get('name')!r})")
+    if kind == "numeric":
+        for key in ("mean", "sigma"):
+            _finite_field(c[key], f"{where}.{key} (column {c['name']!r})")
+    elif not isinstance(c["levels"], list) or not c["levels"] or not all(isinstance(v, str) for v in c["levels"]):
+        raise ValueError(f"metadata field {where}.levels (column {c['name']!r}) is not a list of level strings")
+    return ColumnInfo(**c)
 
 
 def _jsonable(v):
@@ -155,17 +213,29 @@ def check_response(frame, name: str, family: str) -> None:
     y = frame[RESPONSE]
     if y.isna().all():
         raise DataError(f"response {name!r} is entirely NA")
-    if family == "regression":
-        if np.isinf(y.to_numpy(dtype=np.float64, na_value=np.nan)).any():
-            raise DataError(f"response {name!r} holds infinite values; a regression target must be finite")
-    elif y.nunique(dropna=True) < 2:
+    if pd.api.types.is_float_dtype(y.dtype) and np.isinf(y.to_numpy(dtype=np.float64, na_value=np.nan)).any():
+        what = "a regression target" if family == "regression" else "class labels"
+        raise DataError(f"response {name!r} holds infinite values; {what} must be finite (NA rows are skipped)")
+    if family != "regression" and y.nunique(dropna=True) < 2:
         raise DataError(f"response {name!r} has a single class {y.dropna().iloc[0]!r}; a classifier "
                         "needs at least 2")
+    if y.notna().sum() < 2:
+        raise DataError(f"response {name!r} has a value in only 1 row; training needs at least 2 rows")
+
+
+def check_unique_columns(frame, what: str) -> None:
+    """Column names must be unique (a duplicated name makes ``frame[name]`` a frame, not a column)."""
+    names = pd.Index(frame.columns)
+    if names.has_duplicates:
+        dup = list(names[names.duplicated()].unique())
+        raise DataError(f"{what} has duplicated column name(s) {dup[:10]}; every column needs its own name "
+                        "(rename or drop the copies)")
 
 
 def check_columns(frame, features, roles: dict, what: str, allow_extra=()) -> None:
     """``frame`` must hold every training feature, each column in ``roles`` with that role; other
     columns are an error unless named in ``allow_extra`` (True: any). The response column is exempt."""
+    check_unique_columns(frame, what)
     cols = [c for c in frame.columns if c != RESPONSE]
     missing = [c for c in features if c not in cols]
     if missing:
@@ -198,6 +268,7 @@ def level_counts(s: pd.Series) -> dict:
     """{level string: rows} of a categorical or string column, NA not counted. A pandas categorical
     is counted on its integer codes (a bincount), not through one Python string per row."""
     if not isinstance(s.dtype, pd.CategoricalDtype):
+        check_level_values(s)
         return level_strings(s).value_counts(dropna=True).to_dict()
     codes = s.cat.codes.to_numpy()
     counts = np.bincount(codes[codes >= 0], minlength=len(s.cat.categories))
@@ -206,6 +277,28 @@ def level_counts(s: pd.Series) -> dict:
         if n:  # declared but unused categories are not levels; two categories may print alike
             out[name] = out.get(name, 0) + int(n)
     return out
+
+
+_LEVEL_KINDS = {"string", "empty", "boolean", "integer", "floating", "mixed-integer-float", "decimal"}
+
+
+def check_level_values(s: pd.Series) -> None:
+    """A categorical column's values become levels through ``str``: strings, numbers and bools do
+    (1 and "1" are one level); datetimes, bytes, lists, dicts ... are refused with the column's name."""
+    kind = pd.api.types.infer_dtype(s, skipna=True)  # one C pass; the common kinds end here
+    if kind in _LEVEL_KINDS:
+        return
+    bad = next((v for v in s.dropna() if not isinstance(v, (str, bool, np.bool_, numbers.Real, decimal.Decimal))
+                or isinstance(v, (np.datetime64, np.timedelta64, dt.date, dt.time, dt.timedelta))), None)
+    if bad is None:
+        return  # strings mixed with numbers: levels by their text
+    if isinstance(bad, (dt.date, dt.time, dt.timedelta, np.datetime64, np.timedelta64)):
+        hint = "convert them to numbers (e.g. pd.to_datetime(col).astype('int64')) or drop the column"
+    elif isinstance(bad, (bytes, bytearray)):
+        hint = "decode them to strings (e.g. col.str.decode('utf-8'))"
+    else:
+        hint = "expected strings or numbers, which become categorical levels"
+    raise DataError(f"column {s.name!r} holds {type(bad).__name__} values (e.g. {str(bad)[:40]!r}); {hint}")
 
 
 def level_codes(s: pd.Series, levels: list) -> np.ndarray:
@@ -359,6 +452,7 @@ def build_data_info(stats: dict, feature_names: list, roles: dict, params: dict,
     n_total = stats["rows"]
     if n_total == 0:
         raise DataError("the training data has no rows")
+    _check_response_rows(stats["y"], response_name)
     columns, ignored = [], []
     for name in feature_names:
         column, why = _column_info(name, roles[name], stats, params["ignore_const_cols"])
@@ -377,7 +471,84 @@ def build_data_info(stats: dict, feature_names: list, roles: dict, params: dict,
         _set_classes(info, stats["y"], response_name)
     else:
         _set_numeric_response(info, stats["y"], response_name, distribution, bool(params["standardize"]))
+    _check_first_layer(info, params)
     return info
+
+
+def _check_response_rows(y_stats, response_name: str) -> None:
+    """Training needs two rows with a response (NA rows are skipped)."""
+    n = sum(y_stats.values()) if isinstance(y_stats, dict) else y_stats[0]
+    if n == 0:
+        raise DataError(f"response {response_name!r} is entirely NA")
+    if n == 1:
+        raise DataError(f"response {response_name!r} has a value in only 1 row; training needs at least 2 rows")
+
+
+# A categorical column is refused as an identifier when it has more than MAX_ID_LEVELS levels AND
+# more than ID_LEVEL_FRACTION of its values are distinct: one-hot inputs that each see one or two
+# rows teach nothing and cost a wide first layer and dense encoded rows (8,675 inputs for a
+# 10,000-row ID column).
+MAX_ID_LEVELS = 1000
+ID_LEVEL_FRACTION = 0.5
+# The first weight matrix with its two optimizer slots, per model copy (every worker holds one).
+MAX_FIRST_LAYER_BYTES = 1 << 30
+_CARDINALITY_HINT = ("drop the column, convert it to numbers if its values are ordered, or merge rare "
+                     "levels before training")
+
+
+def check_cardinality(name, counts: dict) -> None:
+    """Refuse a categorical column that looks like an identifier (see MAX_ID_LEVELS), by name."""
+    n_levels, n_values = len(counts), sum(counts.values())
+    if n_levels > MAX_ID_LEVELS and n_levels > ID_LEVEL_FRACTION * n_values:
+        raise DataError(f"categorical column {name!r} has {n_levels:,} distinct values in {n_values:,} rows: it "
+                        f"looks like an identifier, and one-hot encoding would give it {n_levels + 1:,} inputs "
+                        f"(dask_dl refuses a categorical column with more than {MAX_ID_LEVELS:,} levels when "
+                        f"more than {ID_LEVEL_FRACTION:.0%} of its values are distinct); {_CARDINALITY_HINT}")
+
+
+def _check_first_layer(info: DataInfo, params: dict) -> None:
+    """Refuse inputs so wide that the first weight matrix (x3 with the optimizer state) would pass
+    MAX_FIRST_LAYER_BYTES, naming the widest categorical columns."""
+    hidden = list(params.get("hidden") or [])
+    units = int(hidden[0]) if hidden else max(1, len(info.classes))
+    units *= 2 if hidden and str(params.get("activation", "")).startswith("Maxout") else 1
+    need = 3 * 4 * info.n_inputs * units
+    if need <= MAX_FIRST_LAYER_BYTES:
+        return
+    cats = sorted((c for c in info.columns if c.kind == "categorical"), key=lambda c: -len(c.levels))
+    widest = ", ".join(f"{c.name!r} ({len(c.levels):,} levels)" for c in cats[:3]) or "none"
+    raise DataError(f"the input layer would have {info.n_inputs:,} inputs: its weights and optimizer state "
+                    f"for {units} first-layer units take {need / 2**30:.2f} GiB per model copy, more than "
+                    f"dask_dl's {MAX_FIRST_LAYER_BYTES / 2**30:.0f} GiB limit (widest categorical columns: "
+                    f"{widest}); {_CARDINALITY_HINT}, or use a smaller first hidden layer")
+
+
+IN_MEMORY_SLICE_BYTES = 64 << 20  # the float64 chunk buffer of one row slice in in_memory_data_info
+
+
+def row_slices(frame: pd.DataFrame, width: int):
+    """``frame`` in row slices whose float64 copy of ``width`` columns stays near IN_MEMORY_SLICE_BYTES."""
+    step = max(1024, IN_MEMORY_SLICE_BYTES // (8 * max(1, width)))
+    for start in range(0, max(len(frame), 1), step):
+        yield frame.iloc[start:start + step]
+
+
+def in_memory_data_info(frame, roles: dict, params: dict, response_kind: str, response_name: str,
+                        distribution: str) -> DataInfo | None:
+    """The statistics pass on the client for a pandas frame (None for dask), in row slices merged
+    as the cluster merges partitions: every error the pass can raise (an infinite value, an
+    identifier-like or badly typed categorical column, an entirely-NA column, the response's
+    domain) comes before any cluster work; the training job then uses this DataInfo."""
+    if not isinstance(frame, pd.DataFrame):
+        return None
+    features = [c for c in frame.columns if c != RESPONSE]
+    numeric = [c for c in features if roles[c] == "numeric"]
+    categorical = [c for c in features if roles[c] == "categorical"]
+    stats = None
+    for part in row_slices(frame, min(len(numeric), NUMERIC_CHUNK)):
+        one = partition_stats(part, numeric, categorical, response_kind)
+        stats = one if stats is None else merge_stats(stats, one)
+    return build_data_info(stats, features, roles, params, response_kind, response_name, distribution)
 
 
 def _column_info(name, role: str, stats: dict, ignore_const: bool):
@@ -388,6 +559,7 @@ def _column_info(name, role: str, stats: dict, ignore_const: bool):
         empty, constant = n == 0, lo == hi
     else:
         counts, na = stats["cat"][name]
+        check_cardinality(name, counts)
         levels = sorted(counts)  # H2O's domain order: lexicographic
         empty, constant = not levels, len(levels) == 1
     if empty:
@@ -416,6 +588,9 @@ def _input_order(columns: list) -> list:
 def _set_classes(info: DataInfo, counts: dict, response_name: str) -> None:
     if not counts:
         raise DataError(f"response {response_name!r} is entirely NA")
+    if any(isinstance(c, (float, np.floating)) and math.isinf(c) for c in counts):
+        raise DataError(f"response {response_name!r} holds infinite values; class labels must be finite "
+                        "(NA rows are skipped)")
     classes = _sorted_classes(list(counts))
     if len(classes) < 2:
         raise DataError(f"response {response_name!r} has a single class {classes[0]!r}; a classifier "

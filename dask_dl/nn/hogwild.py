@@ -182,7 +182,29 @@ def weighted_mean_of(states: list, rows) -> np.ndarray:
 def warm_up(batch: int = 1, elastic: bool = False) -> None:
     """Compile (or load from numba's cache) the float32 kernel(s) a fit will run, in this process:
     the per-sample or the ``batch``-row kernel, and with ``elastic`` its elastic-averaging variant.
-    Kernels are compiled per argument types, not per activation or loss, so one tiny call does it."""
+    Kernels are compiled per argument types, not per activation or loss, so one tiny call does it.
+
+    A kernel that is neither loaded here nor in numba's on-disk cache is compiled in a child process
+    first (``_compile_in_child``), and this process loads the cached machine code: compiling leaves
+    ~170 MiB of LLVM's memory in the compiling process (a Dask worker would carry it for its life
+    and pause under a small memory_limit), loading only the code (benchmarks/README.md, issue 16)."""
+    kernels = _warm_kernels(batch, elastic)
+    if not all(k.overloads or _in_disk_cache(k) for k in kernels) and _cache_writable(kernels[0]):
+        _compile_in_child(batch, elastic)
+    compiled = not all(k.overloads or _in_disk_cache(k) for k in kernels)
+    _warm_calls(batch, elastic)
+    if compiled:  # compiled here after all (no usable cache): hand glibc's freed pages back
+        _malloc_trim()
+
+
+def _warm_kernels(batch: int, elastic: bool) -> list:
+    """The numba dispatchers a fit with this batch size and averaging runs (``_pick_kernel``)."""
+    plain, elastic_kernel = (train_batches, train_batches_elastic) if batch > 1 else (train_rows, train_rows_elastic)
+    return [plain, elastic_kernel] if elastic else [plain]
+
+
+def _warm_calls(batch: int, elastic: bool) -> None:
+    """One tiny ``train_shard`` per kernel the fit runs: numba loads (or compiles) it for float32."""
     from .network import build_layout, initial_state
     layout = build_layout(3, [2], "Rectifier", 2, True, 0.0, [0.0])
     state = initial_state(layout, 1)
@@ -193,3 +215,59 @@ def warm_up(batch: int = 1, elastic: bool = False) -> None:
     train_shard(state, layout, [(X, y)], **run)
     if elastic:  # the first elastic iteration trains from the centre with the plain kernel
         train_shard(state, layout, [(X, y)], **run, center=state.copy(), elastic_strength=1e-3)
+
+
+def _in_disk_cache(kernel) -> bool:
+    """Whether numba's on-disk cache holds ``kernel`` compiled from this source for this CPU (read
+    from the cache's index: nothing is compiled or loaded). numba internals: False if they moved."""
+    try:
+        cache = kernel._cache
+        codegen = kernel.targetctx.codegen()
+        index = cache._cache_file._load_index()
+        return any(cache._index_key(key[0], codegen) == key for key in index)
+    except Exception:  # noqa: BLE001 - no cache, or numba changed: compile as before
+        return False
+
+
+def _cache_writable(kernel) -> bool:
+    """Whether numba can cache ``kernel`` on disk (else a child's compilation would be lost)."""
+    import os
+    path = getattr(getattr(kernel, "_cache", None), "cache_path", None)
+    return bool(path) and os.access(path if os.path.isdir(path) else os.path.dirname(path), os.W_OK)
+
+
+def _compile_in_child(batch: int, elastic: bool) -> bool:
+    """Compile the fit's kernels into numba's on-disk cache in a short-lived child process (one at a
+    time per cache directory, so workers starting together compile once). True if it succeeded."""
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    code = f"from dask_dl.nn import hogwild; hogwild._compile_locked({int(batch)}, {bool(elastic)})"
+    try:
+        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=1800).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def _compile_locked(batch: int, elastic: bool) -> None:
+    """In the child: compile (or, if another child just did, load) the kernels under a file lock."""
+    import os
+    os.makedirs(train_rows._cache.cache_path, exist_ok=True)
+    with open(os.path.join(train_rows._cache.cache_path, "dask_dl_warm_up.lock"), "a") as lock:
+        try:
+            import fcntl
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except ImportError:  # not POSIX: no lock, at worst two children compile the same kernel
+            pass
+        _warm_calls(batch, elastic)
+
+
+def _malloc_trim() -> None:
+    """Return the C heap's free pages to the system (glibc only; elsewhere nothing)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

@@ -1,0 +1,126 @@
+"""Waits that are never silent: every wait on the cluster polls the workers it depends on, raises
+when one of them is lost or paused, and says in one line what a slow worker is doing.
+
+A lost worker (killed, restarted by its nanny, retired) or a worker Dask paused for memory cannot
+finish the work it was given; the caller re-plans without it (the loop re-runs the round on the
+workers that are left). When every worker it depends on is paused, the wait fails with the memory
+figures and what to do.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+logger = logging.getLogger("dask_dl")
+
+# a wait reports after this many seconds (or 10x the expected time), then after twice as long, ...
+FIRST_REPORT_S = 10.0
+# how long a paused worker may hold up the work before the wait gives up on it
+PAUSED_GRACE_S = 5.0
+
+
+class WorkersUnavailable(RuntimeError):
+    """Workers the waited-for work depends on were lost or paused for memory."""
+
+    def __init__(self, lost: set, paused: dict):
+        self.lost, self.paused = set(lost), dict(paused)
+        parts = [f"lost {sorted(self.lost)}"] if self.lost else []
+        parts += [f"{a} paused for memory ({_memory_text(w)})" for a, w in self.paused.items()]
+        advice = (": give the workers a larger memory_limit, or train with out_of_core=True or "
+                  "replicate_training_data=False") if self.paused else ""
+        super().__init__("workers unavailable: " + "; ".join(parts) + advice)
+
+
+def worker_states(client) -> dict:
+    """{address: the scheduler's view of the worker (status, memory figures, ...)} of live workers."""
+    try:
+        return dict(client.scheduler_info(n_workers=-1)["workers"])
+    except TypeError:  # older distributed
+        return dict(client.scheduler_info()["workers"])
+
+
+def wait_for(client, futures: list, *, workers, what: str, expected_s: float = 1.0, quiet: bool = False,
+             paused_grace_s: float = PAUSED_GRACE_S) -> None:
+    """Wait until every future is finished (done or erred). Raise WorkersUnavailable as soon as one
+    of ``workers`` is gone, or has been paused for memory longer than ``paused_grace_s``; past
+    max(FIRST_REPORT_S, 10 x ``expected_s``) log one line on what each slow worker is doing."""
+    from distributed import wait
+    workers = set(workers)
+    poll = min(1.0, max(0.05, expected_s / 2))
+    start = time.perf_counter()
+    report_at = start + max(FIRST_REPORT_S, 10.0 * expected_s)
+    paused_since: dict = {}
+    while True:
+        try:
+            wait(futures, timeout=poll)
+            return
+        except TimeoutError as timeout:
+            _drop_tracebacks(timeout)
+        states = worker_states(client)
+        now = time.perf_counter()
+        lost = workers - set(states)
+        paused = {a: states[a] for a in workers & set(states) if states[a].get("status") == "paused"}
+        for a in list(paused_since):
+            if a not in paused:
+                del paused_since[a]
+        for a in paused:
+            paused_since.setdefault(a, now)
+        overdue = {a: s for a, s in paused.items() if now - paused_since[a] >= paused_grace_s}
+        if lost or overdue:
+            raise WorkersUnavailable(lost, overdue)
+        if now >= report_at and not quiet:
+            logger.warning("dask_dl: %s has waited %.0f s (expected ~%.1f s): %s", what, now - start, expected_s,
+                           describe(client, workers, states))
+            report_at = now + 2 * (now - start)
+
+
+def wait_all(client, futures: list, *, what: str, quiet: bool = False) -> None:
+    """A set-up wait (statistics, encoding, sampling): Dask recomputes a lost worker's tasks on
+    the others, so a lost or paused worker is reported and waited past; it fails with the reason
+    only when no worker is left running."""
+    while True:
+        states = worker_states(client)
+        running = {a for a, s in states.items() if s.get("status") == "running"}
+        if not running:
+            raise RuntimeError(f"{what} cannot go on: no worker is running ({describe(client, set(states), states)})")
+        try:
+            wait_for(client, futures, workers=set(states), what=what, quiet=quiet)
+            return
+        except WorkersUnavailable as gone:
+            logger.warning("dask_dl: %s: %s; the other workers take over its work", what, gone)
+
+
+def _drop_tracebacks(err: BaseException) -> None:
+    """Cut an exception chain's tracebacks: their frames hold the waited-for futures in reference
+    cycles, which kept a finished fit's tasks on the cluster until the garbage collector ran."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        err.__traceback__ = None
+        err = err.__context__ or err.__cause__
+
+
+def describe(client, workers, states: dict | None = None) -> str:
+    """One line on what each of ``workers`` is doing: lost, paused (memory figures), or its tasks."""
+    states = worker_states(client) if states is None else states
+    try:
+        processing = client.processing(sorted(a for a in workers if a in states))
+    except Exception:  # noqa: BLE001 - a diagnosis must not fail the wait
+        processing = {}
+    parts = []
+    for a in sorted(workers):
+        if a not in states:
+            parts.append(f"{a} lost")
+        elif states[a].get("status") == "paused":
+            parts.append(f"{a} paused for memory ({_memory_text(states[a])})")
+        else:
+            tasks = [str(k) for k in processing.get(a, ())]
+            doing = ", ".join(tasks[:3]) + (f" and {len(tasks) - 3} more" if len(tasks) > 3 else "")
+            parts.append(f"{a} computing {doing}" if tasks else f"{a} {states[a].get('status', '?')}, idle")
+    return "; ".join(parts)
+
+
+def _memory_text(state: dict) -> str:
+    used = (state.get("metrics") or {}).get("memory") or 0
+    limit = state.get("memory_limit") or 0
+    return f"{used / 2**20:.0f} MiB used" + (f" of a {limit / 2**20:.0f} MiB limit" if limit else "")

@@ -1,0 +1,181 @@
+"""Faults on purpose, on real LocalClusters of worker processes: a worker killed (SIGKILL) at the
+start, in the middle and near the end of a fit, in memory and out of core; one retired; one added;
+one paused for memory. Each fit completes (or, when nothing can proceed, fails with a one-line
+reason) within a bounded time, and leaves no task on the scheduler."""
+import logging
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import dask_dl
+
+pytestmark = pytest.mark.faults
+
+FIT_BOUND_S = 120  # a fit that has not ended by then has hung
+
+
+@pytest.fixture
+def cluster():
+    """A fresh two-worker cluster per test: these tests break their workers."""
+    from distributed import Client, LocalCluster
+    clusters = []
+
+    def make(**kwargs):
+        cl = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, **kwargs)
+        clusters.append(cl)
+        return cl, Client(cl)
+
+    yield make
+    for cl in clusters:
+        cl.close()
+
+
+class _OnIteration(logging.Handler):
+    """Runs ``action`` once, on the client, when the fit logs iteration ``n``."""
+
+    def __init__(self, n: int, action):
+        super().__init__(logging.INFO)
+        self.n, self.action, self.fired = n, action, False
+
+    def emit(self, record):
+        if not self.fired and f"iteration {self.n}:" in record.getMessage():
+            self.fired = True
+            self.action()
+
+
+def _fit_with(client, frame, action, at_iteration: int, **params):
+    """Fit MNIST rows with ``action`` run when iteration ``at_iteration`` is logged; returns the
+    estimator and the fit's wall time. The fit runs in a thread so that a hang fails the test."""
+    trigger = _OnIteration(at_iteration, action)
+    log = logging.getLogger("dask_dl")
+    log.addHandler(trigger)
+    clf = dask_dl.DeepLearningClassifier(hidden=[32], seed=1, client=client, train_samples_per_iteration=1500,
+                                         score_each_iteration=True, **{"epochs": 3, **params})
+    box = {}
+
+    def run():
+        try:
+            box["clf"] = clf.fit(frame, "C785")
+        except BaseException as err:  # noqa: BLE001 - re-raised in the test
+            box["error"] = err
+
+    t0 = time.perf_counter()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(FIT_BOUND_S)
+    log.removeHandler(trigger)
+    assert not thread.is_alive(), f"the fit hung for {FIT_BOUND_S} s after the fault"
+    assert trigger.fired, f"the fit ended before iteration {at_iteration}"
+    if "error" in box:
+        raise box["error"]
+    return box["clf"], time.perf_counter() - t0
+
+
+def _tasks_left(client) -> list:
+    """The scheduler's tasks, once pending releases have gone through (a bounded wait)."""
+    import gc
+    gc.collect()  # a test's own references (an exception's traceback) must not count
+    for _ in range(50):
+        left = client.run_on_scheduler(lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks])
+        if not left:
+            return left
+        time.sleep(0.1)
+    return left
+
+
+def _then_wait(action):
+    """``action``, then as long as the loop goes between looks at the cluster's workers (these
+    fits' rounds take milliseconds: without it they could end before the loop looks)."""
+    from dask_dl.cluster.loop import MEMBERSHIP_CHECK_S
+
+    def run():
+        action()
+        time.sleep(MEMBERSHIP_CHECK_S + 0.2)
+    return run
+
+
+def _kill_second_worker(client):
+    pids = client.run(os.getpid)
+    victim = sorted(pids)[1]
+    return lambda: os.kill(pids[victim], signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def mnist_dask(mnist_small):
+    import dask.dataframe as dd
+    tr, te = mnist_small
+    return dd.from_pandas(tr.iloc[:4000], npartitions=4), te
+
+
+def _error(clf, te) -> float:
+    return float(np.mean(clf.predict(te.drop(columns=["C785"])) != te["C785"].to_numpy()))
+
+
+@pytest.mark.parametrize("at_iteration", [1, 4, 7])
+@pytest.mark.parametrize("params", [{}, {"replicate_training_data": False}, {"out_of_core": True}],
+                         ids=["replicated", "partitioned", "out_of_core"])
+def test_a_killed_worker_costs_a_round_not_the_fit(cluster, mnist_dask, at_iteration, params):
+    frame, te = mnist_dask
+    cl, client = cluster()
+    with client:
+        clf, seconds = _fit_with(client, frame, _kill_second_worker(client), at_iteration, **params)
+        run = clf.model_.run
+        assert run["samples"] >= 3 * 4000 and run["stop_reason"] == "epochs"
+        assert _error(clf, te) < 0.25  # 4000 rows, 3 epochs of a small network
+        assert _tasks_left(client) == []
+
+
+def test_a_retired_worker_gives_its_share_away(cluster, mnist_dask):
+    frame, te = mnist_dask
+    cl, client = cluster()
+    with client:
+        victim = sorted(client.nthreads())[1]
+        clf, _ = _fit_with(client, frame, _then_wait(lambda: client.retire_workers([victim])), 3)
+        assert clf.model_.run["workers"] == 1 and _error(clf, te) < 0.25
+        assert _tasks_left(client) == []
+
+
+def test_a_worker_that_joins_takes_a_share(cluster, mnist_dask):
+    frame, te = mnist_dask
+    cl, client = cluster()
+    with client:
+        def add_one():  # held until the worker runs, so that it joins while the fit runs
+            cl.scale(3)
+            deadline = time.time() + 60
+            while time.time() < deadline and sum(
+                    w.get("status") == "running" for w in client.scheduler_info()["workers"].values()) < 3:
+                time.sleep(0.1)
+
+        clf, _ = _fit_with(client, frame, _then_wait(add_one), 2, epochs=6)
+        assert clf.model_.run["workers"] == 3 and _error(clf, te) < 0.25
+        assert _tasks_left(client) == []
+
+
+def _pause(client, workers):
+    from distributed.core import Status
+    return lambda: client.run(lambda dask_worker: setattr(dask_worker, "status", Status.paused), workers=workers)
+
+
+def test_a_paused_worker_is_left_out_until_it_resumes(cluster, mnist_dask, dl_log):
+    frame, te = mnist_dask
+    cl, client = cluster(memory_limit=0)  # no memory monitor: the pause stays until lifted
+    with client:
+        victim = sorted(client.nthreads())[1]
+        clf, _ = _fit_with(client, frame, _then_wait(_pause(client, [victim])), 2)
+        assert clf.model_.run["workers"] == 1 and _error(clf, te) < 0.25
+        assert _tasks_left(client) == []
+
+
+def test_all_workers_paused_fails_fast_with_the_reason(cluster, mnist_dask):
+    frame, _ = mnist_dask
+    cl, client = cluster(memory_limit=0)
+    with client:
+        t0 = time.perf_counter()
+        with pytest.raises(RuntimeError, match="paused for memory"):
+            _fit_with(client, frame, _pause(client, sorted(client.nthreads())), 2)
+        assert time.perf_counter() - t0 < 60
+        assert _tasks_left(client) == []
