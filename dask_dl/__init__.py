@@ -24,6 +24,7 @@ _PUBLIC = {
     "DeepLearningModel": ".model",
     "DataError": ".errors",
     "ModelDivergedError": ".errors",
+    "ClusterUnavailableError": ".errors",
     "WorkerMemoryError": ".cluster.memory",
     "load_model": ".model",
     "save_model": ".model",

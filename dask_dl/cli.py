@@ -401,7 +401,7 @@ def _unknown_message(extras: list, parser: argparse.ArgumentParser, command: str
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 failed, 2 bad usage)."""
-    from .errors import DataError, ModelDivergedError
+    from .errors import ClusterUnavailableError, DataError, ModelDivergedError
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     parser = build_parser()
@@ -419,7 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {_one_line(err)}" if not str(err).startswith(PROG) else
               _one_line(str(err)).replace(":", ": error:", 1), file=sys.stderr)
         return err.code
-    except (DataError, ValueError, FileNotFoundError, OSError) as err:
+    except (DataError, ValueError, FileNotFoundError, OSError, MemoryError, ClusterUnavailableError) as err:
         if debug:
             raise
         print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)

@@ -11,6 +11,10 @@ class ModelFileError(ValueError):
     dask_dl model at all; the message names the file where it is known."""
 
 
+class ClusterUnavailableError(RuntimeError):
+    """The Dask cluster cannot do the fit's work: no worker left, all paused, or rounds failing."""
+
+
 class ModelDivergedError(RuntimeError):
     """Training produced NaN/inf or exploding weights; ``last_good_model`` holds the last sound state."""
 

@@ -7,8 +7,11 @@ the workers, the iteration loop, the model.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
+import logging
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,11 +20,13 @@ from . import params as P
 from .cluster import loop, memory, placement
 from .cluster.frames import persist_if_in_memory
 from .cluster.session import cluster_client, worker_threads
-from .errors import ModelDivergedError
+from .errors import ClusterUnavailableError, ModelDivergedError
 from .data.schema import DataInfo
 from .model import DeepLearningModel
 from .nn import settings as kernel_settings
 from .nn.network import NetworkLayout, build_layout, initial_state
+
+logger = logging.getLogger("dask_dl")
 
 
 @dataclass(frozen=True)
@@ -40,10 +45,11 @@ def train(frame, columns: ColumnRoles, cfg: P.TrainingConfig, *, validation=None
     embedded LocalCluster); ``start_state`` a flat state to train from instead of a fresh one;
     ``info`` the frame's statistics when already computed (in-memory data: on the client).
     A ModelDivergedError carries the last good model (``.last_good_model``)."""
-    with cluster_client(client, mini_batch=not cfg.per_sample, thread_copies=cfg.thread_copies) as c:
+    with cluster_client(client, mini_batch=not cfg.per_sample, thread_copies=cfg.thread_copies) as c, \
+            _training_slot(c, quiet=bool(cfg.params["quiet_mode"])):
         threads = worker_threads(c)
         if not threads:
-            raise RuntimeError("the Dask cluster has no workers")
+            raise ClusterUnavailableError("the Dask cluster has no workers")
         placement.warm_workers(c, cfg.mini_batch, cfg.elastic)
         memory.check_workers(c)  # paused, or too small for a warmed-up worker: refuse before any data task
         frame = _partitioned(c, frame, cfg, len(threads))
@@ -71,6 +77,28 @@ def train(frame, columns: ColumnRoles, cfg: P.TrainingConfig, *, validation=None
             gc.collect()  # futures in exception cycles would keep this fit's tasks on the cluster
     return DeepLearningModel(layout, result.state, info, cfg.params, cfg.kind, cfg.distribution, cfg.loss,
                              result.history, threshold=result.threshold, run=_run_record(result, data, cfg))
+
+
+# fits that train at once on one cluster (from threads of this process: grids, cross-validation)
+MAX_CONCURRENT_FITS = 4
+_SLOTS: dict = {}
+_SLOTS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _training_slot(client, quiet: bool = False):
+    """One of MAX_CONCURRENT_FITS slots of the client's scheduler; a fit that waits for one says so."""
+    with _SLOTS_LOCK:
+        slots = _SLOTS.setdefault(client.scheduler.address, threading.BoundedSemaphore(MAX_CONCURRENT_FITS))
+    if not slots.acquire(blocking=False):
+        if not quiet:
+            logger.info("dask_dl: %d fits are training on this cluster; waiting for one to finish",
+                        MAX_CONCURRENT_FITS)
+        slots.acquire()
+    try:
+        yield
+    finally:
+        slots.release()
 
 
 def _as_dask(frame, n_parts: int):

@@ -34,3 +34,11 @@ def test_bench_out_of_core_smoke(bench_path):
     assert row["run"].startswith("0.04x memory, in memory")
     assert row["spilled_bytes"] == 0 and not row["restarted"]
     assert 0 < row["peak_worker_MB"] < 1000 and row["test_error"] < 0.6
+
+
+def test_bench_faults_smoke(bench_path):
+    import bench_faults
+    table = bench_faults.main(["--rows", "3000", "--test-rows", "500", "--hidden", "16", "--epochs", "4",
+                               "--at", "0.5"])
+    assert list(table["killed_at"]) == ["-", "50%"] and table["fired"].iloc[1]
+    assert (table["test_error"] < 0.6).all() and (table["fit_seconds"] > 0).all()

@@ -187,3 +187,48 @@ def test_a_stop_cancels_the_round_submitted_ahead(client2, wine):
             break
         time.sleep(0.1)
     assert left == []
+
+
+def test_concurrent_fits_share_the_cluster_boundedly_and_leave_nothing(client2, iris, monkeypatch, dl_log):
+    """Fits from several threads (grids, cross-validation) finish without deadlock, at most
+    job.MAX_CONCURRENT_FITS training at once (the others say they wait), and leave no task behind."""
+    import threading
+    import time
+    from dask_dl import job
+    monkeypatch.setattr(job, "MAX_CONCURRENT_FITS", 2)
+    monkeypatch.setattr(job, "_SLOTS", {})
+    before = set(client2.run_on_scheduler(lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks]))
+    training, peak, lock = [0], [0], threading.Lock()
+    run = job.loop.IterationLoop.run
+
+    def counted_run(self, state):
+        with lock:
+            training[0] += 1
+            peak[0] = max(peak[0], training[0])
+        try:
+            return run(self, state)
+        finally:
+            with lock:
+                training[0] -= 1
+    monkeypatch.setattr(job.loop.IterationLoop, "run", counted_run)
+    fits, errors = [], []
+
+    def fit(seed):
+        try:
+            fits.append(DeepLearningClassifier(hidden=[8], epochs=20, seed=seed, client=client2).fit(iris, "class"))
+        except Exception as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=fit, args=(s,)) for s in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors and len(fits) == 6
+    assert 1 <= peak[0] <= 2 and any("fits are training on this cluster" in m for m in dl_log)
+    for _ in range(50):
+        left = set(client2.run_on_scheduler(lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks])) - before
+        if not left:
+            break
+        time.sleep(0.1)
+    assert left == set()

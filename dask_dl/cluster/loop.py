@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ModelDivergedError
+from ..errors import ClusterUnavailableError, ModelDivergedError
 from ..nn.hogwild import proportional_split
 from ..scoring import evaluate, history
 from . import tasks
@@ -347,7 +347,7 @@ class IterationLoop:
         pg.reruns += 1
         pg.reruns_in_a_row += 1
         if pg.reruns_in_a_row > MAX_RERUNS_IN_A_ROW:
-            raise RuntimeError(f"iteration {pg.iteration} failed {MAX_RERUNS_IN_A_ROW + 1} times in a row; "
+            raise ClusterUnavailableError(f"iteration {pg.iteration} failed {MAX_RERUNS_IN_A_ROW + 1} times in a row; "
                                f"last: {lost}")
         _release([rnd.mean_f, *(rnd.score_jobs or [])])
         if pg.pending is not None:
@@ -356,7 +356,7 @@ class IterationLoop:
         pg.last_mean = None  # it may have been lost with a worker: train from the client's copy
         self._replan(pg, exclude=lost.unavailable, why=str(lost))
         logger.warning("dask_dl: iteration %d could not finish (%s); running it again on %d worker(s) from the "
-                       "last centre", pg.iteration, lost, len(self.data.blocks_by_worker))
+                       "last centre", pg.iteration, str(lost), len(self.data.blocks_by_worker))
         pg.iteration -= 1
 
     def _follow_membership(self, pg: _Progress) -> None:
@@ -384,7 +384,7 @@ class IterationLoop:
                 break
             time.sleep(0.2)
         if not workers:
-            raise RuntimeError(f"no Dask worker can train iteration {pg.iteration}: {why}; the cluster's workers: "
+            raise ClusterUnavailableError(f"no Dask worker can train iteration {pg.iteration}: {why}; the cluster's workers: "
                                f"{describe(self.client, set(states), states) or 'none'}")
         self.data = replan(self.client, self.data, workers, single_worker=self.cfg.single_worker, quiet=self.quiet)
         self.n_threads = {a: int(s.get("nthreads", 1)) for a, s in states.items()}
@@ -575,7 +575,7 @@ class IterationLoop:
             except (WorkersUnavailable, CancelledError, KilledWorker) as err:
                 if attempt:
                     raise
-                logger.warning("dask_dl: scoring could not finish (%s); scoring again", err)
+                logger.warning("dask_dl: scoring could not finish (%s); scoring again", _one_line(err))
                 _release(jobs)
                 jobs = None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..errors import ClusterUnavailableError
 from .placement import TrainingData
 from .replication import replicate_blocks
 from .streaming import regroup_sources, scatter_sources
@@ -16,7 +17,7 @@ def replan(client, data: TrainingData, workers: list, *, single_worker: bool = F
     """``data`` laid out over ``workers`` (those available now, in any order)."""
     workers = sorted(workers)
     if not workers:
-        raise RuntimeError("no Dask worker is available to train on")
+        raise ClusterUnavailableError("no Dask worker is available to train on")
     if data.streaming:
         sources = regroup_sources(data.sources, workers[:1] if single_worker else workers)
         return dataclasses.replace(data, sources=sources, blocks_by_worker=scatter_sources(client, sources),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 
+from ..errors import ClusterUnavailableError
 from .memory import encoded_bytes, memory_limits
 from .watch import WorkersUnavailable, wait_for
 
@@ -50,6 +51,7 @@ def replicate_blocks(client, futures: list, workers: list, quiet: bool = False) 
                      what="replicating the training data", quiet=quiet)
             return out
         except WorkersUnavailable as gone:
-            logger.warning("dask_dl: replicate_training_data: %s; the others hold the copies", gone)
+            # the message, not the exception: a kept log record would keep its traceback's futures
+            logger.warning("dask_dl: replicate_training_data: %s; the others hold the copies", str(gone))
             workers = [w for w in workers if w not in gone.lost and w not in gone.paused]
-    raise RuntimeError("replicate_training_data: no worker is left to hold the training data")
+    raise ClusterUnavailableError("replicate_training_data: no worker is left to hold the training data")

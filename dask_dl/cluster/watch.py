@@ -11,12 +11,16 @@ from __future__ import annotations
 import logging
 import time
 
+from ..errors import ClusterUnavailableError
+
 logger = logging.getLogger("dask_dl")
 
 # a wait reports after this many seconds (or 10x the expected time), then after twice as long, ...
 FIRST_REPORT_S = 10.0
 # how long a paused worker may hold up the work before the wait gives up on it
 PAUSED_GRACE_S = 5.0
+# how long paused workers may hold up a set-up step before the fit fails with the reason
+SETUP_PAUSED_GIVE_UP_S = 30.0
 
 
 class WorkersUnavailable(RuntimeError):
@@ -77,17 +81,24 @@ def wait_for(client, futures: list, *, workers, what: str, expected_s: float = 1
 def wait_all(client, futures: list, *, what: str, quiet: bool = False) -> None:
     """A set-up wait (statistics, encoding, sampling): Dask recomputes a lost worker's tasks on
     the others, so a lost or paused worker is reported and waited past; it fails with the reason
-    only when no worker is left running."""
+    when no worker is left running, or when paused workers have held the work up for
+    SETUP_PAUSED_GIVE_UP_S."""
+    paused_since = None
     while True:
         states = worker_states(client)
         running = {a for a, s in states.items() if s.get("status") == "running"}
         if not running:
-            raise RuntimeError(f"{what} cannot go on: no worker is running ({describe(client, set(states), states)})")
+            raise ClusterUnavailableError(f"{what} cannot go on: no worker is running "
+                                          f"({describe(client, set(states), states)})")
         try:
             wait_for(client, futures, workers=set(states), what=what, quiet=quiet)
             return
-        except WorkersUnavailable as gone:
-            logger.warning("dask_dl: %s: %s; the other workers take over its work", what, gone)
+        except WorkersUnavailable as gone:  # kept as text: a log record must not keep its traceback
+            message, paused = str(gone), bool(gone.paused)
+        paused_since = (paused_since or time.perf_counter()) if paused else None
+        if paused and time.perf_counter() - paused_since > SETUP_PAUSED_GIVE_UP_S:
+            raise ClusterUnavailableError(f"{what} cannot go on: {message}")
+        logger.warning("dask_dl: %s: %s; the other workers take over its work", what, message)
 
 
 def _drop_tracebacks(err: BaseException) -> None:
