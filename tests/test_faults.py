@@ -180,3 +180,44 @@ def test_all_workers_paused_fails_fast_with_the_reason(cluster, mnist_dask):
             _fit_with(client, frame, lambda: (paused_at.append(time.perf_counter()), pause()), 2)
         assert time.perf_counter() - paused_at[0] < 60  # from the pause, not from a cold kernel compile
         assert _tasks_left(client) == []
+
+
+def test_a_worker_error_names_the_partition(client2, iris):
+    """An error raised on a worker reaches the client with the partition it was working on."""
+    import dask.dataframe as dd
+    from dask_dl import DataError
+    train = iris[iris["class"] != "Iris-virginica"]
+    valid = dd.from_pandas(iris, npartitions=3, sort=False)  # Iris-virginica: the last 50 rows
+    with pytest.raises(DataError, match=r"Iris-virginica.*\(partition 2 of the data\)"):
+        dask_dl.DeepLearningClassifier(hidden=[4], epochs=1, quiet_mode=True).fit(train, "class",
+                                                                                  validation_data=valid)
+
+
+@pytest.mark.parametrize("step", ["compute_data_info", "place_training_data"])
+def test_a_worker_killed_during_set_up(cluster, mnist_dask, monkeypatch, step):
+    """A worker lost in the statistics pass or while the data is encoded and replicated: Dask
+    recomputes its share on the others and the fit trains on the workers that are left."""
+    from dask_dl.cluster import placement
+    frame, te = mnist_dask
+    cl, client = cluster()
+    with client:
+        kill, original = _kill_second_worker(client), getattr(placement, step)
+
+        def killed_first(*args, **kwargs):
+            kill()
+            return original(*args, **kwargs)
+        monkeypatch.setattr(placement, step, killed_first)
+        clf, _ = _fit_with(client, frame, lambda: None, 1)
+        assert clf.model_.run["samples"] == 3 * 4000 and _error(clf, te) < 0.25
+        assert _tasks_left(client) == []
+
+
+def test_an_interrupted_fit_leaves_nothing_behind(cluster, mnist_dask):
+    frame, _ = mnist_dask
+    cl, client = cluster()
+    with client:
+        def interrupt():
+            raise KeyboardInterrupt
+        with pytest.raises(KeyboardInterrupt):
+            _fit_with(client, frame, interrupt, 3)
+        assert _tasks_left(client) == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dask
 from distributed import Future, futures_of
 
+from ..errors import DataError
 from .watch import wait_all
 
 
@@ -65,9 +66,17 @@ def persist_if_in_memory(client, frame):
     return frame
 
 
-def _call_on(fn, part, columns, *args):
-    """``fn(part, *args)``, the partition's columns renamed first (pandas copy-on-write: no data copied)."""
-    return fn(part.rename(columns=columns) if columns else part, *args)
+def _call_on(fn, part, columns, index: int, *args):
+    """``fn(part, *args)``, the partition's columns renamed first (pandas copy-on-write: no data
+    copied). An error names the partition it came from (it reaches the client with the worker's
+    traceback)."""
+    try:
+        return fn(part.rename(columns=columns) if columns else part, *args)
+    except DataError as err:
+        raise DataError(f"{err} (partition {index} of the data)") from None
+    except Exception as err:
+        err.add_note(f"dask_dl: raised while working on partition {index} of the data")
+        raise
 
 
 def partition_calls(fn, frame, *args) -> list:
@@ -75,11 +84,11 @@ def partition_calls(fn, frame, *args) -> list:
     partitions go to ``fn``'s task straight from their futures (renamed inside it where the frame
     renames them): no dask-dataframe task and no intermediate frame stored on the worker, whose
     ``sizeof`` walk over the columns costs time. Anything else goes through ``to_delayed()``."""
-    direct = _direct_sources(frame)
-    if direct is None:
-        return [dask.delayed(fn)(p, *args) for p in frame.to_delayed()]
     name = getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", "partition")
     common = dask.base.tokenize(fn, *args)  # once: tokenizing a wide DataInfo is not free
-    return [dask.delayed(_call_on)(fn, f, columns, *args,
+    direct = _direct_sources(frame)
+    if direct is None:
+        direct = [(p, None) for p in frame.to_delayed()]
+    return [dask.delayed(_call_on)(fn, f, columns, i, *args,
                                    dask_key_name=f"{name}-{dask.base.tokenize(common, f.key, columns)}")
-            for f, columns in direct]
+            for i, (f, columns) in enumerate(direct)]
