@@ -530,18 +530,21 @@ class IterationLoop:
             pass
         _release(futures)
 
-    def _submit_scoring(self, model_f) -> list:
-        """The scoring tasks for the model in future ``model_f``: one task per worker over its
-        training-sample and validation blocks together."""
+    def _submit_scoring(self, model_f, workers=None) -> list:
+        """The scoring tasks for the model in future ``model_f``: one task per worker over the
+        training-sample and validation blocks it holds, on ``workers`` only (default: the plan's);
+        blocks held elsewhere (a lost or paused worker) are scored by one task on ``workers``."""
+        workers = sorted(workers or self.data.blocks_by_worker)
         by_worker: dict = {}
         for which, fs in ((0, self.data.score_train), (1, self.data.score_valid or [])):
             for f in fs:
-                by_worker.setdefault(self._holder(f), ([], []))[which].append(f)
+                holder = self._holder(f)
+                by_worker.setdefault(holder if holder in workers else None, ([], []))[which].append(f)
         # ahead of a pipelined next round's training, which waits for the same average: the
         # client's decisions wait on the scores, not on that round
         return [self.client.submit(tasks.score_sets, model_f, layout=self.layout, train_blocks=tf, valid_blocks=vf,
                                    pure=False, priority=1,
-                                   **({"workers": [w], "allow_other_workers": True} if w else {}))
+                                   **({"workers": [w], "allow_other_workers": True} if w else {"workers": workers}))
                 for w, (tf, vf) in by_worker.items()]
 
     def _score(self, state: np.ndarray, jobs: list | None = None):
@@ -566,11 +569,16 @@ class IterationLoop:
         from concurrent.futures import CancelledError
         from distributed.scheduler import KilledWorker
         for attempt in range(2):
+            states = worker_states(self.client)
+            running = {a for a, s in states.items() if s.get("status") == "running"}
+            if not running:
+                raise ClusterUnavailableError(f"no Dask worker can score the model: "
+                                              f"{describe(self.client, set(states), states) or 'none'}")
             if jobs is None:
-                jobs = self._submit_scoring(self.client.scatter(tasks.ModelCopy(state), hash=False))
-            running = {a for a, s in worker_states(self.client).items() if s.get("status") == "running"}
-            try:
-                wait_for(self.client, jobs, workers=running, what="scoring", quiet=self.quiet)
+                jobs = self._submit_scoring(self.client.scatter(tasks.ModelCopy(state), hash=False), running)
+            try:  # the first attempt watches every worker: one paused with the scoring tasks ends it
+                wait_for(self.client, jobs, workers=running if attempt else set(states), what="scoring",
+                         quiet=self.quiet)
                 return self.client.gather(jobs)
             except (WorkersUnavailable, CancelledError, KilledWorker) as err:
                 if attempt:

@@ -43,6 +43,16 @@ def worker_states(client) -> dict:
         return dict(client.scheduler_info()["workers"])
 
 
+def _missing(client, workers: set, states: dict) -> set:
+    """``workers`` absent from ``states`` and still absent a moment later: the scheduler's
+    identity has been seen to omit live workers for an instant while the cluster scales."""
+    gone = workers - set(states)
+    if gone:
+        time.sleep(0.2)
+        gone &= workers - set(worker_states(client))
+    return gone
+
+
 def wait_for(client, futures: list, *, workers, what: str, expected_s: float = 1.0, quiet: bool = False,
              paused_grace_s: float = PAUSED_GRACE_S) -> None:
     """Wait until every future is finished (done or erred). Raise WorkersUnavailable as soon as one
@@ -62,7 +72,7 @@ def wait_for(client, futures: list, *, workers, what: str, expected_s: float = 1
             _drop_tracebacks(timeout)
         states = worker_states(client)
         now = time.perf_counter()
-        lost = workers - set(states)
+        lost = _missing(client, workers, states)
         paused = {a: states[a] for a in workers & set(states) if states[a].get("status") == "paused"}
         for a in list(paused_since):
             if a not in paused:
@@ -85,7 +95,7 @@ def wait_all(client, futures: list, *, what: str, quiet: bool = False) -> None:
     SETUP_PAUSED_GIVE_UP_S."""
     paused_since = None
     while True:
-        states = worker_states(client)
+        states = worker_states(client) or (time.sleep(0.2), worker_states(client))[1]
         running = {a for a, s in states.items() if s.get("status") == "running"}
         if not running:
             raise ClusterUnavailableError(f"{what} cannot go on: no worker is running "
