@@ -26,7 +26,7 @@ from . import tasks
 from .averaging import tree_average
 from .placement import TrainingData
 from .replan import replan
-from .watch import WorkersUnavailable, describe, wait_for, worker_states
+from .watch import WorkersUnavailable, describe, running, wait_for, worker_states
 
 logger = logging.getLogger("dask_dl")
 
@@ -365,11 +365,11 @@ class IterationLoop:
         if now - pg.membership_checked < MEMBERSHIP_CHECK_S:
             return
         pg.membership_checked = now
-        running = {a for a, s in worker_states(self.client).items() if s.get("status") == "running"}
-        if running and running != set(self.data.blocks_by_worker) and not (self.cfg.single_worker and
-                                                                            set(self.data.blocks_by_worker) <= running):
+        available = running(worker_states(self.client))
+        planned = set(self.data.blocks_by_worker)
+        if available and available != planned and not (self.cfg.single_worker and planned <= available):
             self._log("dask_dl: the workers changed (%d -> %d); re-planning the training data",
-                      len(self.data.blocks_by_worker), len(running))
+                      len(planned), len(available))
             pg.last_mean = None
             self._replan(pg)
 
@@ -379,7 +379,7 @@ class IterationLoop:
         deadline = time.perf_counter() + REPLAN_WAIT_S
         while True:
             states = worker_states(self.client)
-            workers = [a for a, s in states.items() if a not in exclude and s.get("status") == "running"]
+            workers = sorted(running(states) - set(exclude))
             if workers or time.perf_counter() > deadline:
                 break
             time.sleep(0.2)
@@ -570,14 +570,14 @@ class IterationLoop:
         from distributed.scheduler import KilledWorker
         for attempt in range(2):
             states = worker_states(self.client)
-            running = {a for a, s in states.items() if s.get("status") == "running"}
-            if not running:
+            available = running(states)
+            if not available:
                 raise ClusterUnavailableError(f"no Dask worker can score the model: "
                                               f"{describe(self.client, set(states), states) or 'none'}")
             if jobs is None:
-                jobs = self._submit_scoring(self.client.scatter(tasks.ModelCopy(state), hash=False), running)
+                jobs = self._submit_scoring(self.client.scatter(tasks.ModelCopy(state), hash=False), available)
             try:  # the first attempt watches every worker: one paused with the scoring tasks ends it
-                wait_for(self.client, jobs, workers=running if attempt else set(states), what="scoring",
+                wait_for(self.client, jobs, workers=available if attempt else set(states), what="scoring",
                          quiet=self.quiet)
                 return self.client.gather(jobs)
             except (WorkersUnavailable, CancelledError, KilledWorker) as err:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import logging
 import math
 
+from .watch import worker_states
+
 logger = logging.getLogger("dask_dl")
 
 MiB = 2 ** 20
@@ -37,11 +39,7 @@ class WorkerMemoryError(MemoryError):
 
 def memory_limits(client) -> list:
     """Every worker's memory limit in bytes (0 where a worker has none)."""
-    try:
-        workers = client.scheduler_info(n_workers=-1)["workers"]
-    except TypeError:  # older distributed
-        workers = client.scheduler_info()["workers"]
-    return [w.get("memory_limit") or 0 for w in workers.values()]
+    return [w.get("memory_limit") or 0 for w in worker_states(client).values()]
 
 
 def encoded_bytes(info) -> int:

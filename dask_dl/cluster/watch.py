@@ -43,6 +43,11 @@ def worker_states(client) -> dict:
         return dict(client.scheduler_info()["workers"])
 
 
+def running(states: dict) -> set:
+    """The workers of ``states`` (``worker_states``) that run tasks: not paused, closing or starting."""
+    return {a for a, s in states.items() if s.get("status") == "running"}
+
+
 def _missing(client, workers: set, states: dict) -> set:
     """``workers`` absent from ``states`` and still absent a moment later: the scheduler's
     identity has been seen to omit live workers for an instant while the cluster scales."""
@@ -96,8 +101,7 @@ def wait_all(client, futures: list, *, what: str, quiet: bool = False) -> None:
     paused_since = None
     while True:
         states = worker_states(client) or (time.sleep(0.2), worker_states(client))[1]
-        running = {a for a, s in states.items() if s.get("status") == "running"}
-        if not running:
+        if not running(states):
             raise ClusterUnavailableError(f"{what} cannot go on: no worker is running "
                                           f"({describe(client, set(states), states)})")
         try:
