@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import dask_dl
+from dask_dl.cluster.watch import worker_states
 
 pytestmark = pytest.mark.faults
 
@@ -147,7 +148,7 @@ def test_a_worker_that_joins_takes_a_share(cluster, mnist_dask):
             cl.scale(3)
             deadline = time.time() + 60
             while time.time() < deadline and sum(
-                    w.get("status") == "running" for w in client.scheduler_info()["workers"].values()) < 3:
+                    w.get("status") == "running" for w in worker_states(client).values()) < 3:
                 time.sleep(0.1)
 
         clf, _ = _fit_with(client, frame, _then_wait(add_one), 2, epochs=6)
@@ -221,3 +222,13 @@ def test_an_interrupted_fit_leaves_nothing_behind(cluster, mnist_dask):
         with pytest.raises(KeyboardInterrupt):
             _fit_with(client, frame, interrupt, 3)
         assert _tasks_left(client) == []
+
+
+def test_worker_states_asks_the_scheduler_not_the_clients_cache(client2, monkeypatch):
+    """The client's periodic refresh stores an identity that lists no workers; a round that read
+    that cache saw no worker to score on (CI: 'no Dask worker can score the model: none')."""
+    workerless = {**client2.scheduler_info(), "workers": {}}
+    monkeypatch.setattr(client2, "scheduler_info", lambda *a, **k: workerless)
+    states = worker_states(client2)
+    assert set(states) == set(client2.nthreads()) and len(states) == 2
+    assert all(s["status"] == "running" for s in states.values())

@@ -36,11 +36,15 @@ class WorkersUnavailable(RuntimeError):
 
 
 def worker_states(client) -> dict:
-    """{address: the scheduler's view of the worker (status, memory figures, ...)} of live workers."""
-    try:
-        return dict(client.scheduler_info(n_workers=-1)["workers"])
-    except TypeError:  # older distributed
-        return dict(client.scheduler_info()["workers"])
+    """{address: the scheduler's view of the worker (status, memory figures, ...)} of live workers.
+    Asks the scheduler itself: ``client.scheduler_info()`` returns the client's cached identity,
+    which its periodic refresh may overwrite with a copy that lists no workers at all."""
+    if hasattr(client, "sync") and hasattr(client, "scheduler"):
+        try:
+            return dict(client.sync(client.scheduler.identity, n_workers=-1)["workers"])
+        except TypeError:  # older distributed: identity() lists every worker
+            return dict(client.sync(client.scheduler.identity)["workers"])
+    return dict(client.scheduler_info()["workers"])
 
 
 def running(states: dict) -> set:
