@@ -782,42 +782,14 @@ def test_hogwild_single_thread_is_reproducible(drop):
 
 
 
-def _thread_copies_by_hand(layout, blocks, init, ks, n, center, strength, every):
-    """thread_local_models as a sequential program: each thread's rows (shard_plan) in pieces of
-    ``every`` rows, run one thread after the other on its own copy; after each piece the copies
-    are combined by combine.combine_into. No dropout here, so the pieces' fresh dropout seeds
-    change nothing."""
-    from dask_dl.nn import combine, hogwild
-    hp = ks.hp.astype(np.float32)
-    hp[K.HP_EA] = strength
-    per_thread = [[], [], []]
-    for bi, thread_rows in hogwild.shard_plan([len(b[1]) for b in blocks], n_samples=n, n_threads=3, position=0.0,
-                                              order_seed=7, shuffle=True):
-        for t, rows in enumerate(thread_rows):
-            per_thread[t] += [(bi, r) for r in rows]
-    copies, n_params = [init.copy() for _ in range(3)], layout.n_weights + layout.n_biases
-    start = init[:n_params].copy()
-    for j in range(0, max(len(p) for p in per_thread), every):
-        for t, rows in enumerate(per_thread):
-            for bi, r in rows[j:j + every]:
-                Xb, yb = blocks[bi]
-                ip = K.int_params(ks.opt, ks.fast, ks.loss, 1)
-                args = (layout.kernel_arrays(), Xb, yb, np.array([r]), hp, ip)
-                train_rows_elastic(copies[t], center, *args) if center is not None else train_rows(copies[t], *args)
-        combine.combine_into(copies, start, n_params)
-    return copies[0]
-
-
 @pytest.mark.parametrize("elastic", [False, True])
-@pytest.mark.parametrize("every", [1000, 150])
-def test_thread_local_models_combine_per_thread_copies(elastic, every, monkeypatch):
-    """thread_local_models: each HOGWILD! thread trains its own copy; every COMBINE_EVERY_ROWS rows
-    of each thread the copies meet and combine their updates (combine.combine_into).
-    The copies do not race, so this equals the sequential program above, to float32 rounding."""
+def test_thread_local_models_average_per_thread_copies(elastic):
+    """thread_local_models: each HOGWILD! thread trains its own copy of the state across all the
+    blocks, and the state becomes their mean weighted by the rows each trained. The copies do not
+    race, so this equals running the threads' jobs one after the other, bit for bit."""
     import dataclasses
 
     from dask_dl.nn import hogwild
-    monkeypatch.setattr(hogwild, "COMBINE_EVERY_ROWS", every)
     X, y = _separable(900, 20, seed=2)
     layout = build_layout(20, [8], "Rectifier", 2, True, 0.0, [0.0])
     init = initial_state(layout, 4)
@@ -827,40 +799,34 @@ def test_thread_local_models_combine_per_thread_copies(elastic, every, monkeypat
     strength = 1e-3 if elastic else 0.0
     n = 1300
     state = init.copy()
-    done = train_shard(state, layout, blocks, n_samples=n, settings=ks, n_threads=3, rng_seeds=(7, 1), n_seen=0.0,
+    done = train_shard(state, layout, blocks, n_samples=n, settings=ks, n_threads=3, rng_seeds=(7, 1), n_seen=10.0,
                        shuffle=True, order_seed=7, center=center, elastic_strength=strength)
     assert done == n
-    expected = _thread_copies_by_hand(layout, blocks, init, ks, n, center, strength, every)
-    np.testing.assert_allclose(state, expected, rtol=1e-5, atol=1e-6)
-    assert not np.allclose(state, init)
 
-
-def test_combine_into_sums_or_averages_updates_and_averages_the_optimizer_state():
-    from dask_dl.nn.combine import combine_into
-    start = np.array([1.0, 2.0], np.float32)
-    copies = [np.array([2.0, 2.0, 4.0, 8.0], np.float32), np.array([1.0, 5.0, 2.0, 0.0], np.float32)]
-    assert combine_into(copies, start, 2, gain=2.0) == 2.0  # updates (+1, 0) and (0, +3) add up
-    for c in copies:
-        np.testing.assert_array_equal(c, [2.0, 5.0, 3.0, 4.0])
-    np.testing.assert_array_equal(start, [2.0, 5.0])
-    copies = [np.array([4.0, 5.0, 0.0, 0.0], np.float32), np.array([2.0, 9.0, 2.0, 2.0], np.float32)]
-    combine_into(copies, start, 2, gain=1.0)  # the mean
-    for c in copies:
-        np.testing.assert_array_equal(c, [3.0, 7.0, 1.0, 1.0])
-
-
-def test_summation_gain_sums_agreeing_updates_and_averages_noise():
-    """Equal shifts: their sum (gain k); opposite shifts: their mean (gain 1); in between, k times
-    ||mean shift||^2 / mean ||shift||^2."""
-    from dask_dl.nn.combine import summation_gain
-    d = np.array([1.0, -2.0, 0.5], np.float32)
-    assert summation_gain([d, d, d]) == pytest.approx(3.0)
-    assert summation_gain([d, -d]) == 1.0
-    assert summation_gain([np.zeros(3, np.float32)] * 2) == 1.0
-    a, b = np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32)  # orthogonal: independent
-    assert summation_gain([a, b]) == pytest.approx(1.0)
-    a, b = np.array([2.0, 1.0], np.float32), np.array([2.0, -1.0], np.float32)  # drift 2, noise 1
-    assert summation_gain([a, b]) == pytest.approx(2 * 4.0 / 5.0)
+    copies, rows_done, seen = [init.copy() for _ in range(3)], np.zeros(3), 0
+    hp = ks.hp.astype(np.float32)
+    hp[K.HP_EA] = strength
+    for bi, thread_rows in hogwild.shard_plan([len(b[1]) for b in blocks], n_samples=n, n_threads=3, position=0.0,
+                                              order_seed=7, shuffle=True):
+        Xb, yb = blocks[bi]
+        for t, rows in enumerate(thread_rows):
+            hp_t = hp.copy()
+            hp_t[K.HP_N0] = 10.0 + seen
+            hp_t[K.HP_NSTEP] = len(thread_rows)
+            ip = K.int_params(ks.opt, ks.fast, ks.loss, hogwild.thread_seed(7, 1, bi, t))
+            args = (layout.kernel_arrays(), Xb, yb, rows, hp_t, ip)
+            if elastic:
+                train_rows_elastic(copies[t], center, *args)
+            else:
+                train_rows(copies[t], *args)
+            rows_done[t] += len(rows)
+        seen += sum(len(r) for r in thread_rows)
+    assert (rows_done > 0).all() and len({c.tobytes() for c in copies}) == 3  # three different copies
+    w = rows_done / rows_done.sum()
+    expected = copies[0] * np.float32(w[0])
+    for c, wt in zip(copies[1:], w[1:]):
+        expected += c * np.float32(wt)
+    np.testing.assert_array_equal(state, expected)
 
 
 # --------------------------------------------------------------------------- #

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..nn import combine, hogwild
+from ..nn import hogwild
 from ..nn.forward import forward
 from .streaming import StreamSource, train_stream
 
@@ -108,7 +108,7 @@ def weighted_mean(a: ModelCopy, b: ModelCopy) -> ModelCopy:
         return ModelCopy(b.state, b.n_trained, t)
     if b.n_trained == 0:
         return ModelCopy(a.state, a.n_trained, t)
-    return ModelCopy(combine.weighted_mean_of([a.state, b.state], [a.n_trained, b.n_trained]),
+    return ModelCopy(hogwild.weighted_mean_of([a.state, b.state], [a.n_trained, b.n_trained]),
                      a.n_trained + b.n_trained, t)
 
 

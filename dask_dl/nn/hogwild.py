@@ -13,16 +13,12 @@ import threading
 import numpy as np
 
 from .batch_kernel import train_batches, train_batches_elastic
-from .combine import combine_into
 from .network import NetworkLayout
 from .sample_kernel import train_rows, train_rows_elastic
-from .settings import ADADELTA, CROSS_ENTROPY, HP_EA, HP_N0, HP_NSTEP, IP_SEED, N_HP, KernelSettings
+from .settings import ADADELTA, CROSS_ENTROPY, HP_EA, HP_N0, HP_NSTEP, N_HP, KernelSettings
 
 
 _BLAS_LIMIT = None
-# thread copies (thread_local_models) meet every COMBINE_EVERY_ROWS rows of each thread and combine
-# their updates (nn.combine.combine_into; measurements: benchmarks/README.md, issue 17)
-COMBINE_EVERY_ROWS = 1000
 
 
 def one_blas_thread() -> None:
@@ -111,13 +107,14 @@ def train_shard(state: np.ndarray, layout: NetworkLayout, blocks: list, *, n_sam
     plan = shard_plan(sizes, n_samples=n_samples, n_threads=n_threads, position=position, order_seed=order_seed,
                       shuffle=shuffle)
     # thread_local_models: thread t > 0 trains copies[t] (thread 0 the state itself) in every block;
-    # the copies are combined into the state as they go (_run_combining)
+    # the copies are averaged into the state, weighted by the rows each thread trained, at the end
     k_max = max((len(rows) for _, rows in plan), default=1)
     copies = [state] + ([state.copy() for _ in range(k_max - 1)] if settings.thread_copies else [state] * (k_max - 1))
     net = layout.kernel_arrays()
     # thread t's kernel calls, one per block, in block order: the threads meet once per shard, not
     # at every block (a join per block makes the faster thread wait for the slower one)
     thread_jobs: list = [[] for _ in range(k_max)]
+    trained = np.zeros(k_max, dtype=np.int64)
     done = 0
     for bi, thread_rows in plan:
         X, y = blocks[bi]
@@ -128,48 +125,12 @@ def train_shard(state: np.ndarray, layout: NetworkLayout, blocks: list, *, n_sam
             ip = settings.int_params(thread_seed(*rng_seeds, bi, t), input_major=layout.input_major)
             lead = (copies[t],) if center is None else (copies[t], center)
             thread_jobs[t].append((*lead, net, X, y, rows, hp_t, ip))
+            trained[t] += len(rows)
         done += sum(len(r) for r in thread_rows)
-    jobs = [j for j in thread_jobs if j]
-    if settings.thread_copies and len(jobs) > 1:
-        _run_combining(kernel, jobs, copies[:len(jobs)], layout.n_weights + layout.n_biases)
-    else:
-        _run_threads(kernel, jobs)
+    _run_threads(kernel, [jobs for jobs in thread_jobs if jobs])
+    if settings.thread_copies and k_max > 1 and done > 0:
+        state[:] = weighted_mean_of(copies, trained)
     return done
-
-
-def _run_combining(kernel, thread_jobs: list, copies: list, n_params: int) -> None:
-    """Thread copies that meet every COMBINE_EVERY_ROWS rows of each thread and combine their
-    updates (nn.combine.combine_into: their sum while they agree, their mean once they are noise).
-    copies[0] is the state trained in place."""
-    segments = [_segmented(jobs, COMBINE_EVERY_ROWS) for jobs in thread_jobs]
-    n_seg = max(len(s) for s in segments)
-    for s in segments:
-        s.extend([] for _ in range(n_seg - len(s)))
-    start = copies[0][:n_params].copy()
-    barrier = threading.Barrier(len(copies), action=lambda: combine_into(copies, start, n_params))
-    _run_threads(kernel, segments, barrier=barrier)
-
-
-def _segmented(jobs: list, rows_per_segment: int) -> list:
-    """A thread's kernel calls cut into segments of ``rows_per_segment`` rows (the last shorter);
-    a call cut in pieces keeps its learning-rate count and draws a fresh dropout stream per piece."""
-    segments, current, room = [], [], rows_per_segment
-    for *lead, rows, hp, ip in jobs:
-        a = 0
-        while a < len(rows):
-            b = min(len(rows), a + room)
-            hp_p, ip_p = hp.copy(), ip.copy()
-            hp_p[HP_N0] = hp[HP_N0] + a * hp[HP_NSTEP]
-            ip_p[IP_SEED] = thread_seed(int(ip[IP_SEED]), a)
-            current.append((*lead, rows[a:b], hp_p, ip_p))
-            room -= b - a
-            a = b
-            if room == 0:
-                segments.append(current)
-                current, room = [], rows_per_segment
-    if current:
-        segments.append(current)
-    return segments
 
 
 def _pick_kernel(layout: NetworkLayout, settings: KernelSettings, elastic: bool):
@@ -184,27 +145,17 @@ def _pick_kernel(layout: NetworkLayout, settings: KernelSettings, elastic: bool)
     return train_rows_elastic if elastic else train_rows
 
 
-def _run_threads(kernel, thread_jobs: list, barrier: threading.Barrier | None = None) -> None:
+def _run_threads(kernel, thread_jobs: list) -> None:
     """Run each list of kernel calls in ``thread_jobs`` in order on a thread of its own (the first
-    on the calling thread) and wait for all; a kernel's error is raised here, after the join. With
-    a ``barrier`` each thread's list is a list of segments, and the threads meet after each."""
+    on the calling thread) and wait for all; a kernel's error is raised here, after the join."""
     errors: list = []
 
     def walk(jobs):
         try:
             for job in jobs:
-                if barrier is None:
-                    kernel(*job)
-                    continue
-                for call in job:
-                    kernel(*call)
-                barrier.wait()
-        except threading.BrokenBarrierError:
-            pass  # another thread failed: its error is the one raised
+                kernel(*job)
         except BaseException as err:  # noqa: BLE001 - re-raised on the calling thread
             errors.append(err)
-            if barrier is not None:
-                barrier.abort()
 
     threads = [threading.Thread(target=walk, args=(jobs,)) for jobs in thread_jobs[1:]]
     for th in threads:
@@ -214,6 +165,18 @@ def _run_threads(kernel, thread_jobs: list, barrier: threading.Barrier | None = 
         th.join()
     if errors:
         raise errors[0]
+
+
+def weighted_mean_of(states: list, rows) -> np.ndarray:
+    """The mean of ``states`` weighted by the ``rows`` each trained, in their dtype (a new array).
+    A state that trained nothing counts for nothing (the first must have trained). Thread copies
+    here and the workers' copies in the reduction tree (cluster.tasks.weighted_mean) average alike."""
+    w = np.asarray(rows, dtype=np.float64) / float(np.sum(rows))
+    out = states[0] * states[0].dtype.type(w[0])
+    for s, wt in zip(states[1:], w[1:]):
+        if wt > 0:
+            out += s * states[0].dtype.type(wt)
+    return out
 
 
 def warm_up(batch: int = 1, elastic: bool = False) -> None:

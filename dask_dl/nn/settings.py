@@ -50,7 +50,7 @@ class KernelSettings:
     fast: bool           # fast_mode
     loss: int            # output error code
     batch: int = 1       # rows per update (> 1: the BLAS-3 mini-batch kernel)
-    thread_copies: bool = False  # per sample: each thread trains its own copy (hogwild._run_combining)
+    thread_copies: bool = False  # per sample: each thread trains its own copy, averaged
     caps_weights: bool = False   # max_w2 rescales a unit's incoming weights
 
     def with_huber_delta(self, delta: float) -> "KernelSettings":
