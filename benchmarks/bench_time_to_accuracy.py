@@ -41,7 +41,8 @@ Systems (one after another; nothing else of this script runs meanwhile):
              target (classification_stop watches the sampled TRAINING error), so every dask_dl fit
              runs its whole budget. A parameter dask_dl does not know (e.g. mini_batch_size before it
              lands) makes the row "unsupported" instead of stopping the run.
-  torch      PyTorch CPU, torch.set_num_threads(--threads): Linear/ReLU layers of the same sizes,
+  torch      PyTorch CPU, torch.set_num_threads(--threads): Linear/ReLU layers of the same sizes
+             (with --torch-dropout, Dropout on the inputs and after every hidden layer),
              Adam lr 1e-3, batch 128, cross-entropy, a fresh shuffle each epoch, the test error
              checked after every epoch.
   sklearn    MLPClassifier(hidden_layer_sizes=hidden, solver="adam", batch_size=200, otherwise
@@ -259,9 +260,11 @@ def run_torch(tr, te, y, args, target: float) -> dict:
         Xtr, ytr, Xte, yte, k = prepare(tr, te, y)
         Xtr_t, ytr_t = torch.from_numpy(Xtr), torch.from_numpy(ytr)
         Xte_t, yte_t = torch.from_numpy(Xte), torch.from_numpy(yte)
-        layers, width = [], Xtr.shape[1]
+        drop_in, drop_hidden = args.torch_dropout
+        layers, width = ([torch.nn.Dropout(drop_in)] if drop_in else []), Xtr.shape[1]
         for h in args.hidden:
-            layers += [torch.nn.Linear(width, h), torch.nn.ReLU()]
+            layers += [torch.nn.Linear(width, h), torch.nn.ReLU()] + ([torch.nn.Dropout(drop_hidden)] if drop_hidden
+                                                                     else [])
             width = h
         net = torch.nn.Sequential(*layers, torch.nn.Linear(width, k))
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -298,7 +301,8 @@ def run_torch(tr, te, y, args, target: float) -> dict:
         wall = time.perf_counter() - t0
     finally:
         torch.set_num_threads(previous)
-    return _row("torch", f"Adam lr 1e-3, batch {TORCH_BATCH}", reached_at, epochs_at, epochs, err, setup, wall,
+    dropout = f", dropout {drop_in:g} / {drop_hidden:g}" if drop_in or drop_hidden else ""
+    return _row("torch", f"Adam lr 1e-3, batch {TORCH_BATCH}{dropout}", reached_at, epochs_at, epochs, err, setup, wall,
                 args.budget)
 
 
@@ -377,6 +381,8 @@ def main(argv: list | None = None) -> dict:
     ap.add_argument("--target-mnist", type=float, default=0.025)
     ap.add_argument("--target-covtype", type=float, default=0.25)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--torch-dropout", type=float, nargs=2, default=[0.0, 0.0], metavar=("INPUT", "HIDDEN"),
+                    help="PyTorch: dropout ratios of the inputs and of every hidden layer (default none)")
     args = ap.parse_args(argv)
     configs = []
     for text in args.dask_dl_config or ["{}"]:

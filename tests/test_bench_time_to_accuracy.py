@@ -32,11 +32,13 @@ def test_bench_time_to_accuracy_smoke(bench):
         _check(table, ["dask_dl", "sklearn"])
 
 
-def test_bench_time_to_accuracy_torch(bench):
+@pytest.mark.parametrize("dropout", [[], ["--torch-dropout", "0.1", "0.2"]])
+def test_bench_time_to_accuracy_torch(bench, dropout):
     pytest.importorskip("torch")  # a benchmark-only extra, not in the test dependencies
-    tables = bench.main([*SMALL, "--systems", "torch"])
+    tables = bench.main([*SMALL, "--systems", "torch", *dropout])
     for table in tables.values():
         _check(table, ["torch"])
+        assert table["config"].str.contains("dropout 0.1 / 0.2").all() == bool(dropout)
 
 
 def test_unknown_dask_dl_parameter_is_reported_not_raised(bench):
