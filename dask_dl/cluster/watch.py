@@ -52,16 +52,6 @@ def running(states: dict) -> set:
     return {a for a, s in states.items() if s.get("status") == "running"}
 
 
-def _missing(client, workers: set, states: dict) -> set:
-    """``workers`` absent from ``states`` and still absent a moment later: the scheduler's
-    identity has been seen to omit live workers for an instant while the cluster scales."""
-    gone = workers - set(states)
-    if gone:
-        time.sleep(0.2)
-        gone &= workers - set(worker_states(client))
-    return gone
-
-
 def wait_for(client, futures: list, *, workers, what: str, expected_s: float = 1.0, quiet: bool = False,
              paused_grace_s: float = PAUSED_GRACE_S) -> None:
     """Wait until every future is finished (done or erred). Raise WorkersUnavailable as soon as one
@@ -81,7 +71,7 @@ def wait_for(client, futures: list, *, workers, what: str, expected_s: float = 1
             _drop_tracebacks(timeout)
         states = worker_states(client)
         now = time.perf_counter()
-        lost = _missing(client, workers, states)
+        lost = workers - set(states)
         paused = {a: states[a] for a in workers & set(states) if states[a].get("status") == "paused"}
         for a in list(paused_since):
             if a not in paused:
