@@ -244,7 +244,18 @@ def run_job(job: dict, data: Data, engines: Engines) -> dict:
         out = {"error": f"{type(exc).__name__}: {exc}"}
     return {**job, "metric": data.metric, "n_train": len(data.train), "n_test": len(data.test), **out,
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count()}
+            "cpu_count": os.cpu_count(), **({"dask_dl_commit": _commit()} if job["system"] == "dask_dl" else {})}
+
+
+def _commit() -> str | None:
+    """The dask_dl checkout's commit (a dask_dl run belongs to the code that made it), if a git one."""
+    import subprocess
+    import dask_dl
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=os.path.dirname(dask_dl.__file__),
+                              capture_output=True, text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 # --------------------------------------------------------------------------------- the study

@@ -56,7 +56,8 @@ def test_single_node_mode_trains_on_one_worker(client2, iris):
 
 
 def test_auto_tuning_adjusts_iteration_size(client2, wine, dl_log):
-    DeepLearningClassifier(hidden=[8], epochs=3, seed=1).fit(wine, "type")
+    # long enough that a tenth of the fit (the auto size's cap) is more than the first size, an epoch
+    DeepLearningClassifier(hidden=[8], epochs=50, seed=1).fit(wine, "type")
     tuned = [m for m in dl_log if "auto-tuned train_samples_per_iteration" in m]
     # a tiny network: communication dominates, so iterations must grow (H2O's rule, factor <= 2)
     assert tuned and "target 5.0%" in tuned[0]

@@ -222,6 +222,14 @@ def test_should_score_schedule():
     assert _score(duty=0.0, final=True)
 
 
+def test_should_score_at_each_tenth_of_the_fit():
+    """dask_dl's cadence: a fit's tenth passed scores whatever the clock and the duty cycle say,
+    unless the duty cycle is 0 (only the final scoring)."""
+    assert H.should_score(100.0, 99.9, 10.0, 5.0, 0.1, False, False, False, cadence_due=True)
+    assert not H.should_score(100.0, 99.9, 10.0, 5.0, 0.1, False, False, False, cadence_due=False)
+    assert not H.should_score(100.0, 99.9, 10.0, 5.0, 0.0, False, False, False, cadence_due=True)
+
+
 def test_should_score_first_iteration():
     assert H.should_score(0.5, None, 0.0, 5.0, 0.1, True, False, False)
     assert H.should_score(0.5, None, 0.0, 5.0, 0.1, False, False, False)  # no previous start = first

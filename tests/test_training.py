@@ -71,7 +71,7 @@ def test_train_samples_per_iteration(client2, wine, tspi, iterations, replicate)
     assert run["samples"] == 2500 and run["epochs"] == pytest.approx(2.5)  # fractional epochs
 
 
-@pytest.mark.parametrize("epochs, iterations, reproducible", [(1.2, 1, False), (1.3, 2, False), (1.2, 2, True)])
+@pytest.mark.parametrize("epochs, iterations, reproducible", [(12.2, 12, False), (12.3, 13, False), (12.2, 13, True)])
 def test_auto_rounds_take_a_small_last_remainder_along(client2, iris, epochs, iterations, reproducible):
     """-2 (auto): a remainder under a quarter round joins the round before it (no tiny last round);
     one worker (single_node_mode), so no re-tuning moves the round size. reproducible=True turns -2
@@ -80,6 +80,17 @@ def test_auto_rounds_take_a_small_last_remainder_along(client2, iris, epochs, it
                                  reproducible=reproducible, **QUIET).fit(iris, "class").model_.run
     assert run["train_samples_per_iteration"] == 150  # auto: at most one epoch per round; -1: one epoch
     assert run["iterations"] == iterations and run["samples"] == round(150 * epochs)
+
+
+def test_a_short_fit_iterates_and_scores_at_least_ten_times(client2, iris):
+    """-2 (auto) makes a round at most a tenth of the fit (H2O's >= 10 iterations), and each tenth
+    is scored although H2O's 5 s score_interval has not passed: overwrite_with_best_model picks from
+    ~10 models, as H2O's slower fits do (score_duty_cycle=0 still scores only the end)."""
+    run = DeepLearningClassifier(hidden=[4], epochs=2, **QUIET).fit(iris, "class").model_
+    assert run.run["train_samples_per_iteration"] == 30 and run.run["iterations"] == 10
+    assert list(run.scoring_history()["samples"])[1:11] == [30 * k for k in range(1, 11)]
+    quiet = DeepLearningClassifier(hidden=[4], epochs=2, score_duty_cycle=0, **QUIET).fit(iris, "class").model_
+    assert list(quiet.scoring_history()["samples"]) == [0, 300]
 
 
 def test_auto_iteration_size_is_logged(client2, wine, dl_log):

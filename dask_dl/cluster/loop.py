@@ -35,6 +35,11 @@ AUTO_SPEED_PER_SAMPLE, AUTO_SPEED_MINI_BATCH = 10_000, 30_000
 # a round whose compute takes less than this has the next round submitted before its own result
 # returns, so the workers train on while the client checks, scores and decides
 PIPELINE_MAX_ROUND_S = 0.5
+# a fit is scored at least this many times, evenly over its samples, and its auto-sized iterations
+# are at most this fraction of it (H2O's "at least 10 iterations"): a fit 20x faster than H2O's
+# would otherwise see 20x fewer of H2O's 5 s scorings, and overwrite_with_best_model pick from 2-3
+# models where H2O's has ~10 (benchmarks/README, issue 17: the seed-to-seed spread)
+SCORINGS_PER_FIT = 10
 # H2O's instability thresholds (§9.8)
 MAX_MEAN_WEIGHT, MAX_MEAN_BIAS = 1e10, 1e5
 # how often (seconds) the loop looks for workers that joined or left between rounds
@@ -91,8 +96,8 @@ def samples_per_iteration(cfg, n_rows: int, n_threads_total: int, local_rows: in
     """Resolve train_samples_per_iteration (H2O §9.2): 0 -> N, -1 -> all local data (``local_rows``,
     the rows all workers hold: N when partitioned, workers x N when replicated), N > 0 -> N capped at
     epochs*N, -2 -> auto: about 1.5 s of work for the whole cluster at a conservative per-thread
-    speed, never more than one epoch; short jobs get down to a quarter of that so they still iterate
-    ~10 times. With 2+ workers the loop then re-tunes it from measured times (H2O's rule)."""
+    speed, never more than one epoch nor a SCORINGS_PER_FIT-th of the fit (H2O: >= 10 iterations).
+    With 2+ workers the loop then re-tunes it from measured times (H2O's rule)."""
     t = cfg.iteration_samples
     total = cfg.params["epochs"] * n_rows
     if t == 0:
@@ -102,8 +107,7 @@ def samples_per_iteration(cfg, n_rows: int, n_threads_total: int, local_rows: in
     if t > 0:
         return int(max(1, min(t, total)))
     work = auto_speed(cfg) * 1.5 * max(1, n_threads_total)
-    tspi = min(work, n_rows, max(total / 10.0, work / 4.0))
-    return int(max(1, min(tspi, total)))
+    return int(max(1, min(work, n_rows, total / SCORINGS_PER_FIT)))
 
 
 def _split_budget(n: int, rows_by_worker: dict) -> dict:
@@ -157,6 +161,7 @@ class _Progress:
     scoring_s: float = 0.0
     last_score_start: float | None = None
     last_score_s: float = 0.0
+    samples_scored: int = 0         # pg.samples at the last scoring
     best: tuple | None = None       # (state, loss, threshold) of the best scored model
     threshold: float = 0.5
     last_ref: dict = field(default_factory=dict)  # the metrics the last scoring judged by
@@ -185,8 +190,9 @@ class IterationLoop:
         self.quiet = bool(cfg.params["quiet_mode"])
         self.total = cfg.params["epochs"] * data.n_rows
         self.threads_total = sum(n_threads.get(w, 1) for w in data.blocks_by_worker)
-        # H2O re-tunes only across several nodes: on one worker there is nothing to average
-        self.auto_tune = cfg.auto_iteration_size and len(data.blocks_by_worker) > 1
+        self.tspi = samples_per_iteration(cfg, data.n_rows, self.threads_total, sum(data.rows_by_worker.values()))
+        self.cadence = self.total / SCORINGS_PER_FIT
+        self.auto_tune = self._auto_tunes()
         # the scoring tasks go out with the round's training, on its average where it lies
         self.score_with_round = cfg.score_every_round and not cfg.elastic
         # only where the next round does not wait on the client: the centre is the last average,
@@ -195,6 +201,16 @@ class IterationLoop:
                          and not cfg.adapts_huber_delta)
         self.pipeline_max_round_s = float(pipeline_max_round_s)
         self._last_mean = None  # the last average's future, for release() after the fit
+
+    def _auto_tunes(self) -> bool:
+        """H2O re-tunes only across several nodes (on one worker there is nothing to average), and
+        not a fit whose iterations are already as long as a tenth of it may be."""
+        return (self.cfg.auto_iteration_size and len(self.data.blocks_by_worker) > 1
+                and self.tspi < self.cadence - 0.5)
+
+    def _cadence_due(self, before: float, after: float) -> bool:
+        """Whether the samples from ``before`` to ``after`` pass one of the fit's tenths."""
+        return int((after + 0.5) // self.cadence) > int((before + 0.5) // self.cadence)
 
     def _log(self, msg: str, *args):
         if not self.quiet:
@@ -212,6 +228,7 @@ class IterationLoop:
                 pg.timed_out = self._timed_out(pg)
                 final = pg.samples >= self.total - 1e-9 or pg.timed_out
                 if not self._due_for_scoring(pg, final):
+                    _release(score_jobs or [])
                     continue
                 self._score_round(pg, score_jobs)
                 if final:
@@ -244,7 +261,7 @@ class IterationLoop:
         data = self.data
         all_futs = [f for fs in data.blocks_by_worker.values() for f in fs]
         self._who_has = self.client.who_has(all_futs + list(data.score_train) + list(data.score_valid or []))
-        tspi = samples_per_iteration(self.cfg, data.n_rows, self.threads_total, sum(data.rows_by_worker.values()))
+        tspi = self.tspi
         self._log("dask_dl: training on %d rows across %d worker(s), %d thread(s); %d samples per iteration",
                   data.n_rows, len(data.blocks_by_worker), self.threads_total, tspi)
         pg = _Progress(state=state, settings=self.settings, tspi=tspi,
@@ -282,7 +299,7 @@ class IterationLoop:
             self.client.scatter(tasks.ModelCopy(pg.state), hash=False)
         elastic_key = self.fit_key if self.cfg.elastic else None
         return self._submit_round(pg.iteration, center_f, pg.samples, self._round_size(pg, pg.samples),
-                                  pg.settings, pg.positions, elastic_key, self.score_with_round)
+                                  pg.settings, pg.positions, elastic_key)
 
     def _submit_ahead(self, pg: _Progress, rnd: _Round) -> None:
         """Pipelining: submit the following round from this one's average before it returns."""
@@ -291,7 +308,7 @@ class IterationLoop:
         if self.pipeline and pg.round_s < self.pipeline_max_round_s and ahead < self.total - 1e-9 \
                 and not membership_due:
             pg.pending = self._submit_round(pg.iteration + 1, rnd.mean_f, ahead, self._round_size(pg, ahead),
-                                            pg.settings, rnd.positions, None, self.score_with_round)
+                                            pg.settings, rnd.positions, None)
 
     def _absorb(self, pg: _Progress, rnd: _Round, t_it: float, t_sub: float) -> None:
         """Wait for the round's average, make it (or, elastic, a step towards it) the new centre."""
@@ -389,7 +406,7 @@ class IterationLoop:
         self.data = replan(self.client, self.data, workers, single_worker=self.cfg.single_worker, quiet=self.quiet)
         self.n_threads = {a: int(s.get("nthreads", 1)) for a, s in states.items()}
         self.threads_total = sum(self.n_threads.get(w, 1) for w in self.data.blocks_by_worker)
-        self.auto_tune = self.cfg.auto_iteration_size and len(self.data.blocks_by_worker) > 1
+        self.auto_tune = self._auto_tunes()
         total_rows = sum(self.data.rows_by_worker.values())
         pg.positions = {w: int(pg.samples * r / total_rows) for w, r in self.data.rows_by_worker.items()}
         self._who_has = self.client.who_has(list(self.data.score_train) + list(self.data.score_valid or []))
@@ -418,7 +435,8 @@ class IterationLoop:
         p = self.cfg.params
         return history.should_score(time.perf_counter(), pg.last_score_start, pg.last_score_s, p["score_interval"],
                                     p["score_duty_cycle"], first_iteration=pg.iteration == 1, final=final,
-                                    score_each_iteration=self.cfg.score_every_round)
+                                    score_each_iteration=self.cfg.score_every_round,
+                                    cadence_due=self._cadence_due(pg.samples_scored, pg.samples))
 
     def _score_round(self, pg: _Progress, score_jobs) -> None:
         """Score the centre, append the history row, note the threshold and the stopping metric."""
@@ -438,7 +456,7 @@ class IterationLoop:
 
     def _add_history_row(self, pg: _Progress, s0: float, m_train, m_valid) -> None:
         now = time.perf_counter()
-        pg.last_score_s, pg.last_score_start = now - s0, s0
+        pg.last_score_s, pg.last_score_start, pg.samples_scored = now - s0, s0, pg.samples
         pg.scoring_s += now - s0
         pg.timings["score"] += now - s0
         pg.history.append(history.history_row(self.cfg.kind, now - pg.t_start, pg.scoring_s, pg.samples,
@@ -495,9 +513,10 @@ class IterationLoop:
         return int(min(pg.tspi, left))
 
     def _submit_round(self, iteration: int, center_f, n_seen: int, n_samples: int, settings, positions: dict,
-                      elastic_key: str | None, score: bool) -> _Round:
+                      elastic_key: str | None) -> _Round:
         """Submit one round: a training task per worker from ``center_f``, the averaging tree over
-        them and, with ``score``, the scoring tasks on the average. Nothing is waited for."""
+        them and, when the round will be scored (each round, the fit's tenths, the last), the
+        scoring tasks on the average. Nothing is waited for."""
         cfg, data = self.cfg, self.data
         budget = _split_budget(n_samples, data.rows_by_worker)
         futs, after = [], dict(positions)
@@ -515,6 +534,7 @@ class IterationLoop:
                                            key=f"dask_dl-train-{self.fit_key}-{iteration}-{wi}"))
             after[w] += int(budget[w])
         mean_f = tree_average(self.client, futs, f"{self.fit_key}-{iteration}")
+        score = self.score_with_round or (not cfg.elastic and self._cadence_due(n_seen, n_seen + n_samples))
         jobs = self._submit_scoring(mean_f) if score and (data.score_train or data.score_valid) else None
         return _Round(mean_f, jobs, int(sum(budget.values())), after)
 
@@ -601,7 +621,7 @@ class IterationLoop:
             return tspi
         n_rows = self.data.n_rows
         lo = min(n_rows, 100 * self.threads_total)
-        hi = 10 * n_rows * max(1, len(self.data.blocks_by_worker))
+        hi = max(lo, min(10 * n_rows * max(1, len(self.data.blocks_by_worker)), self.total / SCORINGS_PER_FIT))
         new = int(min(hi, max(lo, tspi / corr)))
         if new != tspi:
             self._log("dask_dl: auto-tuned train_samples_per_iteration %d -> %d (communication %.1f%% of a "
