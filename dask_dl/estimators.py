@@ -124,7 +124,8 @@ def checked_training_input(X, y, kind: str, cfg: P.TrainingConfig, validation_da
     holding the response column."""
     family = "regression" if kind == "regression" else "classification"
     frame, yname, features = training_frame(X, y, what)
-    roles = {c: column_role(c, frame.dtypes[c]) for c in features}
+    dtypes = frame.dtypes  # once: each frame.dtypes builds a Series of every column's dtype
+    roles = {c: column_role(c, dtypes[c]) for c in features}
     check_response(frame, yname, family)
     info = in_memory_data_info(frame, roles, cfg.params, family, yname, cfg.distribution)
     valid = None

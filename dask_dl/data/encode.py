@@ -107,8 +107,8 @@ def check_validation_values(frame, info: DataInfo, what: str = "validation_data"
     infinite target. Dask frames are checked where their blocks are encoded, before training."""
     if not isinstance(frame, pd.DataFrame):
         return
-    numeric = [c.name for c in info.columns if c.kind == "numeric"
-               and pd.api.types.is_float_dtype(frame.dtypes[c.name])]
+    dtypes = frame.dtypes
+    numeric = [c.name for c in info.columns if c.kind == "numeric" and pd.api.types.is_float_dtype(dtypes[c.name])]
     try:
         for part in row_slices(frame, min(len(numeric), 64)):
             for _ in numeric_chunks(part, numeric):

@@ -237,15 +237,17 @@ def check_columns(frame, features, roles: dict, what: str, allow_extra=()) -> No
     columns are an error unless named in ``allow_extra`` (True: any). The response column is exempt."""
     check_unique_columns(frame, what)
     cols = [c for c in frame.columns if c != RESPONSE]
-    missing = [c for c in features if c not in cols]
+    have, known = set(cols), set(features)
+    missing = [c for c in features if c not in have]
     if missing:
         raise DataError(f"{what} lacks column(s) {missing} that the model was trained on")
     if allow_extra is not True:
-        extra = [c for c in cols if c not in features and c not in allow_extra]
+        extra = [c for c in cols if c not in known and c not in allow_extra]
         if extra:
             raise DataError(f"{what} has column(s) {extra} that the model was not trained on")
+    dtypes = frame.dtypes  # once: each frame.dtypes builds a Series of every column's dtype
     for c, role in roles.items():
-        got = column_role(c, frame.dtypes[c])
+        got = column_role(c, dtypes[c])
         if got != role:
             raise DataError(f"column {c!r} is {got} in {what} but was {role} in training")
 
