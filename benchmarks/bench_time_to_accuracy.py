@@ -238,8 +238,12 @@ def run_dask_dl(tr, te, y, config: dict, args, target: float, label: str) -> dic
         reached_at = setup + _duration_seconds(first["duration"])
         epochs_at = float(first["epochs"])
     final = float(errors.dropna().iloc[-1]) if errors.notna().any() else float("nan")
+    best = float(errors.min()) if errors.notna().any() else float("nan")
     note = (f"{workers} worker(s) x {max(1, args.threads // workers)} thread(s); stop {run.get('stop_reason')}, "
-            f"{run.get('iterations')} it, {len(hist) - 1} scorings")
+            f"{run.get('iterations')} it, {len(hist) - 1} scorings, best scored {best:.4f}")
+    if getattr(args, "history_dir", None):  # the whole trajectory (e.g. of a long run towards the booklet's 1%)
+        os.makedirs(args.history_dir, exist_ok=True)
+        hist.to_csv(os.path.join(args.history_dir, f"dask_dl-{time.strftime('%Y%m%dT%H%M%S')}.csv"), index=False)
     # the budget bounded the training loop (max_runtime_secs); the set-up before it is on top
     return _row("dask_dl", label, reached_at, epochs_at, float(run["epochs"]), final, setup, wall,
                 math.inf, note)
@@ -381,6 +385,8 @@ def main(argv: list | None = None) -> dict:
     ap.add_argument("--target-mnist", type=float, default=0.025)
     ap.add_argument("--target-covtype", type=float, default=0.25)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--history-dir", default=None,
+                    help="write each dask_dl fit's scoring history there as CSV (its test error over time)")
     ap.add_argument("--torch-dropout", type=float, nargs=2, default=[0.0, 0.0], metavar=("INPUT", "HIDDEN"),
                     help="PyTorch: dropout ratios of the inputs and of every hidden layer (default none)")
     args = ap.parse_args(argv)

@@ -4,10 +4,11 @@ import pytest
 
 def test_bench_mnist_smoke(bench_path):
     import bench_mnist
-    table = bench_mnist.main(["--rows", "3000", "--test-rows", "500", "--hidden", "16", "--threads", "1"])
+    table = bench_mnist.main(["--rows", "3000", "--test-rows", "500", "--hidden", "16", "--threads", "1", "--warm-up"])
     row = table.iloc[0]
     assert row["system"] == "dask_dl" and row["samples"] == 3000
     assert row["training_speed"] > 0 and row["test_error"] < 0.5
+    assert 0 < row["setup_seconds"] < row["fit_seconds"]
 
 
 def test_bench_elastic_smoke(bench_path):
