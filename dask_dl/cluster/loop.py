@@ -191,7 +191,7 @@ class IterationLoop:
         self.total = cfg.params["epochs"] * data.n_rows
         self.threads_total = sum(n_threads.get(w, 1) for w in data.blocks_by_worker)
         self.tspi = samples_per_iteration(cfg, data.n_rows, self.threads_total, sum(data.rows_by_worker.values()))
-        self.cadence = self.total / SCORINGS_PER_FIT
+        self.cadence = max(self.total / SCORINGS_PER_FIT, 1.0)  # samples between the fit's scored tenths
         self.auto_tune = self._auto_tunes()
         # the scoring tasks go out with the round's training, on its average where it lies
         self.score_with_round = cfg.score_every_round and not cfg.elastic
