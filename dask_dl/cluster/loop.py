@@ -621,7 +621,7 @@ class IterationLoop:
             return tspi
         n_rows = self.data.n_rows
         lo = min(n_rows, 100 * self.threads_total)
-        hi = max(lo, min(10 * n_rows * max(1, len(self.data.blocks_by_worker)), self.total / SCORINGS_PER_FIT))
+        hi = max(lo, min(10 * n_rows * max(1, len(self.data.blocks_by_worker)), self.cadence))
         new = int(min(hi, max(lo, tspi / corr)))
         if new != tspi:
             self._log("dask_dl: auto-tuned train_samples_per_iteration %d -> %d (communication %.1f%% of a "
