@@ -54,7 +54,7 @@ def train(frame, columns: ColumnRoles, cfg: P.TrainingConfig, *, validation=None
         memory.check_workers(c)  # paused, or too small for a warmed-up worker: refuse before any data task
         frame = _partitioned(c, frame, cfg, len(threads))
         if validation is not None:
-            validation = persist_if_in_memory(c, _as_dask(validation, len(threads)))
+            validation = persist_if_in_memory(c, _spread(_as_dask(validation, len(threads)), len(threads)))
         family = "regression" if cfg.kind == "regression" else "classification"
         if info is None:
             info = placement.compute_data_info(c, frame, columns.features, cfg.params, family, columns.response,
@@ -65,8 +65,10 @@ def train(frame, columns: ColumnRoles, cfg: P.TrainingConfig, *, validation=None
         data = placement.place_training_data(c, frame, info, validation, cfg, placement.seed_for(cfg))
         runner = loop.IterationLoop(c, cfg, info, layout, kernel_settings.settings_from_config(cfg), data, threads,
                                     pipeline_max_round_s=pipeline_max_round_s)
+        failed = True
         try:
             result = runner.run(_start_state(layout, cfg, start_state))
+            failed = False
         except ModelDivergedError as err:
             err.last_good_model = DeepLearningModel(layout, err.last_good_state, info, cfg.params, cfg.kind,
                                                     cfg.distribution, cfg.loss, err.history_rows)
@@ -74,7 +76,8 @@ def train(frame, columns: ColumnRoles, cfg: P.TrainingConfig, *, validation=None
         finally:
             runner.drop_worker_state()
             runner.release()  # a failed or interrupted fit's traceback must not keep its data on the cluster
-            gc.collect()  # futures in exception cycles would keep this fit's tasks on the cluster
+            if failed:  # futures in the exception's reference cycles would keep this fit's tasks on the cluster
+                gc.collect()
     return DeepLearningModel(layout, result.state, info, cfg.params, cfg.kind, cfg.distribution, cfg.loss,
                              result.history, threshold=result.threshold, run=_run_record(result, data, cfg))
 
@@ -106,6 +109,12 @@ def _as_dask(frame, n_parts: int):
     if isinstance(frame, dd.DataFrame):
         return frame
     return dd.from_pandas(frame, npartitions=max(1, min(n_parts, len(frame))), sort=False)
+
+
+def _spread(frame, n_workers: int):
+    """The validation frame in at least one partition per worker: each worker scores its share of
+    it at every scoring round (the round waits for the slowest)."""
+    return frame.repartition(npartitions=n_workers) if frame.npartitions < n_workers else frame
 
 
 def _partitioned(client, frame, cfg: P.TrainingConfig, n_workers: int):

@@ -233,3 +233,46 @@ def test_concurrent_fits_share_the_cluster_boundedly_and_leave_nothing(client2, 
             break
         time.sleep(0.1)
     assert left == set()
+
+
+def test_persisted_partitions_are_encoded_where_they_lie_and_evenly(client2):
+    """A persisted partition is encoded on its holder (a wide raw partition is slow to move) while
+    that worker is under its share; the rest go to the least loaded worker (round-robin otherwise)."""
+    import dask.dataframe as dd
+    import pandas as pd
+    from distributed import futures_of, wait
+    from dask_dl.cluster.placement import _encoding_workers
+    a, b = sorted(client2.nthreads())
+    df = pd.DataFrame({"x": np.arange(40.0)})
+    on_b = client2.persist(dd.from_pandas(df, npartitions=4, sort=False), workers=[b])
+    wait(futures_of(on_b))
+    assert set(w for ws in client2.who_has(futures_of(on_b)).values() for w in ws) == {b}
+    assert _encoding_workers(client2, on_b, [a, b]) == [b, b, a, a]  # b's share stays on b, the rest moves
+    on_a = client2.persist(dd.from_pandas(df + 1.0, npartitions=4, sort=False), workers=[a])  # other keys
+    wait(futures_of(on_a))
+    assert _encoding_workers(client2, on_a.rename(columns={"x": "y"}), [a, b]) == [a, a, b, b]
+    lazy = dd.from_pandas(df, npartitions=3, sort=False)
+    assert _encoding_workers(client2, lazy, [a, b]) == [a, b, a]  # not persisted: round-robin
+
+
+def test_a_one_partition_validation_frame_is_scored_by_every_worker(client2, iris, monkeypatch):
+    """Each worker holds and scores a share of the validation rows at every scoring round, so a
+    round's scoring waits for half the rows on two workers, not for all of them on one."""
+    import dask.dataframe as dd
+    from dask_dl import job
+    from dask_dl.cluster import loop
+    valid = dd.from_pandas(iris, npartitions=1)
+    assert job._spread(valid, 2).npartitions == 2 and job._spread(valid, 1).npartitions == 1
+    holders = []
+    submit = loop.IterationLoop._submit_scoring
+
+    def recording(self, model_f, workers=None):
+        who = self.client.who_has(self.data.score_valid)
+        holders.append(sorted(w for f in self.data.score_valid for w in who[f.key]))
+        return submit(self, model_f, workers)
+
+    monkeypatch.setattr(loop.IterationLoop, "_submit_scoring", recording)
+    clf = DeepLearningClassifier(hidden=[8], epochs=1, seed=1, client=client2, quiet_mode=True)
+    clf.fit(dd.from_pandas(iris, npartitions=2), "class", validation_data=valid)
+    assert holders and all(h == sorted(client2.nthreads()) for h in holders)
+    assert clf.model_.scoring_history()["validation_classification_error"].iloc[1:].notna().all()

@@ -93,6 +93,23 @@ def test_a_short_fit_iterates_and_scores_at_least_ten_times(client2, iris):
     assert list(quiet.scoring_history()["samples"]) == [0, 300]
 
 
+def test_the_restored_best_model_ends_the_history_with_its_own_metrics(client2, wine):
+    """overwrite_with_best_model: the last history row is the restored model's (as H2O, which scores
+    it again; dask_dl reuses the metrics that model was scored with: same model, same rows), and
+    the fitted model is that one: its validation RMSE from predict() is that row's."""
+    tr, va = wine.iloc[:1000], wine.iloc[1000:1500]
+    reg = DeepLearningRegressor(hidden=[16], epochs=10, seed=3, reproducible=True, adaptive_rate=False, rate=0.03,
+                                quiet_mode=True).fit(tr, "quality", validation_data=va)
+    h = reg.model_.scoring_history()
+    scored = h.iloc[1:-1]
+    best = scored["validation_deviance"].idxmin()
+    assert best < len(h) - 2  # the setting makes the final model worse than an earlier one
+    cols = [c for c in h.columns if c.startswith(("training_", "validation_")) and c != "training_speed"]
+    assert h.iloc[-1][cols].astype(float).tolist() == h.loc[best, cols].astype(float).tolist()
+    rmse = float(np.sqrt(np.mean((reg.predict(va.drop(columns=["quality"])) - va["quality"].to_numpy()) ** 2)))
+    assert rmse == pytest.approx(h.iloc[-1]["validation_rmse"], rel=1e-4)
+
+
 def test_auto_iteration_size_is_logged(client2, wine, dl_log):
     DeepLearningRegressor(hidden=[4], epochs=1, seed=1).fit(wine, "quality")
     assert any("samples per iteration" in m for m in dl_log)

@@ -53,6 +53,13 @@ def _direct_sources(frame):
     return None if futures is None else [(f, columns) for f in futures]
 
 
+def partition_futures(frame) -> list | None:
+    """The futures of the frame's partitions in order when it IS persisted partitions (or a column
+    rename over them), else None."""
+    direct = _direct_sources(frame)
+    return None if direct is None else [f for f, _ in direct]
+
+
 def persist_if_in_memory(client, frame):
     """Persist a frame built on persisted partitions (a projection, an ``assign``...) so that the
     set-up passes can hand each partition's future to their tasks: ``to_delayed()`` of such a frame

@@ -162,10 +162,11 @@ class _Progress:
     last_score_start: float | None = None
     last_score_s: float = 0.0
     samples_scored: int = 0         # pg.samples at the last scoring
-    best: tuple | None = None       # (state, loss, threshold) of the best scored model
+    best: tuple | None = None       # (state, loss, threshold, training and validation metrics) of the best scored model
     threshold: float = 0.5
     last_ref: dict = field(default_factory=dict)  # the metrics the last scoring judged by
     m_train: dict = field(default_factory=dict)   # the last scoring's training metrics
+    m_valid: dict | None = None                   # and its validation metrics
     stop_reason: str = "epochs"
     timed_out: bool = False
     reruns: int = 0                 # rounds re-run after a worker was lost or paused
@@ -452,7 +453,7 @@ class IterationLoop:
             pg.threshold = float(ref.get("threshold", 0.5))
         self._log("dask_dl: scoring: %s", _brief(m_train, m_valid, self.cfg.stopping_key))
         pg.series.append(ref.get(self.cfg.stopping_key, float("nan")) if ref else float("nan"))
-        pg.m_train = m_train
+        pg.m_train, pg.m_valid = m_train, m_valid
 
     def _add_history_row(self, pg: _Progress, s0: float, m_train, m_valid) -> None:
         now = time.perf_counter()
@@ -468,7 +469,7 @@ class IterationLoop:
         loss = pg.last_ref.get(key, float("nan")) if pg.last_ref else float("nan")
         if self.cfg.params["overwrite_with_best_model"] and history.is_better(
                 loss, pg.best[1] if pg.best else None, key):
-            pg.best = (pg.state.copy(), loss, pg.threshold)
+            pg.best = (pg.state.copy(), loss, pg.threshold, pg.m_train, pg.m_valid)
 
     def _stop_rule_fired(self, pg: _Progress) -> bool:
         reason = history.stop_reason(self.cfg, pg.m_train, pg.series)
@@ -482,18 +483,18 @@ class IterationLoop:
 
     def _restore_best(self, pg: _Progress) -> None:
         """overwrite_with_best_model: end on the best scored model when it beats the final one
-        (dask_dl also does it after a timeout; see h2o-differences), scored again for the history."""
+        (dask_dl also does it after a timeout; see h2o-differences). H2O scores it again for the
+        history's last row; the same model on the same scoring samples gives the metrics it was
+        scored with, so those are reused."""
         key = self.cfg.best_key
         if not self.cfg.params["overwrite_with_best_model"] or pg.best is None:
             return
-        best_state, best_loss, best_threshold = pg.best
+        best_state, best_loss, best_threshold, m_train, m_valid = pg.best
         final_loss = pg.last_ref.get(key, float("nan")) if pg.last_ref else float("nan")
         if not history.is_better(best_loss, final_loss, key) or best_loss == final_loss:
             return
         pg.state, pg.threshold = best_state, best_threshold
-        s0 = time.perf_counter()
-        m_train, m_valid = self._score(pg.state)[:2]
-        self._add_history_row(pg, s0, m_train, m_valid)
+        self._add_history_row(pg, time.perf_counter(), m_train, m_valid)
         self._log("dask_dl: restored the best model (%s %.5g)", key, best_loss)
 
     def _result(self, pg: _Progress) -> FitResult:

@@ -17,7 +17,7 @@ import numpy as np
 from ..data import encode
 from ..data.schema import RESPONSE, build_data_info, merge_stats, partition_stats, tree_merge
 from . import tasks
-from .frames import partition_calls
+from .frames import partition_calls, partition_futures
 from .replication import replicate_blocks, wants_replication
 from .streaming import place_streaming, scatter_sources, wants_streaming
 from .watch import wait_all
@@ -79,16 +79,36 @@ def _rows_of(client, futures) -> list:
 
 def _submit_encoding(client, frame, info, workers=None) -> list:
     """Futures of every partition encoded into a block that stays on a worker; with ``workers``,
-    assigned to them round-robin, else where the scheduler chooses."""
+    spread evenly over them (``_encoding_workers``), else where the scheduler chooses."""
     # ``info`` rides inside each task (a partial is not traversed): a graph key of its own delays the start
     blocks = partition_calls(functools.partial(encode.encode_training_block, info=info), frame)
     if not workers:
         return client.compute(blocks)
     futures = [None] * len(blocks)
-    for w, idx in round_robin(len(blocks), workers):
+    assigned = _encoding_workers(client, frame, workers)
+    for w in workers:
+        idx = [i for i, a in enumerate(assigned) if a == w]
         for i, f in zip(idx, client.compute([blocks[i] for i in idx], workers=[w], allow_other_workers=True)):
             futures[i] = f
     return futures
+
+
+def _encoding_workers(client, frame, workers: list) -> list:
+    """The worker that encodes each partition, every worker getting an even share: a persisted
+    partition's holder while it is under its share (the raw partition, slow to move for a wide
+    frame, stays where it is), else the worker with the fewest so far (round-robin for frames
+    that are not persisted)."""
+    sources = partition_futures(frame)
+    who = client.who_has(sources) if sources else {}
+    share = -(-frame.npartitions // len(workers))
+    load = dict.fromkeys(workers, 0)
+    out = []
+    for i in range(frame.npartitions):
+        held = [w for w in sorted(who.get(sources[i].key) or ()) if w in load and load[w] < share] if sources else []
+        w = held[0] if held else min(workers, key=lambda w: load[w])
+        load[w] += 1
+        out.append(w)
+    return out
 
 
 def _sample_fraction(wanted: int, n: int) -> float:
@@ -107,7 +127,7 @@ def _validation_blocks(client, valid_frame, info, params: dict, seed: int, vfut=
     """Scoring blocks of the validation frame (``vfut``/``vrows``: its encoding and row counts, when
     already done)."""
     if vfut is None:
-        vfut = _submit_encoding(client, valid_frame, info)
+        vfut = _submit_encoding(client, valid_frame, info, sorted(client.nthreads()))
     if vrows is None:
         vrows = _rows_of(client, vfut)
     n_valid = int(sum(vrows))
@@ -146,14 +166,13 @@ def _place_in_memory(client, frame, info, valid_frame, cfg, seed: int) -> Traini
     p = cfg.params
     workers = sorted(client.nthreads())
     futures = _submit_encoding(client, frame, info, workers if cfg.spread_partitions else None)
-    vfut = _submit_encoding(client, valid_frame, info) if valid_frame is not None else []
+    vfut = _submit_encoding(client, valid_frame, info, workers) if valid_frame is not None else []
     s_train = int(p["score_training_samples"])
     score_train = None
     if not info.skip_missing:
         # every row with a response is encoded: the sample is drawn as each block is encoded
         score_train = _submit_scoring_samples(client, futures, _sample_fraction(s_train, info.n_rows), seed)
-    rows = _rows_of(client, futures + vfut)  # one wait for both
-    rows, vrows = rows[:len(futures)], rows[len(futures):]
+    rows = _rows_of(client, futures)  # the validation blocks are encoded while the replicas are made
     rows_of = {f.key: r for f, r in zip(futures, rows) if r > 0}
     if not rows_of:
         raise ValueError("no training rows left: every row has a missing response"
@@ -164,7 +183,7 @@ def _place_in_memory(client, frame, info, valid_frame, cfg, seed: int) -> Traini
     if score_train is None:  # missing_values_handling='Skip': the fraction needs the encoded row count
         score_train = _submit_scoring_samples(client, futures, _sample_fraction(s_train, n_rows), seed)
     score_train = [f for f, r in zip(score_train, rows) if r > 0]
-    score_valid = _validation_blocks(client, valid_frame, info, p, seed, vfut, vrows) \
+    score_valid = _validation_blocks(client, valid_frame, info, p, seed, vfut, _rows_of(client, vfut)) \
         if valid_frame is not None else None
     wait_all(client, score_train + (score_valid or []), what="drawing the scoring samples")
     if info.n_rows_total > n_rows and not info.skip_missing:
