@@ -36,7 +36,8 @@ _LIST_PARAMS = {"hidden": int, "hidden_dropout_ratios": float}
 _CHOICES = {"activation": P.ACTIVATIONS, "initial_weight_distribution": P.WEIGHT_DISTRIBUTIONS,
             "missing_values_handling": P.MISSING_HANDLING, "loss": P.LOSSES, "distribution": P.DISTRIBUTIONS,
             "stopping_metric": P.STOPPING_METRICS}
-_NOT_CLI = ("client",)  # a distributed.Client cannot come from the command line: use --scheduler
+# a distributed.Client cannot come from the command line (use --scheduler), nor can arrays of weights
+_NOT_CLI = ("client", "initial_weights", "initial_biases")
 
 
 class CliError(Exception):

@@ -24,7 +24,7 @@ from .errors import ClusterUnavailableError, ModelDivergedError
 from .data.schema import DataInfo
 from .model import DeepLearningModel
 from .nn import settings as kernel_settings
-from .nn.network import NetworkLayout, build_layout, initial_state
+from .nn.network import NetworkLayout, build_layout, initial_state, set_initial_values
 
 logger = logging.getLogger("dask_dl")
 
@@ -45,6 +45,9 @@ def train(frame, columns: ColumnRoles, cfg: P.TrainingConfig, *, validation=None
     embedded LocalCluster); ``start_state`` a flat state to train from instead of a fresh one;
     ``info`` the frame's statistics when already computed (in-memory data: on the client).
     A ModelDivergedError carries the last good model (``.last_good_model``)."""
+    family = "regression" if cfg.kind == "regression" else "classification"
+    # in-memory data: the network and its start (initial_weights' shapes) are settled before any cluster work
+    network = _network(cfg, family, info, start_state) if info is not None else None
     with cluster_client(client, mini_batch=not cfg.per_sample, thread_copies=cfg.thread_copies) as c, \
             _training_slot(c, quiet=bool(cfg.params["quiet_mode"])):
         threads = worker_threads(c)
@@ -55,22 +58,20 @@ def train(frame, columns: ColumnRoles, cfg: P.TrainingConfig, *, validation=None
         frame = _partitioned(c, frame, cfg, len(threads))
         if validation is not None:
             validation = persist_if_in_memory(c, _spread(_as_dask(validation, len(threads)), len(threads)))
-        family = "regression" if cfg.kind == "regression" else "classification"
         if info is None:
             info = placement.compute_data_info(c, frame, columns.features, cfg.params, family, columns.response,
                                                cfg.distribution)
-        cfg = _for_classes(cfg, family, len(info.classes))
-        layout = _layout(cfg, info)
+        cfg, layout, state = network or _network(cfg, family, info, start_state)
         cfg = memory.preflight(c, info, layout, cfg, n_parts=frame.npartitions)  # replication off / out of core
         data = placement.place_training_data(c, frame, info, validation, cfg, placement.seed_for(cfg))
         runner = loop.IterationLoop(c, cfg, info, layout, kernel_settings.settings_from_config(cfg), data, threads,
                                     pipeline_max_round_s=pipeline_max_round_s)
         failed = True
         try:
-            result = runner.run(_start_state(layout, cfg, start_state))
+            result = runner.run(state)
             failed = False
         except ModelDivergedError as err:
-            err.last_good_model = DeepLearningModel(layout, err.last_good_state, info, cfg.params, cfg.kind,
+            err.last_good_model = DeepLearningModel(layout, err.last_good_state, info, _kept(cfg.params), cfg.kind,
                                                     cfg.distribution, cfg.loss, err.history_rows)
             raise
         finally:
@@ -78,7 +79,7 @@ def train(frame, columns: ColumnRoles, cfg: P.TrainingConfig, *, validation=None
             runner.release()  # a failed or interrupted fit's traceback must not keep its data on the cluster
             if failed:  # futures in the exception's reference cycles would keep this fit's tasks on the cluster
                 gc.collect()
-    return DeepLearningModel(layout, result.state, info, cfg.params, cfg.kind, cfg.distribution, cfg.loss,
+    return DeepLearningModel(layout, result.state, info, _kept(cfg.params), cfg.kind, cfg.distribution, cfg.loss,
                              result.history, threshold=result.threshold, run=_run_record(result, data, cfg))
 
 
@@ -128,6 +129,13 @@ def _partitioned(client, frame, cfg: P.TrainingConfig, n_workers: int):
     return persist_if_in_memory(client, frame)
 
 
+def _network(cfg: P.TrainingConfig, family: str, info: DataInfo, start_state) -> tuple:
+    """(the config resolved for the response's classes, the network's layout, its start state)."""
+    cfg = _for_classes(cfg, family, len(info.classes))
+    layout = _layout(cfg, info)
+    return cfg, layout, _start_state(layout, cfg, start_state)
+
+
 def _for_classes(cfg: P.TrainingConfig, family: str, n_classes: int) -> P.TrainingConfig:
     """The config re-resolved for the response's class count (binomial or multinomial), with the
     seed already drawn."""
@@ -143,15 +151,28 @@ def _layout(cfg: P.TrainingConfig, info) -> NetworkLayout:
 
 
 def _start_state(layout: NetworkLayout, cfg: P.TrainingConfig, given: np.ndarray | None) -> np.ndarray:
-    """A fresh state drawn as H2O does, or a copy of ``given`` once its size is checked."""
+    """A fresh state drawn as H2O does (with the user's initial_weights / initial_biases), or a
+    copy of ``given`` once its size is checked."""
     if given is None:
-        return initial_state(layout, cfg.seed, cfg.params["initial_weight_distribution"],
-                             cfg.params["initial_weight_scale"])
+        state = initial_state(layout, cfg.seed, cfg.params["initial_weight_distribution"],
+                              cfg.params["initial_weight_scale"])
+        set_initial_values(layout, state, cfg.params["initial_weights"], cfg.params["initial_biases"])
+        return state
     given = np.asarray(given, dtype=np.float32)
     if given.shape != (layout.state_size,):
         raise ValueError(f"start_state has shape {given.shape}; this network's state has {layout.state_size} "
                          f"values (units {list(layout.units)})")
     return given.copy()
+
+
+def _kept(params: dict) -> dict:
+    """The parameters as the model keeps them (and saves them): for initial_weights /
+    initial_biases the shapes that were given, None for a layer left to its default."""
+    kept = dict(params)
+    for name in ("initial_weights", "initial_biases"):
+        if kept.get(name) is not None:
+            kept[name] = [None if a is None else list(np.shape(a)) for a in kept[name]]
+    return kept
 
 
 def _run_record(result: loop.FitResult, data, cfg: P.TrainingConfig) -> dict:

@@ -45,6 +45,22 @@ class DeepLearningModel:
     def biases(self, layer: int) -> np.ndarray:
         return self.layout.bias_vector(self.state, layer).copy()
 
+    def weights_and_biases(self) -> dict:
+        """With ``export_weights_and_biases=True``, H2O's exported frames as DataFrames:
+        ``weights.<l>`` (rows: the receiving units, Maxout's two channels interleaved; columns: the
+        expanded input names for l = 0, else ``C1..Cn``) and ``biases.<l>`` (one column ``C1``), l
+        counted from 0 on the input side as H2O counts its matrices."""
+        if not self.params.get("export_weights_and_biases"):
+            raise ValueError("this model was trained with export_weights_and_biases=False (H2O's default): train "
+                             "with export_weights_and_biases=True, or read model.weights(l) / model.biases(l)")
+        out = {}
+        for l in range(1, self.layout.n_layers + 1):
+            W = self.weights(l)
+            cols = self.info.coef_names() if l == 1 else [f"C{j + 1}" for j in range(W.shape[1])]
+            out[f"weights.{l - 1}"] = pd.DataFrame(W, columns=cols)
+            out[f"biases.{l - 1}"] = pd.DataFrame({"C1": self.biases(l)})
+        return out
+
     def summary(self) -> str:
         """H2O's "Status of Neuron Layers" table plus what the training run did."""
         lay = self.layout

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import math
 import numbers
+import reprlib
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
+
+import numpy as np
 
 from .names import (ACTIVATIONS, DISTRIBUTIONS, FLOAT32_MAX, LOG_LINK_DISTRIBUTIONS, LOSSES,  # noqa: F401
                     MISSING_HANDLING, OPTIMIZERS, REGRESSION_DISTRIBUTIONS, STOPPING_METRICS,
@@ -94,6 +97,33 @@ def _auto_or_bool(v):
 
 def _any(v):
     return None
+
+
+def _initial_arrays(ndim: int):
+    """None, or a list with one entry per weight matrix (input side first): None (that layer's
+    default initialisation) or a ``ndim``-D array of finite numbers. Shapes are checked against
+    the network once its input width is known (``nn.network.set_initial_values``)."""
+    what = "2-D array (units out x units in)" if ndim == 2 else "1-D array (one value per unit)"
+    expected = f"None or a list with one entry per weight matrix, input side first, each None or a {what}"
+
+    def check(v):
+        if v is None:
+            return None
+        if isinstance(v, (str, bytes)) or not isinstance(v, (list, tuple)):
+            return expected
+        for i, a in enumerate(v):
+            if a is None:
+                continue
+            try:
+                arr = np.asarray(a, dtype=np.float64)
+            except (TypeError, ValueError):
+                return f"{expected}; entry {i} is not numeric"
+            if arr.ndim != ndim:
+                return f"{expected}; entry {i} has {arr.ndim} dimension(s)"
+            if not np.isfinite(arr).all():
+                return f"{expected}; entry {i} holds NaN or infinite values"
+        return None
+    return check
 
 
 # ------------------------------------------------------------------------------------ the table
@@ -345,6 +375,20 @@ PARAMETERS: dict[str, Param] = {
     "regression_stop": Param(1e-6, _number(-1),
                              "regression: stop once the training MSE (on the scoring sample, original scale) "
                              "is at or below this value; -1 disables the check"),
+    "initial_weights": Param(None, _initial_arrays(2),
+                             "start from these weights instead of random ones: a list with one array per weight "
+                             "matrix, input side first, each shaped as model.weights(l) returns it (units out x "
+                             "units in), or None to draw that matrix as usual; a layer takes them together with "
+                             "its initial_biases entry (e.g. a model's exported weights with epochs=0 reproduce "
+                             "it)"),
+    "initial_biases": Param(None, _initial_arrays(1),
+                            "start from these biases: a list with one array per layer, input side first, each "
+                            "shaped as model.biases(l), or None for that layer's default; given or not together "
+                            "with the same layer's initial_weights"),
+    "export_weights_and_biases": Param(False, _bool,
+                                       "keep the weights and biases as DataFrames on the model "
+                                       "(model.weights_and_biases(), named as H2O names its frames); "
+                                       "model.weights(l) and model.biases(l) give the arrays either way"),
     "quiet_mode": Param(False, _bool,
                         "silence the progress lines dask_dl logs during training (one per iteration and "
                         "per scoring round)"),
@@ -441,6 +485,12 @@ class TrainingConfig:
             raise AttributeError(name) from None
 
 
+def _short_repr(value) -> str:
+    """The value as an error message shows it: arrays and long lists abbreviated."""
+    text = repr(value)
+    return text if len(text) <= 120 else reprlib.repr(value)
+
+
 def check_values(values: dict) -> None:
     """Raise ValueError naming every parameter whose value is out of range or of the wrong type."""
     problems = []
@@ -451,7 +501,7 @@ def check_values(values: dict) -> None:
             continue
         err = spec.check(value)
         if err:
-            problems.append(f"{name}={value!r}: expected {err}")
+            problems.append(f"{name}={_short_repr(value)}: expected {err}")
     if problems:
         raise ValueError("invalid dask_dl parameters: " + "; ".join(problems))
 

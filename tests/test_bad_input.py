@@ -63,6 +63,12 @@ PARAMETER_CASES = [
     (dict(mini_batch_size=0), ValueError, r"mini_batch_size=0: expected an integer in \[1, inf\)"),
     (dict(adaptive_rate=True, momentum_start=0.5), ValueError, r"momentum_start/momentum_stable must be 0"),
     (dict(stopping_metric="AUC"), ValueError, r"stopping_metric='AUC' is a classification metric"),
+    (dict(hidden=[5], initial_weights=[np.full((5, 4), np.nan), None], initial_biases=[np.zeros(5), None]),
+     ValueError, r"initial_weights=\[array\(.*entry 0 holds NaN or infinite values"),
+    (dict(hidden=[5], initial_weights=[np.zeros((4, 5)), None], initial_biases=[np.zeros(5), None]),
+     ValueError, r"initial_weights\[0\] has shape \(4, 5\); layer 1 of this network \(units \[4, 5, 3\]\) needs \(5, 4\)"),
+    (dict(hidden=[5], initial_weights=[np.zeros((5, 4)), None], initial_biases=None),
+     ValueError, r"layer 1 is given in initial_weights but not in initial_biases"),
 ]
 
 

@@ -74,6 +74,9 @@ H2O_DEFAULTS = {
     "elastic_averaging": False,
     "elastic_averaging_moving_rate": 0.9,
     "elastic_averaging_regularization": 1e-3,
+    "initial_weights": None,
+    "initial_biases": None,
+    "export_weights_and_biases": False,
     # dask_dl's own, not H2O
     "client": None,
     "out_of_core": "auto",
@@ -580,3 +583,24 @@ def test_out_of_core_takes_auto_or_a_bool(bad):
         check_values({"out_of_core": good})
     with pytest.raises(ValueError, match="out_of_core"):
         check_values({"out_of_core": bad})
+
+
+@pytest.mark.parametrize("name, value, says", [
+    ("initial_weights", "w.csv", "None or a list with one entry per weight matrix"),
+    ("initial_weights", [np.zeros(3)], "entry 0 has 1 dimension(s)"),
+    ("initial_weights", [None, np.full((2, 2), np.nan)], "entry 1 holds NaN or infinite values"),
+    ("initial_biases", [np.array([1.0, np.inf])], "entry 0 holds NaN or infinite values"),
+    ("initial_biases", [np.zeros((2, 2))], "entry 0 has 2 dimension(s)"),
+    ("initial_biases", [["a", "b"]], "entry 0 is not numeric"),
+    ("export_weights_and_biases", "yes", "a bool"),
+])
+def test_initial_values_are_checked_before_training(name, value, says):
+    with pytest.raises(ValueError, match=name) as err:
+        check_values({name: value})
+    assert says in str(err.value)
+
+
+def test_a_large_value_is_abbreviated_in_the_message():
+    with pytest.raises(ValueError) as err:
+        check_values({"initial_weights": [np.full((300, 300), np.nan)]})
+    assert len(str(err.value)) < 400 and "holds NaN" in str(err.value)

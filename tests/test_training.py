@@ -276,3 +276,47 @@ def test_sparse_trains_input_major_and_round_trips(client2, mnist_small, tmp_pat
     # mini-batches keep the unit-major layout
     mb = DeepLearningClassifier(sparse=True, mini_batch_size=8, **kw).fit(tr, "C785")
     assert not mb.model_.layout.input_major and np.mean(mb.predict(Xte) != yte) < 0.2
+
+
+def test_a_model_started_from_its_exported_weights_with_zero_epochs_predicts_as_the_original(client2, iris, tmp_path):
+    """initial_weights / initial_biases in the shapes model.weights(l) / biases(l) return; with
+    export_weights_and_biases the same numbers as H2O's named DataFrames; the model keeps (and
+    saves) the shapes it was given, not the arrays."""
+    from dask_dl import load_model
+    X = iris.drop(columns=["class"])
+    a = DeepLearningClassifier(hidden=[5], epochs=2, export_weights_and_biases=True, **QUIET).fit(iris, "class")
+    m = a.model_
+    frames = m.weights_and_biases()
+    assert sorted(frames) == ["biases.0", "biases.1", "weights.0", "weights.1"]
+    assert list(frames["weights.0"].columns) == m.info.coef_names() and frames["weights.1"].shape == (3, 5)
+    np.testing.assert_array_equal(frames["weights.1"].to_numpy(), m.weights(2))
+    np.testing.assert_array_equal(frames["biases.0"]["C1"].to_numpy(), m.biases(1))
+    W, B = [frames["weights.0"].to_numpy(), m.weights(2)], [m.biases(1), frames["biases.1"]["C1"].to_numpy()]
+    b = DeepLearningClassifier(hidden=[5], epochs=0, seed=7, initial_weights=W, initial_biases=B,
+                               quiet_mode=True).fit(iris, "class")
+    np.testing.assert_array_equal(b.predict_proba(X), a.predict_proba(X))
+    assert b.model_.params["initial_weights"] == [[5, 4], [3, 5]]
+    b.model_.save(str(tmp_path / "m.npz"))
+    assert load_model(str(tmp_path / "m.npz")).params["initial_biases"] == [[5], [3]]
+    # one layer given, the other drawn: the given one is used as is
+    c = DeepLearningClassifier(hidden=[5], epochs=0, initial_weights=[None, W[1]], initial_biases=[None, B[1]],
+                               **QUIET).fit(iris, "class")
+    np.testing.assert_array_equal(c.model_.weights(2), W[1])
+    assert not np.array_equal(c.model_.weights(1), W[0])
+    with pytest.raises(ValueError, match="export_weights_and_biases=False"):
+        c.model_.weights_and_biases()
+
+
+@pytest.mark.parametrize("weights, biases, says", [
+    ("W[:1]", "B[:1]", "initial_weights has 1 entries; this network has 2 layers of weights"),
+    ("[W[0], None]", "B", "layer 2 is given in initial_biases but not in initial_weights"),
+    ("[W[0].T, W[1]]", "B", r"initial_weights\[0\] has shape \(4, 5\); layer 1 .* needs \(5, 4\)"),
+    ("W", "[B[0], B[1][:2]]", r"initial_biases\[1\] has shape \(2,\); layer 2 .* needs \(3,\)"),
+])
+def test_initial_values_that_do_not_fit_the_network_are_refused(client2, iris, weights, biases, says):
+    W = [np.zeros((5, 4)), np.zeros((3, 5))]
+    B = [np.zeros(5), np.zeros(3)]
+    clf = DeepLearningClassifier(hidden=[5], epochs=1, initial_weights=eval(weights), initial_biases=eval(biases),
+                                 **QUIET)
+    with pytest.raises(ValueError, match=says):
+        clf.fit(iris, "class")

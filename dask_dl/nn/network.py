@@ -153,3 +153,32 @@ def initial_state(layout: NetworkLayout, seed: int, distribution: str = "Uniform
         if l < n_layers and layout.hidden_code in (RECTIFIER, MAXOUT):
             b[:] = 0.5 if l == 1 else 1.0  # H2O: keep rectifiers alive at the start
     return state
+
+
+def set_initial_values(layout: NetworkLayout, state: np.ndarray, weights, biases) -> None:
+    """initial_weights / initial_biases (H2O §4.3): each layer given both a weight matrix (shaped as
+    ``weight_matrix`` returns it) and a bias vector starts from them instead of its random draw.
+    A length, a shape or a pair that does not fit this network is a ValueError naming it (H2O
+    silently keeps the random draw of a layer given only one of the two)."""
+    n = layout.n_layers
+    given = {"initial_weights": weights, "initial_biases": biases}
+    for name, values in given.items():
+        if values is not None and len(values) != n:
+            raise ValueError(f"{name} has {len(values)} entries; this network has {n} layers of weights "
+                             f"(units {list(layout.units)}): one entry (or None) per layer, input side first")
+    for l in range(1, n + 1):
+        w = None if weights is None else weights[l - 1]
+        b = None if biases is None else biases[l - 1]
+        if (w is None) != (b is None):
+            missing = "initial_biases" if b is None else "initial_weights"
+            raise ValueError(f"layer {l} is given in {'initial_weights' if b is None else 'initial_biases'} but "
+                             f"not in {missing}: give a layer's weights and biases together, or neither")
+        if w is None:
+            continue
+        W, B = layout.weight_matrix(state, l), layout.bias_vector(state, l)
+        for name, arr, target in (("initial_weights", w, W), ("initial_biases", b, B)):
+            arr = np.asarray(arr, dtype=np.float64)
+            if arr.shape != target.shape:
+                raise ValueError(f"{name}[{l - 1}] has shape {arr.shape}; layer {l} of this network (units "
+                                 f"{list(layout.units)}) needs {target.shape}, as model.{name[8:]}({l}) returns it")
+            target[:] = arr
