@@ -11,6 +11,7 @@ from .data.schema import DataInfo, check_columns
 from .nn.forward import forward
 from .nn.network import HIDDEN_NAMES, NetworkLayout
 from .scoring.evaluate import to_response_scale
+from .scoring.varimp import varimp_table
 
 
 class DeepLearningModel:
@@ -61,24 +62,63 @@ class DeepLearningModel:
             out[f"biases.{l - 1}"] = pd.DataFrame({"C1": self.biases(l)})
         return out
 
+    def varimp(self) -> pd.DataFrame:
+        """Variable importances (``variable_importances=True``, H2O's default): Gedeon's method on
+        the expanded inputs, as H2O's table: variable, relative_importance, scaled_importance,
+        percentage, most important first."""
+        if not self.params.get("variable_importances", True):
+            raise ValueError("this model was trained with variable_importances=False: train with "
+                             "variable_importances=True (H2O's default) to read model.varimp()")
+        return varimp_table(self.layout, self.state, self.info)
+
+    def layer_table(self) -> pd.DataFrame:
+        """H2O's "Status of Neuron Layers": one row per layer (the input layer first) with its units,
+        type, dropout (%), l1, l2 and, with ``diagnostics=True`` (H2O's default), the learning rate
+        each weight had at the end (mean and RMS: ADADELTA's sqrt((E[dx^2]+eps)/(E[g^2]+eps)); the
+        annealed, decayed rate for manual or Adam steps), the momentum, and the weights' and biases'
+        mean and RMS. A model loaded for prediction only has no optimizer state: rates are NaN."""
+        lay, p = self.layout, self.params
+        rows = [{"layer": 1, "units": lay.units[0], "type": "Input", "dropout": 100 * lay.dropout[0]}]
+        for l in range(1, lay.n_layers + 1):
+            hidden = l < lay.n_layers
+            typ = (HIDDEN_NAMES[lay.hidden_code] + ("Dropout" if lay.dropout[l] else "") if hidden
+                   else ("Softmax" if self.kind != "regression" else "Linear"))
+            row = {"layer": l + 1, "units": lay.units[l], "type": typ, "dropout": 100 * lay.dropout[l],
+                   "l1": p["l1"], "l2": p["l2"]}
+            if p.get("diagnostics", True):
+                w, b = lay.weight_matrix(self.state, l), lay.bias_vector(self.state, l)
+                row.update(zip(("mean_rate", "rate_rms", "momentum"), self._layer_rates(l)))
+                row.update(mean_weight=float(w.mean()), weight_rms=float(np.sqrt((w.astype(np.float64) ** 2).mean())),
+                           mean_bias=float(b.mean()), bias_rms=float(np.sqrt((b.astype(np.float64) ** 2).mean())))
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def _layer_rates(self, l: int) -> tuple:
+        """(mean rate, rate RMS, momentum) of weight matrix l at the end of training."""
+        p, lay = self.params, self.layout
+        n = float(self.run.get("samples", 0))
+        anneal = 1.0 + p["rate_annealing"] * n
+        if p.get("optimizer") == "adam":
+            rate = p["adam_rate"] / anneal
+            return rate, rate, p["adam_beta1"]
+        if not p["adaptive_rate"]:
+            rate = p["rate"] * p["rate_decay"] ** (l - 1) / anneal
+            ramp, start, stable = p["momentum_ramp"], p["momentum_start"], p["momentum_stable"]
+            mom = stable if ramp <= 0 or n >= ramp else start + (stable - start) * n / ramp
+            return rate, rate, mom
+        if self.state.size < lay.state_size:  # weights and biases only
+            return float("nan"), float("nan"), 0.0
+        _, _, s1, s2, _, _ = lay.split(self.state)
+        lo, hi = lay.w_offsets[l - 1], lay.w_offsets[l]
+        eps = np.float64(np.float32(p["epsilon"]))
+        r = np.sqrt((s2[lo:hi].astype(np.float64) + eps) / (s1[lo:hi].astype(np.float64) + eps))
+        return float(r.mean()), float(np.sqrt((r ** 2).mean())), 0.0
+
     def summary(self) -> str:
         """H2O's "Status of Neuron Layers" table plus what the training run did."""
-        lay = self.layout
         lines = [f"DeepLearningModel ({self.kind}, distribution={self.distribution}, loss={self.loss})",
                  "Status of Neuron Layers:",
-                 f"{'layer':>5} {'units':>6} {'type':<12} {'dropout':>8} {'l1':>8} {'l2':>8} "
-                 f"{'mean_weight':>12} {'weight_rms':>11} {'mean_bias':>10} {'bias_rms':>9}"]
-        lines.append(f"{1:>5} {lay.units[0]:>6} {'Input':<12} {100 * lay.dropout[0]:>7.1f}%")
-        for l in range(1, lay.n_layers + 1):
-            w, b = lay.weight_matrix(self.state, l), lay.bias_vector(self.state, l)
-            if l < lay.n_layers:
-                typ = HIDDEN_NAMES[lay.hidden_code] + ("Dropout" if lay.dropout[l] else "")
-            else:
-                typ = "Softmax" if self.kind != "regression" else "Linear"
-            lines.append(f"{l + 1:>5} {lay.units[l]:>6} {typ:<12} {100 * lay.dropout[l]:>7.1f}% "
-                         f"{self.params['l1']:>8.2g} {self.params['l2']:>8.2g} {float(w.mean()):>12.6f} "
-                         f"{float(np.sqrt((w ** 2).mean())):>11.6f} {float(b.mean()):>10.6f} "
-                         f"{float(np.sqrt((b ** 2).mean())):>9.6f}")
+                 self.layer_table().to_string(index=False, na_rep="", float_format=lambda x: f"{x:.6g}")]
         r = self.run
         if r:
             lines.append(f"Training: {r.get('epochs', 0):.3f} epochs, {r.get('samples', 0)} samples, "

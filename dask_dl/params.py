@@ -385,6 +385,12 @@ PARAMETERS: dict[str, Param] = {
                             "start from these biases: a list with one array per layer, input side first, each "
                             "shaped as model.biases(l), or None for that layer's default; given or not together "
                             "with the same layer's initial_weights"),
+    "variable_importances": Param(True, _bool,
+                                  "compute variable importances (Gedeon's method on the first two weight matrices, "
+                                  "as H2O): model.varimp() lists each expanded input's relative importance"),
+    "diagnostics": Param(True, _bool,
+                         "the layer table's learning-rate and weight statistics (model.layer_table(), "
+                         "model.summary()); False leaves only the layers' shapes"),
     "export_weights_and_biases": Param(False, _bool,
                                        "keep the weights and biases as DataFrames on the model "
                                        "(model.weights_and_biases(), named as H2O names its frames); "

@@ -77,6 +77,8 @@ H2O_DEFAULTS = {
     "initial_weights": None,
     "initial_biases": None,
     "export_weights_and_biases": False,
+    "variable_importances": True,
+    "diagnostics": True,
     # dask_dl's own, not H2O
     "client": None,
     "out_of_core": "auto",
