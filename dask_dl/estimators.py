@@ -217,6 +217,11 @@ class _DeepLearningBase(_SkBase):
         frame = self._prediction_frame(X)
         return self.model_.predict(frame)
 
+    def model_performance(self, X, y=None, sample_weight=None):
+        """H2O's metrics of the fitted model on (X, y): see ``DeepLearningModel.model_performance``."""
+        self._check_fitted()
+        return self.model_.model_performance(X, y, sample_weight)
+
 
 _ATTRIBUTES_DOC = """
 Attributes

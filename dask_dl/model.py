@@ -6,11 +6,13 @@ import numpy as np
 import pandas as pd
 
 from . import persist
-from .data.encode import encode_features
-from .data.schema import DataInfo, check_columns
+from .data.encode import encode_features, encode_response
+from .data.schema import RESPONSE, DataInfo, check_columns
+from .errors import DataError
 from .nn.forward import forward
 from .nn.network import HIDDEN_NAMES, NetworkLayout
 from .scoring.evaluate import to_response_scale
+from .scoring import sufficient
 from .scoring.varimp import varimp_table
 
 
@@ -182,6 +184,35 @@ class DeepLearningModel:
             return out
 
 
+    # ---------------------------------------------------------------------------- performance
+    def model_performance(self, X, y=None, sample_weight=None) -> "sufficient.Performance":
+        """H2O's metric set of this model on any data: ``X`` a pandas or dask frame holding the
+        training columns; ``y`` the response (a column name, default the training response's, or an
+        array / Series / dask Series aligned with X); ``sample_weight`` per-row weights (array,
+        Series or dask Series). Dask data is reduced to sufficient statistics where it lies (see
+        ``scoring.sufficient``); rows without a response are left out, as H2O does."""
+        from .estimators import training_frame  # the estimators' input rules (imported late: they import this module)
+        frame, _, _ = training_frame(X, self.info.response_name if y is None else y, "X")
+        frame = _with_weights(frame, sample_weight)
+        self.check_columns(frame, "X", allow_extra=(RESPONSE, WEIGHT))
+        stats = self._stats(frame, None)
+        alpha = self.params.get("huber_alpha", 0.9)
+        if self.kind == "regression" and self.distribution == "huber":  # H2O's delta from these rows, then the deviance
+            stats = self._stats(frame, sufficient.huber_delta_of(stats, alpha))
+        return sufficient.finish(stats, kind=self.kind, classes=self.classes if self.kind != "regression" else None)
+
+    def _stats(self, frame, huber_delta: float | None) -> dict:
+        import dask.dataframe as dd
+        if not isinstance(frame, dd.DataFrame):
+            return _block_stats(frame, self, huber_delta)
+        import dask
+        light = dask.delayed(self.for_prediction(), traverse=False)
+        parts = [dask.delayed(_block_stats)(p, light, huber_delta) for p in frame.to_delayed()]
+        while len(parts) > 1:  # a binary tree: no single task holds every partition's statistics
+            parts = [dask.delayed(sufficient.merge)(a, b) for a, b in zip(parts[::2], parts[1::2])] + \
+                    (parts[-1:] if len(parts) % 2 else [])
+        return dask.compute(parts[0])[0]
+
     # ------------------------------------------------------------- prediction on whole frames
     def check_columns(self, frame, what: str = "X", allow_extra=()) -> None:
         """``frame`` must carry the training columns with their roles; other columns are an error
@@ -237,6 +268,52 @@ class DeepLearningModel:
         blocks = [da.from_delayed(dask.delayed(_array_block)(part, model, what), shape=shape, dtype=dtype)
                   for part in X.to_delayed()]
         return da.concatenate(blocks, axis=0)
+
+
+WEIGHT = "__dask_dl_weight__"  # the column sample_weight rides in while its rows are scored
+
+
+def _with_weights(frame, sample_weight):
+    """``frame`` with ``sample_weight`` as column WEIGHT (checked: finite, not negative)."""
+    if sample_weight is None:
+        return frame
+    import dask.dataframe as dd
+    if isinstance(frame, dd.DataFrame):
+        w = sample_weight if isinstance(sample_weight, dd.Series) else None
+        if w is None or w.npartitions != frame.npartitions:
+            raise DataError("sample_weight for a dask X must be a dask Series partitioned like X")
+        return frame.assign(**{WEIGHT: w.astype("float64")})
+    w = np.asarray(sample_weight.compute() if hasattr(sample_weight, "compute") else sample_weight, dtype=np.float64)
+    if w.ndim != 1 or len(w) != len(frame):
+        raise DataError(f"sample_weight has shape {w.shape}; expected one weight per row of X ({len(frame)})")
+    _check_weights(w)
+    return frame.assign(**{WEIGHT: w})
+
+
+def _check_weights(w: np.ndarray) -> None:
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise DataError("sample_weight holds negative, NaN or infinite values; weights must be finite and >= 0")
+
+
+def _block_stats(df: pd.DataFrame, model: DeepLearningModel, huber_delta: float | None) -> dict:
+    """One partition's sufficient statistics (runs where the partition is)."""
+    info = model.info
+    target = encode_response(df[RESPONSE], info)
+    keep = ~np.isnan(target)
+    w = None
+    if WEIGHT in df.columns:
+        w = df[WEIGHT].to_numpy(dtype=np.float64)
+        _check_weights(w)
+        w = w[keep]
+    X, _ = encode_features(df[keep] if not keep.all() else df, info)
+    out = forward(model.layout, model.state, X)
+    if model.kind == "regression":
+        y = df[RESPONSE].to_numpy(dtype=np.float64, na_value=np.nan)[keep]
+        p = model.params
+        return sufficient.block_stats(to_response_scale(out, info, model.distribution), y, w, kind="regression",
+                                      distribution=model.distribution, tweedie_power=p.get("tweedie_power", 1.5),
+                                      quantile_alpha=p.get("quantile_alpha", 0.5), huber_delta=huber_delta)
+    return sufficient.block_stats(out.astype(np.float64), target[keep].astype(np.int64), w, kind=model.kind)
 
 
 def _array_block(df: pd.DataFrame, model: DeepLearningModel, what: str) -> np.ndarray:

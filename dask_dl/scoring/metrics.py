@@ -249,7 +249,7 @@ def r2(y: ArrayLike, pred: ArrayLike, weights: Optional[ArrayLike] = None) -> fl
     return _r2_from(_wmean((yy - pp) ** 2, w), yy, w)
 
 
-def _unit_deviance(
+def unit_deviance(
     y: np.ndarray,
     f: np.ndarray,
     distribution: str,
@@ -315,7 +315,7 @@ def mean_residual_deviance(
     """
     dist = distribution.lower()
     yy, pp, w = _regression_rows(y, pred, weights)
-    d = _unit_deviance(yy, pp, dist, tweedie_power, quantile_alpha, huber_delta)
+    d = unit_deviance(yy, pp, dist, tweedie_power, quantile_alpha, huber_delta)
     return _wmean(d, w)
 
 
@@ -386,12 +386,12 @@ def confusion_matrix(
     return cm
 
 
-def _cm_error(cm: np.ndarray) -> float:
+def cm_error(cm: np.ndarray) -> float:
     total = cm.sum()
     return float((total - np.trace(cm)) / total) if total > 0 else math.nan
 
 
-def _cm_mean_per_class_error(cm: np.ndarray) -> float:
+def cm_mean_per_class_error(cm: np.ndarray) -> float:
     """Mean over all K classes of 1 − recall; a class with no actual rows counts
     as error 0 but still in the denominator (H2O's ConfusionMatrix)."""
     if cm.sum() == 0:
@@ -417,7 +417,7 @@ def mean_per_class_error(
 ) -> float:
     """Mean over the ``n_classes`` classes of the per-class error (1 − recall);
     classes absent from ``y_idx`` count as 0 error (H2O)."""
-    return _cm_mean_per_class_error(confusion_matrix(y_idx, pred_idx, n_classes, weights))
+    return cm_mean_per_class_error(confusion_matrix(y_idx, pred_idx, n_classes, weights))
 
 
 # --------------------------------------------------------------------------- #

@@ -1,0 +1,127 @@
+"""model_performance on any data: H2O's metric set from sufficient statistics (scoring/sufficient.py),
+checked against scikit-learn on the same predictions."""
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+
+from dask_dl import DeepLearningClassifier, DeepLearningRegressor
+from dask_dl.errors import DataError
+from dask_dl.scoring import sufficient
+
+QUIET = dict(seed=1, quiet_mode=True)
+
+
+@pytest.fixture(scope="module")
+def prostate_fit(prostate):
+    df = prostate.drop(columns=["ID"]).astype({"CAPSULE": str})
+    return DeepLearningClassifier(hidden=[10], epochs=5, **QUIET).fit(df, "CAPSULE"), df
+
+
+def test_binomial_metrics_match_scikit_learn(client2, prostate_fit):
+    clf, df = prostate_fit
+    perf = clf.model_performance(df)
+    p = clf.predict_proba(df.drop(columns=["CAPSULE"]))[:, 1]
+    y = (df["CAPSULE"] == "1").to_numpy()
+    assert perf["nobs"] == len(df)
+    assert perf["logloss"] == pytest.approx(skm.log_loss(y, p), rel=1e-6)
+    assert perf["mse"] == pytest.approx(skm.brier_score_loss(y, p), rel=1e-6)
+    assert perf["rmse"] == pytest.approx(np.sqrt(perf["mse"]))
+    assert perf["r2"] == pytest.approx(1 - perf["mse"] / y.var(), rel=1e-6)
+    assert abs(perf["auc"] - skm.roc_auc_score(y, p)) < 1e-3  # binned (documented bound)
+    assert abs(perf["pr_auc"] - skm.average_precision_score(y, p)) < 1e-3
+    assert perf["gini"] == pytest.approx(2 * perf["auc"] - 1)
+    labels = p >= perf["max_f1_threshold"]  # the reported threshold gives exactly the reported matrix
+    cm = perf.confusion_matrix()
+    np.testing.assert_array_equal(cm[["0", "1"]].to_numpy(), skm.confusion_matrix(y, labels))
+    assert perf["classification_error"] == pytest.approx(1 - skm.accuracy_score(y, labels))
+    assert perf["mean_per_class_error"] == pytest.approx(1 - skm.balanced_accuracy_score(y, labels))
+    assert skm.f1_score(y, labels) == pytest.approx(max(skm.f1_score(y, p >= t) for t in np.unique(p)), abs=5e-3)
+    gains = perf.gains_lift()
+    assert gains["cumulative_data_fraction"].iloc[-1] == pytest.approx(1.0)
+    assert gains["cumulative_capture_rate"].iloc[-1] == pytest.approx(1.0)
+    top = p >= gains["lower_threshold"].iloc[0]
+    assert gains["lift"].iloc[0] == pytest.approx(y[top].mean() / y.mean())
+
+
+def test_multinomial_metrics_match_scikit_learn(client2, iris):
+    clf = DeepLearningClassifier(hidden=[8], epochs=3, **QUIET).fit(iris, "class")
+    perf = clf.model_performance(iris)
+    proba = clf.predict_proba(iris.drop(columns=["class"]))
+    y = pd.Categorical(iris["class"], categories=clf.classes_).codes
+    labels = proba.argmax(axis=1)
+    assert perf["logloss"] == pytest.approx(skm.log_loss(y, proba, labels=[0, 1, 2]), rel=1e-6)
+    assert perf["mse"] == pytest.approx(np.mean((1 - proba[np.arange(len(y)), y]) ** 2))
+    assert perf["classification_error"] == pytest.approx(1 - skm.accuracy_score(y, labels))
+    assert perf["mean_per_class_error"] == pytest.approx(1 - skm.balanced_accuracy_score(y, labels))
+    np.testing.assert_array_equal(perf.confusion_matrix().iloc[:, :3].to_numpy(), skm.confusion_matrix(y, labels))
+    assert list(perf.confusion_matrix().index) == [str(c) for c in clf.classes_]
+    hits = perf.hit_ratios()
+    for k in (1, 2, 3):
+        assert hits["hit_ratio"].iloc[k - 1] == pytest.approx(skm.top_k_accuracy_score(y, proba, k=k))
+    with pytest.raises(ValueError, match="binomial"):
+        perf.gains_lift()
+    with pytest.raises(TypeError):
+        perf["auc"] = 1.0  # read-only
+
+
+@pytest.mark.parametrize("distribution", ["gaussian", "poisson", "huber"])
+def test_regression_metrics_match_scikit_learn(client2, wine, distribution):
+    reg = DeepLearningRegressor(hidden=[10], epochs=1, distribution=distribution, **QUIET).fit(wine, "quality")
+    perf = reg.model_performance(wine)
+    y, pred = wine["quality"].to_numpy(float), reg.predict(wine.drop(columns=["quality"]))
+    assert perf["mse"] == pytest.approx(skm.mean_squared_error(y, pred), rel=1e-6)
+    assert perf["mae"] == pytest.approx(skm.mean_absolute_error(y, pred), rel=1e-6)
+    assert perf["r2"] == pytest.approx(skm.r2_score(y, pred), rel=1e-6)
+    assert perf["rmsle"] == pytest.approx(np.sqrt(skm.mean_squared_log_error(y, pred)), rel=1e-6)
+    if distribution == "gaussian":
+        assert perf["mean_residual_deviance"] == pytest.approx(perf["mse"])
+    elif distribution == "poisson":
+        assert perf["mean_residual_deviance"] == pytest.approx(skm.mean_poisson_deviance(y, pred), rel=1e-6)
+    else:  # delta from the |residual| histogram (bins 0.6% wide), then the exact deviance with it
+        from dask_dl.scoring import metrics
+        exact = metrics.mean_residual_deviance(y, pred, "huber", huber_delta=metrics.huber_delta(y, pred, 0.9))
+        assert perf["mean_residual_deviance"] == pytest.approx(exact, rel=2e-2)
+    with pytest.raises(ValueError, match="no confusion matrix"):
+        perf.confusion_matrix()
+
+
+def test_weights_scale_every_metric_and_dask_gives_the_same(client2, prostate_fit):
+    """Integer weights give the metrics of repeated rows; weight 0 drops a row; a dask frame (with
+    a dask Series of weights) gives what pandas gives; bad weights are refused."""
+    clf, df = prostate_fit
+    w = np.random.default_rng(0).integers(0, 4, len(df))
+    weighted = clf.model_performance(df, sample_weight=w)
+    repeated = clf.model_performance(df.loc[df.index.repeat(w)].reset_index(drop=True))
+    for key in weighted:
+        assert weighted[key] == pytest.approx(repeated[key], rel=1e-6), key
+    ddf = dd.from_pandas(df.assign(w=w.astype(float)), npartitions=4)
+    on_dask = clf.model_performance(ddf.drop(columns=["w"]), sample_weight=ddf["w"])
+    for key in weighted:
+        assert on_dask[key] == pytest.approx(weighted[key], rel=1e-6), key
+    with pytest.raises(DataError, match="sample_weight holds negative"):
+        clf.model_performance(df, sample_weight=-w)
+    with pytest.raises(DataError, match="one weight per row"):
+        clf.model_performance(df, sample_weight=w[:5])
+
+
+def test_statistics_are_small_whatever_the_rows(prostate_fit):
+    """What crosses to the client per scoring is the statistics: a fixed size, not the rows'."""
+    from dask_dl.data.schema import RESPONSE
+    from dask_dl.model import _block_stats
+    clf, df = prostate_fit
+
+    def size(frame):
+        return sum(v.nbytes for v in _block_stats(frame.rename(columns={"CAPSULE": RESPONSE}), clf.model_,
+                                                  None).values())
+    assert size(df) == size(pd.concat([df] * 50, ignore_index=True)) < 200_000
+
+
+def test_rows_without_a_response_are_left_out_and_unseen_classes_refused(client2, prostate_fit):
+    clf, df = prostate_fit
+    holed = df.copy()
+    holed.loc[:9, "CAPSULE"] = None
+    assert clf.model_performance(holed)["nobs"] == len(df) - 10
+    with pytest.raises(DataError, match="classes"):
+        clf.model_performance(df.assign(CAPSULE="7"))
