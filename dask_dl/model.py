@@ -9,6 +9,7 @@ from . import persist
 from .data.encode import encode_features, encode_response
 from .data.schema import RESPONSE, DataInfo, check_columns
 from .errors import DataError
+from .inputs import training_frame
 from .nn.forward import forward
 from .nn.network import HIDDEN_NAMES, NetworkLayout
 from .scoring.evaluate import to_response_scale
@@ -191,7 +192,6 @@ class DeepLearningModel:
         array / Series / dask Series aligned with X); ``sample_weight`` per-row weights (array,
         Series or dask Series). Dask data is reduced to sufficient statistics where it lies (see
         ``scoring.sufficient``); rows without a response are left out, as H2O does."""
-        from .estimators import training_frame  # the estimators' input rules (imported late: they import this module)
         frame, _, _ = training_frame(X, self.info.response_name if y is None else y, "X")
         frame = _with_weights(frame, sample_weight)
         self.check_columns(frame, "X", allow_extra=(RESPONSE, WEIGHT))

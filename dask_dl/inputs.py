@@ -1,0 +1,100 @@
+"""The user's X and y as one frame: numpy/pandas/dask inputs to a pandas or dask DataFrame with the
+response in column ``data.schema.RESPONSE``, checked (lengths, partitions, reserved names). The
+estimators' fit and every model's ``model_performance`` take their data through here."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .data.schema import RESPONSE, check_unique_columns
+from .errors import DataError
+
+
+def _is_dask(obj) -> bool:
+    return hasattr(obj, "dask") and hasattr(obj, "__dask_graph__")
+
+
+def _default_names(n: int) -> list:
+    return [f"C{i + 1}" for i in range(n)]  # H2O's names for headerless data
+
+
+def _as_frame(X, what: str = "X"):
+    """pandas/dask DataFrame as is; numpy/dask arrays become frames with columns C1..Cn."""
+    import dask.array as da
+    import dask.dataframe as dd
+    if isinstance(X, (pd.DataFrame, dd.DataFrame)):
+        return X
+    if isinstance(X, da.Array):
+        if X.ndim != 2:
+            raise DataError(f"{what} must be 2-dimensional, got a dask array of shape {X.shape}")
+        return dd.from_dask_array(X.rechunk({1: -1}), columns=_default_names(X.shape[1]))
+    if isinstance(X, pd.Series) or (hasattr(X, "ndim") and getattr(X, "ndim", 2) == 1):
+        raise DataError(f"{what} must be 2-dimensional (rows x columns), got a 1-dimensional {type(X).__name__}")
+    arr = np.asarray(X)
+    if arr.ndim != 2:
+        raise DataError(f"{what} must be 2-dimensional, got shape {arr.shape}")
+    return pd.DataFrame(arr, columns=_default_names(arr.shape[1]))
+
+
+def training_frame(X, y, what: str = "X"):
+    """(frame with the response in column RESPONSE, response name, feature names)."""
+    frame = _as_frame(X, what)
+    check_unique_columns(frame, what)
+    if RESPONSE in frame.columns:
+        raise DataError(f"{what} has a column named {RESPONSE!r}, a name dask_dl reserves for the response; "
+                        "rename it")
+    if y is None:
+        raise DataError(f"y is missing: pass the response as an array/Series or the name of a column of {what}")
+    if isinstance(y, str):
+        if y not in frame.columns:
+            raise DataError(f"response column {y!r} is not a column of {what} "
+                            f"(columns: {list(frame.columns)[:10]}{'...' if len(frame.columns) > 10 else ''})")
+        name = y
+        frame = frame.rename(columns={y: RESPONSE})
+    else:
+        name = getattr(y, "name", None) or "y"
+        frame = _with_dask_response(frame, y, what) if _is_dask(frame) else _with_response(frame, y, what)
+    features = [c for c in frame.columns if c != RESPONSE]
+    if not features:
+        raise DataError(f"{what} has no feature columns besides the response")
+    return frame, name, features
+
+
+def _with_response(frame: pd.DataFrame, y, what: str) -> pd.DataFrame:
+    """An in-memory frame with y (array, Series, one-column frame; a dask y is computed) as RESPONSE."""
+    if _is_dask(y):
+        y = y.compute()
+    if isinstance(y, pd.DataFrame) or np.ndim(y) > 1:
+        shape = np.shape(y)
+        if len(shape) != 2 or shape[1] != 1:
+            raise DataError(f"y must hold one value per row (1-dimensional), got shape {shape}")
+        y = np.asarray(y).ravel()
+    yv = y.to_numpy() if isinstance(y, pd.Series) else np.asarray(y)
+    if yv.ndim != 1 or len(yv) != len(frame):
+        raise DataError(f"y has {len(yv)} values but {what} has {len(frame)} rows")
+    return frame.assign(**{RESPONSE: yv})
+
+
+def _with_dask_response(frame, y, what: str):
+    """A dask frame with a dask y as RESPONSE, once both are known to hold the same number of rows
+    (``assign`` aligns on the index: a shorter y would leave rows without a response, silently)."""
+    import dask
+    import dask.dataframe as dd
+    if not _is_dask(y):
+        raise DataError(f"{what} is a dask DataFrame but y is in memory; pass y as a column name of "
+                        f"{what} or as a dask Series with the same partitions")
+    if not isinstance(y, (dd.Series, dd.DataFrame)):
+        if y.ndim != 1:
+            raise DataError(f"y must hold one value per row (1-dimensional), got a dask array of shape {y.shape}")
+        y = dd.from_dask_array(y)
+    if isinstance(y, dd.DataFrame):
+        if len(y.columns) != 1:
+            raise DataError(f"y must hold one value per row, got a dask DataFrame of {len(y.columns)} columns")
+        y = y.iloc[:, 0]
+    if y.npartitions != frame.npartitions:
+        raise DataError(f"y has {y.npartitions} partitions but {what} has {frame.npartitions}; "
+                        "they must be partitioned alike")
+    n_x, n_y = dask.compute(frame.shape[0], y.shape[0])  # a counting pass: dask lengths are unknown
+    if n_x != n_y:
+        raise DataError(f"y has {n_y} values but {what} has {n_x} rows")
+    return frame.assign(**{RESPONSE: y})
