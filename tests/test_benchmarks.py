@@ -124,3 +124,11 @@ def test_bench_parity_meets_rule(bench_path):
     assert meets("test_rmse", stats([0.1005, 0.1205]), h) == "yes"  # 1.0045 x
     assert meets("test_rmse", stats([0.103, 0.123]), h) == "no"     # 1.027 x
     assert meets("test_error", stats([0.11]), h) == "—"
+
+
+def test_bench_performance_smoke(bench_path):
+    """Rows generated on a worker, reduced where they lie: what moves is the statistics, not the rows."""
+    import bench_performance
+    out = bench_performance.main(["--rows", "400000", "--partitions", "4", "--workers", "1"])
+    assert out["rows"] == 400000 and out["auc"] > 0.9
+    assert 0 <= out["loopback_mb"] < 5  # the rows alone are ~18 MB
