@@ -63,3 +63,20 @@ def test_partitions_are_assigned_round_robin():
     assert round_robin(5, ["a", "b"]) == [("a", [0, 2, 4]), ("b", [1, 3])]
     assert round_robin(1, ["a", "b", "c"]) == [("a", [0])]  # workers without a partition left out
     assert round_robin(0, ["a"]) == []
+
+
+@pytest.mark.parametrize("out_of_core", [True, False])
+def test_rows_that_do_not_train_are_counted_in_the_log(client2, iris, tmp_path, dl_log, out_of_core):
+    """Rows without a response, and with missing_values_handling='Skip' rows with a missing
+    predictor, are said in the log, in memory and out of core alike."""
+    import dask.dataframe as dd
+    df = iris.copy()
+    df.loc[:4, "class"] = None            # 5 rows without a response
+    df.loc[10:12, "sepal_len"] = np.nan   # 3 rows with a missing predictor
+    dd.from_pandas(df, npartitions=3).to_parquet(str(tmp_path / "p"))
+    clf = dask_dl.DeepLearningClassifier(hidden=[4], epochs=1, seed=1, out_of_core=out_of_core,
+                                         missing_values_handling="Skip", train_samples_per_iteration=100)
+    clf.fit(dask_dl.read_parquet(str(tmp_path / "p")), "class")
+    assert clf.model_.run["out_of_core"] is out_of_core
+    assert any("5 training rows have a missing response" in m for m in dl_log)
+    assert any("3 training rows with a missing predictor are skipped" in m for m in dl_log)

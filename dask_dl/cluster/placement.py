@@ -156,6 +156,7 @@ def _place_streamed(client, frame, info, valid_frame, cfg, seed: int) -> Trainin
     sources, score_train, n_rows = place_streaming(client, frame, info, assignment, frac, seed,
                                                    quiet=p["quiet_mode"])
     score_valid = _validation_blocks(client, valid_frame, info, p, seed) if valid_frame is not None else None
+    log_skipped_rows(info, n_rows)
     return TrainingData(blocks_by_worker=scatter_sources(client, sources),
                         rows_by_worker={w: sum(src.rows) for w, src in sources.items()}, score_train=score_train,
                         score_valid=score_valid, n_rows=n_rows, streaming=True, sources=sources)
@@ -186,12 +187,21 @@ def _place_in_memory(client, frame, info, valid_frame, cfg, seed: int) -> Traini
     score_valid = _validation_blocks(client, valid_frame, info, p, seed, vfut, _rows_of(client, vfut)) \
         if valid_frame is not None else None
     wait_all(client, score_train + (score_valid or []), what="drawing the scoring samples")
-    if info.n_rows_total > n_rows and not info.skip_missing:
-        logger.warning("dask_dl: %d training rows have a missing response and are skipped",
-                       info.n_rows_total - n_rows)
+    log_skipped_rows(info, n_rows)
     return TrainingData(blocks_by_worker=by_worker, score_train=score_train, score_valid=score_valid,
                         rows_by_worker={w: sum(rows_of[f.key] for f in fs) for w, fs in by_worker.items()},
                         n_rows=n_rows, replicated=replicated, block_rows=rows_of, blocks=kept)
+
+
+def log_skipped_rows(info, n_rows: int) -> None:
+    """Say how many training rows do not train (in memory and out of core alike): rows without a
+    response, and with missing_values_handling='Skip' rows with a missing predictor."""
+    no_response = info.n_rows_total - info.n_rows
+    if no_response > 0:
+        logger.warning("dask_dl: %d training rows have a missing response and are skipped", no_response)
+    if info.skip_missing and info.n_rows > n_rows:
+        logger.warning("dask_dl: missing_values_handling='Skip': %d training rows with a missing predictor are "
+                       "skipped", info.n_rows - n_rows)
 
 
 def _assign_blocks(client, info, cfg, futures: list, rows_of: dict, workers: list) -> tuple:
