@@ -125,3 +125,16 @@ def test_rows_without_a_response_are_left_out_and_unseen_classes_refused(client2
     assert clf.model_performance(holed)["nobs"] == len(df) - 10
     with pytest.raises(DataError, match="classes"):
         clf.model_performance(df.assign(CAPSULE="7"))
+
+
+def test_skip_mode_scores_validation_rows_with_a_missing_predictor(client2, iris):
+    """missing_values_handling='Skip' leaves rows with a missing predictor out of training only:
+    validation metrics include them (imputed as predict() does), as H2O scores them."""
+    valid = iris.copy()
+    valid.loc[::3, "sepal_len"] = np.nan
+    clf = DeepLearningClassifier(hidden=[4], epochs=2, missing_values_handling="Skip", **QUIET)
+    clf.fit(iris, "class", validation_data=valid)
+    last = clf.model_.scoring_history().iloc[-1]
+    perf = clf.model_performance(valid)
+    assert perf["nobs"] == len(valid)
+    assert last["validation_logloss"] == pytest.approx(perf["logloss"], rel=1e-6)

@@ -77,11 +77,12 @@ def _rows_of(client, futures) -> list:
     return client.gather(counts)
 
 
-def _submit_encoding(client, frame, info, workers=None) -> list:
-    """Futures of every partition encoded into a block that stays on a worker; with ``workers``,
-    spread evenly over them (``_encoding_workers``), else where the scheduler chooses."""
+def _submit_encoding(client, frame, info, workers=None, scoring: bool = False) -> list:
+    """Futures of every partition encoded into a block that stays on a worker (``scoring``: a
+    validation block, see ``encode_training_block``); with ``workers``, spread evenly over them
+    (``_encoding_workers``), else where the scheduler chooses."""
     # ``info`` rides inside each task (a partial is not traversed): a graph key of its own delays the start
-    blocks = partition_calls(functools.partial(encode.encode_training_block, info=info), frame)
+    blocks = partition_calls(functools.partial(encode.encode_training_block, info=info, scoring=scoring), frame)
     if not workers:
         return client.compute(blocks)
     futures = [None] * len(blocks)
@@ -127,7 +128,7 @@ def _validation_blocks(client, valid_frame, info, params: dict, seed: int, vfut=
     """Scoring blocks of the validation frame (``vfut``/``vrows``: its encoding and row counts, when
     already done)."""
     if vfut is None:
-        vfut = _submit_encoding(client, valid_frame, info, sorted(client.nthreads()))
+        vfut = _submit_encoding(client, valid_frame, info, sorted(client.nthreads()), scoring=True)
     if vrows is None:
         vrows = _rows_of(client, vfut)
     n_valid = int(sum(vrows))
@@ -167,7 +168,7 @@ def _place_in_memory(client, frame, info, valid_frame, cfg, seed: int) -> Traini
     p = cfg.params
     workers = sorted(client.nthreads())
     futures = _submit_encoding(client, frame, info, workers if cfg.spread_partitions else None)
-    vfut = _submit_encoding(client, valid_frame, info, workers) if valid_frame is not None else []
+    vfut = _submit_encoding(client, valid_frame, info, workers, scoring=True) if valid_frame is not None else []
     s_train = int(p["score_training_samples"])
     score_train = None
     if not info.skip_missing:

@@ -77,12 +77,14 @@ def encode_response(y: pd.Series, info: DataInfo) -> np.ndarray:
     return info.response_to_target(v).astype(np.float32)
 
 
-def encode_training_block(df: pd.DataFrame, info: DataInfo) -> tuple[np.ndarray, np.ndarray]:
-    """(X, y) of the rows that train: rows with a response (and, with Skip, without any NA)."""
+def encode_training_block(df: pd.DataFrame, info: DataInfo, scoring: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(X, y) of the rows that train: rows with a response (and, with Skip, without any NA). A
+    block for ``scoring`` only (validation data) keeps rows with a missing predictor, imputed as
+    at prediction time: H2O scores them too."""
     X, has_na = encode_features(df, info)
     y = encode_response(df[RESPONSE], info)
     keep = ~np.isnan(y)
-    if info.skip_missing:
+    if info.skip_missing and not scoring:
         keep &= ~has_na
     if not keep.all():
         X, y = X[keep], y[keep]
