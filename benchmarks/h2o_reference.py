@@ -362,6 +362,15 @@ def run_h2o_deeplearning(
                 tl = truth.astype(str).str.strip().to_numpy()
                 mask = truth.notna().to_numpy()
                 res["test_error"] = float(np.mean(pl[mask] != tl[mask]))
+                if pred.ncol == 3:  # binomial: AUC of P(second level), H2O's positive class
+                    from sklearn.metrics import roc_auc_score
+                    positive = pred.columns[2]
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        p1 = pred[positive].as_data_frame()[positive].to_numpy(dtype=float)
+                    # H2O names a probability column p<level> for numeric-looking levels, <level> otherwise
+                    level = positive[1:] if positive.startswith("p") and positive[1:] in set(tl) else positive
+                    res["test_auc"] = float(roc_auc_score(tl[mask] == level, p1[mask]))
                 # H2O's own figure for the final model: last scoring-history row
                 v = _last(sh, "validation_classification_error")
                 res["h2o_valid_metric"] = float(v) if v is not None else None

@@ -132,3 +132,9 @@ def test_bench_performance_smoke(bench_path):
     out = bench_performance.main(["--rows", "400000", "--partitions", "4", "--workers", "1"])
     assert out["rows"] == 400000 and out["auc"] > 0.9
     assert 0 <= out["loopback_mb"] < 5  # the rows alone are ~18 MB
+
+
+def test_bench_prostate_smoke(bench_path):
+    import bench_prostate
+    table = bench_prostate.main(["--seeds", "1", "--epochs", "1", "--hidden", "8", "--no-h2o"])
+    assert list(table["system"]) == ["dask_dl"] and 0.5 < table["auc"].iloc[0] <= 1.0
