@@ -12,7 +12,7 @@ from .errors import DataError
 from .inputs import training_frame
 from .nn.forward import forward
 from .nn.network import HIDDEN_NAMES, NetworkLayout
-from .scoring.evaluate import to_response_scale
+from .scoring.evaluate import ScoringSpec, block_stats, to_response_scale
 from .scoring import sufficient
 from .scoring.varimp import varimp_table
 
@@ -195,19 +195,18 @@ class DeepLearningModel:
         frame, _, _ = training_frame(X, self.info.response_name if y is None else y, "X")
         frame = _with_weights(frame, sample_weight)
         self.check_columns(frame, "X", allow_extra=(RESPONSE, WEIGHT))
-        stats = self._stats(frame, None)
-        alpha = self.params.get("huber_alpha", 0.9)
-        if self.kind == "regression" and self.distribution == "huber":  # H2O's delta from these rows, then the deviance
-            stats = self._stats(frame, sufficient.huber_delta_of(stats, alpha))
-        return sufficient.finish(stats, kind=self.kind, classes=self.classes if self.kind != "regression" else None)
+        stats = self._stats(frame)
+        return sufficient.finish(stats, kind=self.kind, classes=self.classes if self.kind != "regression" else None,
+                                 distribution=self.distribution, huber_alpha=self.params.get("huber_alpha", 0.9))
 
-    def _stats(self, frame, huber_delta: float | None) -> dict:
+    def _stats(self, frame) -> dict:
         import dask.dataframe as dd
+        spec = ScoringSpec.of(self.kind, self.distribution, self.params, self.info)
         if not isinstance(frame, dd.DataFrame):
-            return _block_stats(frame, self, huber_delta)
+            return _block_stats(frame, self, spec)
         import dask
         light = dask.delayed(self.for_prediction(), traverse=False)
-        parts = [dask.delayed(_block_stats)(p, light, huber_delta) for p in frame.to_delayed()]
+        parts = [dask.delayed(_block_stats)(p, light, spec) for p in frame.to_delayed()]
         while len(parts) > 1:  # a binary tree: no single task holds every partition's statistics
             parts = [dask.delayed(sufficient.merge)(a, b) for a, b in zip(parts[::2], parts[1::2])] + \
                     (parts[-1:] if len(parts) % 2 else [])
@@ -295,7 +294,7 @@ def _check_weights(w: np.ndarray) -> None:
         raise DataError("sample_weight holds negative, NaN or infinite values; weights must be finite and >= 0")
 
 
-def _block_stats(df: pd.DataFrame, model: DeepLearningModel, huber_delta: float | None) -> dict:
+def _block_stats(df: pd.DataFrame, model: DeepLearningModel, spec: ScoringSpec) -> dict:
     """One partition's sufficient statistics (runs where the partition is)."""
     info = model.info
     target = encode_response(df[RESPONSE], info)
@@ -306,14 +305,7 @@ def _block_stats(df: pd.DataFrame, model: DeepLearningModel, huber_delta: float 
         _check_weights(w)
         w = w[keep]
     X, _ = encode_features(df[keep] if not keep.all() else df, info)
-    out = forward(model.layout, model.state, X)
-    if model.kind == "regression":
-        y = df[RESPONSE].to_numpy(dtype=np.float64, na_value=np.nan)[keep]
-        p = model.params
-        return sufficient.block_stats(to_response_scale(out, info, model.distribution), y, w, kind="regression",
-                                      distribution=model.distribution, tweedie_power=p.get("tweedie_power", 1.5),
-                                      quantile_alpha=p.get("quantile_alpha", 0.5), huber_delta=huber_delta)
-    return sufficient.block_stats(out.astype(np.float64), target[keep].astype(np.int64), w, kind=model.kind)
+    return block_stats(forward(model.layout, model.state, X), target[keep], spec, w)
 
 
 def _array_block(df: pd.DataFrame, model: DeepLearningModel, what: str) -> np.ndarray:

@@ -110,11 +110,13 @@ def test_statistics_are_small_whatever_the_rows(prostate_fit):
     """What crosses to the client per scoring is the statistics: a fixed size, not the rows'."""
     from dask_dl.data.schema import RESPONSE
     from dask_dl.model import _block_stats
+    from dask_dl.scoring.evaluate import ScoringSpec
     clf, df = prostate_fit
+    m = clf.model_
+    spec = ScoringSpec.of(m.kind, m.distribution, m.params, m.info)
 
     def size(frame):
-        return sum(v.nbytes for v in _block_stats(frame.rename(columns={"CAPSULE": RESPONSE}), clf.model_,
-                                                  None).values())
+        return sum(v.nbytes for v in _block_stats(frame.rename(columns={"CAPSULE": RESPONSE}), m, spec).values())
     assert size(df) == size(pd.concat([df] * 50, ignore_index=True)) < 200_000
 
 
@@ -138,3 +140,22 @@ def test_skip_mode_scores_validation_rows_with_a_missing_predictor(client2, iris
     perf = clf.model_performance(valid)
     assert perf["nobs"] == len(valid)
     assert last["validation_logloss"] == pytest.approx(perf["logloss"], rel=1e-6)
+
+
+def test_scoring_tasks_send_statistics_not_rows(prostate_fit):
+    """The training loop's scoring tasks reduce their blocks on the worker (the same path as
+    model_performance): the result's size does not grow with the rows scored."""
+    from dask_dl.cluster import tasks
+    from dask_dl.data.encode import encode_training_block
+    from dask_dl.data.schema import RESPONSE
+    from dask_dl.scoring.evaluate import ScoringSpec
+    clf, df = prostate_fit
+    m = clf.model_
+    spec = ScoringSpec.of(m.kind, m.distribution, m.params, m.info)
+    block = encode_training_block(df.rename(columns={"CAPSULE": RESPONSE}), m.info)
+    one = tasks.score_sets(tasks.ModelCopy(m.state), layout=m.layout, spec=spec, train_blocks=[block],
+                           valid_blocks=[])
+    many = tasks.score_sets(tasks.ModelCopy(m.state), layout=m.layout, spec=spec, train_blocks=[block] * 20,
+                            valid_blocks=[block])
+    assert one[1] is None and many[0]["w"][0] == 20 * len(df)
+    assert sum(v.nbytes for v in many[0].values()) == sum(v.nbytes for v in one[0].values()) < 200_000

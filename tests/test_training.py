@@ -52,7 +52,8 @@ def test_validation_metrics_match_sklearn(client2, prostate):
     p = clf.predict_proba(va.drop(columns=["CAPSULE"]))
     y = va["CAPSULE"].to_numpy()
     assert last["validation_logloss"] == pytest.approx(log_loss(y, p), rel=1e-4)
-    assert last["validation_auc"] == pytest.approx(roc_auc_score(y, p[:, 1]), rel=1e-4)
+    # from the workers' sufficient statistics: a binned AUC (scoring/sufficient.py), within 1e-3
+    assert last["validation_auc"] == pytest.approx(roc_auc_score(y, p[:, 1]), abs=1e-3)
     assert last["validation_auc"] > 0.65
     # predict() labels use the max-F1 threshold of the validation metrics, as H2O does
     assert ((p[:, 1] >= clf.model_.threshold).astype(int) == clf.predict(va.drop(columns=["CAPSULE"]))).all()

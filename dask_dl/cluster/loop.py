@@ -11,6 +11,7 @@ restore the best model. Everything that changes between rounds is in ``_Progress
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -21,7 +22,7 @@ import numpy as np
 
 from ..errors import ClusterUnavailableError, ModelDivergedError
 from ..nn.hogwild import proportional_split
-from ..scoring import evaluate, history
+from ..scoring import evaluate, history, sufficient
 from . import tasks
 from .averaging import tree_average
 from .placement import TrainingData
@@ -186,6 +187,7 @@ class IterationLoop:
                  pipeline_max_round_s: float = PIPELINE_MAX_ROUND_S):
         self.client, self.cfg, self.info, self.layout, self.data = client, cfg, info, layout, data
         self.settings = settings
+        self.scoring_spec = evaluate.ScoringSpec.of(cfg.kind, cfg.distribution, cfg.params, info)
         self.n_threads = n_threads
         self.fit_key = uuid.uuid4().hex[:10]
         self.quiet = bool(cfg.params["quiet_mode"])
@@ -442,10 +444,10 @@ class IterationLoop:
     def _score_round(self, pg: _Progress, score_jobs) -> None:
         """Score the centre, append the history row, note the threshold and the stopping metric."""
         s0 = time.perf_counter()
-        m_train, m_valid, outs, ys = self._score(pg.state, score_jobs)
-        if self.cfg.adapts_huber_delta and outs is not None:
+        m_train, m_valid, train_stats = self._score(pg.state, score_jobs)
+        if self.cfg.adapts_huber_delta and train_stats is not None:
             pg.settings = pg.settings.with_huber_delta(
-                evaluate.huber_delta_standardised(outs, ys, self.cfg.params["huber_alpha"]))
+                evaluate.huber_delta_standardised(train_stats, self.cfg.params["huber_alpha"], self.info))
         self._add_history_row(pg, s0, m_train, m_valid)
         ref = m_valid if self.data.score_valid is not None and m_valid else m_train
         pg.last_ref = ref
@@ -563,26 +565,29 @@ class IterationLoop:
                 by_worker.setdefault(holder if holder in workers else None, ([], []))[which].append(f)
         # ahead of a pipelined next round's training, which waits for the same average: the
         # client's decisions wait on the scores, not on that round
-        return [self.client.submit(tasks.score_sets, model_f, layout=self.layout, train_blocks=tf, valid_blocks=vf,
-                                   pure=False, priority=1,
+        return [self.client.submit(tasks.score_sets, model_f, layout=self.layout, spec=self.scoring_spec,
+                                   train_blocks=tf, valid_blocks=vf, pure=False, priority=1,
                                    **({"workers": [w], "allow_other_workers": True} if w else {"workers": workers}))
                 for w, (tf, vf) in by_worker.items()]
 
     def _score(self, state: np.ndarray, jobs: list | None = None):
-        """One scoring round: forward passes on the workers (``jobs``: submitted with the round; else
-        the state is uploaded and scored now), metrics on the client. Returns (training metrics,
-        validation metrics or None, training outputs, training targets)."""
+        """One scoring round: sufficient statistics on the workers (``jobs``: submitted with the
+        round; else the state is uploaded and scored now), merged and finished on the client.
+        Returns (training metrics, validation metrics or None, the training sample's statistics)."""
         if not self.data.score_train and not self.data.score_valid:
-            return {}, None, None, None
+            return {}, None, None
         parts = self._scoring_outputs(state, jobs)
 
-        def metrics_of(k):
-            o, y = np.concatenate([p[k][0] for p in parts]), np.concatenate([p[k][1] for p in parts])
-            return (evaluate.score(o, y, self.info, self.cfg), o, y) if len(y) else ({}, None, None)
+        def merged(k):
+            found = [p[k] for p in parts if p[k] is not None]
+            return functools.reduce(sufficient.merge, found) if found else None
 
-        m_train, outs, ys = metrics_of(0)
-        m_valid = metrics_of(1)[0] if self.data.score_valid is not None else None
-        return m_train, m_valid, outs, ys
+        train_stats, valid_stats = merged(0), merged(1)
+        m_train = evaluate.metrics_from_stats(train_stats, self.cfg) if train_stats is not None else {}
+        m_valid = None
+        if self.data.score_valid is not None:
+            m_valid = evaluate.metrics_from_stats(valid_stats, self.cfg) if valid_stats is not None else {}
+        return m_train, m_valid, train_stats
 
     def _scoring_outputs(self, state: np.ndarray, jobs: list | None) -> list:
         """The scoring tasks' results; when a worker is lost under them (with the average they

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..nn import hogwild
 from ..nn.forward import forward
+from ..scoring import evaluate, sufficient
 from .streaming import StreamSource, train_stream
 
 
@@ -112,22 +113,21 @@ def weighted_mean(a: ModelCopy, b: ModelCopy) -> ModelCopy:
                      a.n_trained + b.n_trained, t)
 
 
-def score_sets(model: ModelCopy, *, layout, train_blocks: list, valid_blocks: list):
-    """Scoring-mode outputs and targets of a worker's training-sample and validation blocks, in one
-    task: ((outputs, targets), (outputs, targets))."""
-    return score_blocks(model.state, layout, train_blocks), score_blocks(model.state, layout, valid_blocks)
+def score_sets(model: ModelCopy, *, layout, spec, train_blocks: list, valid_blocks: list):
+    """The sufficient statistics (``scoring.sufficient``) of a worker's training-sample and
+    validation blocks in scoring mode, in one task: (training, validation), None for a set
+    without rows here. Kilobytes travel to the client, whatever the rows."""
+    return score_blocks(model.state, layout, spec, train_blocks), score_blocks(model.state, layout, spec, valid_blocks)
 
 
-def score_blocks(state: np.ndarray, layout, blocks: list):
-    """Scoring-mode outputs and targets of a worker's scoring blocks (small: a sample of rows)."""
-    outs, ys = [], []
+def score_blocks(state: np.ndarray, layout, spec, blocks: list):
+    """The merged sufficient statistics of some scoring blocks, or None when they hold no rows."""
+    stats = None
     for X, y in blocks:
         if len(y):
-            outs.append(forward(layout, state, X))
-            ys.append(y)
-    if not outs:
-        return np.zeros((0, layout.units[-1]), np.float32), np.zeros(0, np.float32)
-    return np.concatenate(outs), np.concatenate(ys)
+            s = evaluate.block_stats(forward(layout, state, X), y, spec)
+            stats = s if stats is None else sufficient.merge(stats, s)
+    return stats
 
 
 def block_rows(block) -> int:

@@ -1,10 +1,12 @@
-"""Turn network outputs on a scoring set into H2O's metrics (original response scale)."""
+"""Scored rows -> sufficient statistics on the workers -> H2O's metrics on the client (response scale)."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..names import EXP_CAP, LOG_LINK_DISTRIBUTIONS
-from . import metrics
+from dataclasses import dataclass
+
+from . import sufficient
 
 
 def to_response_scale(out: np.ndarray, info, distribution: str) -> np.ndarray:
@@ -24,25 +26,55 @@ def target_to_response_scale(t: np.ndarray, info) -> np.ndarray:
     return t
 
 
-def score(outputs: np.ndarray, targets: np.ndarray, info, cfg) -> dict:
-    """H2O metrics dict for one scoring set (keys of scoring.metrics' *_metrics functions)."""
-    if len(targets) == 0:
-        return {}
-    if cfg.kind == "regression":
-        y = target_to_response_scale(targets, info)
-        pred = to_response_scale(outputs, info, cfg.distribution)
-        return metrics.regression_metrics(y, pred, distribution=cfg.distribution,
-                                          tweedie_power=cfg.params["tweedie_power"],
-                                          quantile_alpha=cfg.params["quantile_alpha"],
-                                          huber_alpha=cfg.params["huber_alpha"])
-    y_idx = targets.astype(np.int64)
-    proba = outputs.astype(np.float64)
-    if cfg.kind == "binomial":
-        return metrics.binomial_metrics(y_idx, proba[:, 1])
-    return metrics.multinomial_metrics(y_idx, proba)
+@dataclass(frozen=True)
+class ScoringSpec:
+    """What a worker needs to reduce scored rows to sufficient statistics (small: it travels with
+    every scoring task): the model kind, the regression distribution and the response's scale."""
+    kind: str
+    distribution: str = "gaussian"
+    tweedie_power: float = 1.5
+    quantile_alpha: float = 0.5
+    standardize_response: bool = False
+    response_mean: float = 0.0
+    response_sigma: float = 1.0
+
+    @classmethod
+    def of(cls, kind: str, distribution: str, params: dict, info) -> "ScoringSpec":
+        return cls(kind, distribution, float(params.get("tweedie_power", 1.5)),
+                   float(params.get("quantile_alpha", 0.5)), bool(info.standardize_response),
+                   float(info.response_mean), float(info.response_sigma))
 
 
-def huber_delta_standardised(outputs: np.ndarray, targets: np.ndarray, alpha: float) -> float:
-    """Huber's delta in the training space: the alpha-quantile of |residual| (dask_dl honours huber_alpha)."""
-    d = metrics.huber_delta(targets.astype(np.float64), outputs[:, 0].astype(np.float64), alpha)
+def block_stats(outputs: np.ndarray, targets: np.ndarray, spec: ScoringSpec, weights=None) -> dict:
+    """Sufficient statistics of scored rows: ``outputs`` the network's, ``targets`` as encoded for
+    training (class index, or the response in the training space)."""
+    if spec.kind == "regression":
+        return sufficient.block_stats(to_response_scale(outputs, spec, spec.distribution),
+                                      target_to_response_scale(targets, spec), weights, kind="regression",
+                                      distribution=spec.distribution, tweedie_power=spec.tweedie_power,
+                                      quantile_alpha=spec.quantile_alpha)
+    return sufficient.block_stats(outputs.astype(np.float64), targets.astype(np.int64), weights, kind=spec.kind)
+
+
+# the scoring history's names for the metrics of sufficient.finish
+_HISTORY_KEYS = {"mean_residual_deviance": "deviance", "lift_top_group": "lift", "max_f1_threshold": "threshold"}
+
+
+def metrics_from_stats(stats: dict, cfg) -> dict:
+    """The scoring history's metrics dict for merged statistics (the keys of the *_metrics
+    functions: ``deviance``, ``lift``, ``threshold``...)."""
+    perf = sufficient.finish(stats, kind=cfg.kind, distribution=cfg.distribution,
+                             huber_alpha=cfg.params["huber_alpha"])
+    out = {_HISTORY_KEYS.get(k, k): v for k, v in perf.items() if k not in ("nobs", "gini")}
+    if cfg.kind == "multinomial":
+        out.update(auc=float("nan"), pr_auc=float("nan"))
+    return out
+
+
+def huber_delta_standardised(stats: dict, alpha: float, info) -> float:
+    """Huber's delta in the training space: the alpha-quantile of |residual| (dask_dl honours
+    huber_alpha), from the training sample's |residual| histogram on the response scale."""
+    d = sufficient.huber_delta_of(stats, alpha)
+    if info.standardize_response and info.response_sigma > 0:
+        d /= info.response_sigma
     return float(d) if np.isfinite(d) and d > 0 else 1.0

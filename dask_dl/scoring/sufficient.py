@@ -29,25 +29,25 @@ GAINS_FRACTIONS = (0.01, 0.02, 0.03, 0.04, 0.05, 0.10, 0.15, 0.20, 0.30, 0.40, 0
 
 # ----------------------------------------------------------------------------- block -> sums
 def block_stats(outputs: np.ndarray, targets: np.ndarray, weights: np.ndarray | None, *, kind: str,
-                distribution: str = "gaussian", tweedie_power: float = 1.5, quantile_alpha: float = 0.5,
-                huber_delta: float | None = None) -> dict:
+                distribution: str = "gaussian", tweedie_power: float = 1.5, quantile_alpha: float = 0.5) -> dict:
     """The sufficient statistics of one block of scored rows. ``outputs``: class probabilities
     (n, K) or regression predictions on the response scale (n,); ``targets``: class indices or
     responses on the response scale; ``weights``: per-row weights or None (1 each)."""
     w = np.ones(len(targets)) if weights is None else np.asarray(weights, dtype=np.float64)
     if kind == "regression":
         return _regression_stats(np.asarray(outputs, np.float64).ravel(), np.asarray(targets, np.float64), w,
-                                 distribution, tweedie_power, quantile_alpha, huber_delta)
+                                 distribution, tweedie_power, quantile_alpha)
     return _classification_stats(np.asarray(outputs, np.float64), np.asarray(targets).astype(np.int64), w,
                                  kind == "binomial")
 
 
-def _regression_stats(pred, y, w, distribution, tweedie_power, quantile_alpha, huber_delta) -> dict:
+def _regression_stats(pred, y, w, distribution, tweedie_power, quantile_alpha) -> dict:
     r = y - pred
     with np.errstate(invalid="ignore", divide="ignore"):
         sle = (np.log1p(pred) - np.log1p(y)) ** 2
-        dev = np.zeros_like(r) if distribution == "huber" and huber_delta is None else metrics.unit_deviance(
-            y, pred, distribution, tweedie_power, quantile_alpha, huber_delta)
+        # Huber's deviance needs the delta of all rows: finish() reads it from the |residual| histogram
+        dev = np.zeros_like(r) if distribution == "huber" else metrics.unit_deviance(
+            y, pred, distribution, tweedie_power, quantile_alpha, None)
     abs_r = np.abs(r)
     edges = np.log10(np.maximum(abs_r, 1e-12))
     hist_at = np.clip(((edges + 12.0) / 24.0 * ABS_RESIDUAL_BINS).astype(np.int64), 0, ABS_RESIDUAL_BINS - 1)
@@ -96,11 +96,15 @@ def merge(a: dict, b: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------- sums -> metrics
-def finish(stats: dict, *, kind: str, classes: list | None = None, huber_alpha: float = 0.9) -> "Performance":
+def finish(stats: dict, *, kind: str, classes: list | None = None, distribution: str = "gaussian",
+           huber_alpha: float = 0.9) -> "Performance":
     """H2O's metric set of the model kind from merged statistics."""
     n = float(stats["w"][0])
     if kind == "regression":
-        return Performance(_regression_metrics(stats, n), nobs=n)
+        values = _regression_metrics(stats, n)
+        if distribution == "huber":  # H2O's delta: these rows' huber_alpha-quantile of |residual|
+            values["mean_residual_deviance"] = _huber_deviance(stats, huber_delta_of(stats, huber_alpha), n)
+        return Performance(values, nobs=n)
     out = {"mse": _ratio(stats["w_sq"], n), "logloss": _ratio(stats["w_logloss"], n)}
     out["rmse"] = math.sqrt(out["mse"]) if n > 0 else math.nan
     out["r2"] = _r2(out["mse"], stats, n)
@@ -136,13 +140,26 @@ def _regression_metrics(stats: dict, n: float) -> dict:
             "mean_residual_deviance": _ratio(stats["w_dev"], n)}
 
 
+def _residual_centres() -> np.ndarray:
+    """|residual| at the middle (in log scale) of each bin of the |residual| histogram."""
+    return 10.0 ** (-12.0 + (np.arange(ABS_RESIDUAL_BINS) + 0.5) * 24.0 / ABS_RESIDUAL_BINS)
+
+
 def huber_delta_of(stats: dict, alpha: float) -> float:
-    """Huber's delta (the alpha-quantile of |residual|) from the |residual| histogram: the upper
-    edge of the bin where the quantile falls (bins are 0.6% wide)."""
-    centres = 10.0 ** (-12.0 + (np.arange(ABS_RESIDUAL_BINS) + 1.0) * 24.0 / ABS_RESIDUAL_BINS)
+    """Huber's delta (the alpha-quantile of |residual|) from the |residual| histogram (bins 0.6%
+    wide)."""
     hist = stats["abs_r_hist"]
     keep = hist > 0
-    return metrics.weighted_quantile(centres[keep], alpha, hist[keep])
+    return metrics.weighted_quantile(_residual_centres()[keep], alpha, hist[keep]) if keep.any() else math.nan
+
+
+def _huber_deviance(stats: dict, delta: float, n: float) -> float:
+    """The mean Huber deviance from the |residual| histogram (each bin at its centre)."""
+    if n <= 0 or not np.isfinite(delta):
+        return math.nan
+    a = _residual_centres()
+    d = np.where(a <= delta, a * a, (2.0 * a - delta) * delta)
+    return float(stats["abs_r_hist"] @ d / n)
 
 
 def _binned_rows(pos: np.ndarray, neg: np.ndarray):
