@@ -31,7 +31,7 @@ from . import params as P
 PROG = "dask-dl"
 
 # parameters whose value is a list (nargs='+') and the type of each element
-_LIST_PARAMS = {"hidden": int, "hidden_dropout_ratios": float}
+_LIST_PARAMS = {"hidden": int, "hidden_dropout_ratios": float, "ignored_columns": str}
 # enum parameters: matched case-insensitively ("rectifier" -> "Rectifier")
 _CHOICES = {"activation": P.ACTIVATIONS, "initial_weight_distribution": P.WEIGHT_DISTRIBUTIONS,
             "missing_values_handling": P.MISSING_HANDLING, "loss": P.LOSSES, "distribution": P.DISTRIBUTIONS,
@@ -103,7 +103,8 @@ def _add_parameter_options(parser: argparse.ArgumentParser) -> list:
         kw: dict[str, Any] = dict(dest=name, default=argparse.SUPPRESS,
                                   help=f"{spec.doc} (default: {default!r})")
         if name in _LIST_PARAMS:
-            kw.update(nargs="+", type=_LIST_PARAMS[name], metavar="N" if name == "hidden" else "R")
+            kw.update(nargs="+", type=_LIST_PARAMS[name],
+                      metavar={"hidden": "N", "ignored_columns": "COLUMN"}.get(name, "R"))
         elif isinstance(default, bool):
             kw.update(type=parse_bool, nargs="?", const=True, metavar="BOOL")
         elif isinstance(default, int):

@@ -34,19 +34,37 @@ def checked_training_input(X, y, kind: str, cfg: P.TrainingConfig, validation_da
     holding the response column."""
     family = "regression" if kind == "regression" else "classification"
     frame, yname, features = training_frame(X, y, what)
+    frame, features = _without_ignored(frame, yname, features, cfg.params["ignored_columns"], what)
     dtypes = frame.dtypes  # once: each frame.dtypes builds a Series of every column's dtype
     roles = {c: column_role(c, dtypes[c]) for c in features}
     check_response(frame, yname, family)
     info = in_memory_data_info(frame, roles, cfg.params, family, yname, cfg.distribution)
     valid = None
     if validation_data is not None:
-        valid = _validation_frame(validation_data, yname, features, roles, validation_what)
+        valid = _validation_frame(validation_data, yname, features, roles, validation_what,
+                                  cfg.params["ignored_columns"] or ())
         if info is not None:
             check_validation_values(valid, info, validation_what)
     return frame, ColumnRoles(response=yname, features=roles), valid, info
 
 
-def _validation_frame(validation_data, yname: str, features: list, roles: dict, what: str = "validation_data"):
+def _without_ignored(frame, yname: str, features: list, ignored, what: str):
+    """(frame, features) without the ``ignored_columns``, each of which must be a feature of X."""
+    if not ignored:
+        return frame, features
+    if yname in ignored:
+        raise DataError(f"ignored_columns names the response {yname!r}; a model needs its response")
+    missing = [c for c in ignored if c not in features]
+    if missing:
+        raise DataError(f"ignored_columns names {missing}, which {what} does not have")
+    kept = [c for c in features if c not in set(ignored)]
+    if not kept:
+        raise DataError(f"ignored_columns leaves {what} without a feature column")
+    return frame.drop(columns=list(ignored)), kept
+
+
+def _validation_frame(validation_data, yname: str, features: list, roles: dict, what: str = "validation_data",
+                      ignored=()):
     """``validation_data`` ((X, y) or a frame holding the response) laid out like the training frame."""
     if isinstance(validation_data, tuple):
         if len(validation_data) != 2:
@@ -54,6 +72,9 @@ def _validation_frame(validation_data, yname: str, features: list, roles: dict, 
         vframe, _, _ = training_frame(validation_data[0], validation_data[1], what)
     else:
         vframe, _, _ = training_frame(validation_data, yname, what)
+    dropped = [c for c in ignored if c in vframe.columns]
+    if dropped:
+        vframe = vframe.drop(columns=dropped)
     check_columns(vframe, features, roles, what)
     return vframe
 
@@ -119,7 +140,7 @@ class _DeepLearningBase(_SkBase):
         self._check_fitted()
         frame = _as_frame(X)
         check_columns(frame, list(self.feature_names_in_), self._roles, "X",
-                      allow_extra=(self.model_.info.response_name,))
+                      allow_extra=(self.model_.info.response_name, *(self.model_.params.get("ignored_columns") or ())))
         return frame
 
     def predict(self, X):

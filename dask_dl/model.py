@@ -194,7 +194,7 @@ class DeepLearningModel:
         ``scoring.sufficient``); rows without a response are left out, as H2O does."""
         frame, _, _ = training_frame(X, self.info.response_name if y is None else y, "X")
         frame = _with_weights(frame, sample_weight)
-        self.check_columns(frame, "X", allow_extra=(RESPONSE, WEIGHT))
+        self.check_columns(frame, "X", allow_extra=(RESPONSE, WEIGHT, *(self.params.get("ignored_columns") or ())))
         stats = self._stats(frame)
         return sufficient.finish(stats, kind=self.kind, classes=self.classes if self.kind != "regression" else None,
                                  distribution=self.distribution, huber_alpha=self.params.get("huber_alpha", 0.9))

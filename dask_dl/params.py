@@ -99,6 +99,14 @@ def _any(v):
     return None
 
 
+def _column_names(v):
+    if v is None:
+        return None
+    if isinstance(v, (str, bytes)) or not isinstance(v, (list, tuple)) or not all(isinstance(c, str) for c in v):
+        return "None or a list of column names, e.g. ['ID']"
+    return None
+
+
 def _initial_arrays(ndim: int):
     """None, or a list with one entry per weight matrix (input side first): None (that layer's
     default initialisation) or a ``ndim``-D array of finite numbers. Shapes are checked against
@@ -385,6 +393,9 @@ PARAMETERS: dict[str, Param] = {
                             "start from these biases: a list with one array per layer, input side first, each "
                             "shaped as model.biases(l), or None for that layer's default; given or not together "
                             "with the same layer's initial_weights"),
+    "ignored_columns": Param(None, _column_names,
+                             "columns of X that do not train (an identifier, a leak of the response...): they "
+                             "must exist in X, and may still be present in the data given to predict()"),
     "variable_importances": Param(True, _bool,
                                   "compute variable importances (Gedeon's method on the first two weight matrices, "
                                   "as H2O): model.varimp() lists each expanded input's relative importance"),

@@ -268,3 +268,17 @@ def test_predict_s3_with_storage_options(files, iris_model, capsys):
         code, out, err = _run(["predict", f"s3://{bucket}/iris.npz", f"s3://{bucket}/missing.csv",
                                "--out", f"s3://{bucket}/p2.csv"] + opts, capsys)
         assert code != 0 and f"s3://{bucket}/missing.csv" in _one_line_error(err)
+
+
+def test_ignored_columns_on_the_command_line(files, capsys):
+    path = files / "models" / "iris_ignored.npz"
+    code, out, err = _run(["train", files / "iris.csv", "--y", "class", "--hidden", "4", "--epochs", "1",
+                           "--ignored_columns", "sepal_len", "sepal_wid", "--quiet_mode", "true",
+                           "--model-out", path], capsys)
+    assert code == 0, err
+    from dask_dl import load_model
+    model = load_model(str(path))
+    assert model.info.feature_names == ["petal_len", "petal_wid"]
+    assert model.params["ignored_columns"] == ["sepal_len", "sepal_wid"]
+    code, out, err = _run(["predict", path, files / "iris.csv", "--out", files / "pred_ignored.csv"], capsys)
+    assert code == 0, err  # the ignored columns may still be in the data

@@ -228,3 +228,20 @@ def test_estimator_pickles_without_client(client2, iris):
     back = pickle.loads(pickle.dumps(clf))
     assert back.client is None
     np.testing.assert_allclose(back.predict_proba(iris), clf.predict_proba(iris))
+
+
+def test_ignored_columns_do_not_train_and_may_stay_in_the_data(client2, iris):
+    X = iris.assign(ID=np.arange(len(iris)))
+    clf = DeepLearningClassifier(hidden=[4], epochs=1, seed=1, quiet_mode=True, ignored_columns=["ID", "sepal_len"])
+    clf.fit(X, "class", validation_data=X)
+    assert list(clf.feature_names_in_) == ["sepal_wid", "petal_len", "petal_wid"]
+    assert clf.model_.info.feature_names == ["sepal_wid", "petal_len", "petal_wid"]
+    proba = clf.predict_proba(X.drop(columns=["class"]))  # ID and sepal_len present: allowed
+    np.testing.assert_array_equal(proba, clf.predict_proba(X[["sepal_wid", "petal_len", "petal_wid"]]))
+    assert clf.model_performance(X)["nobs"] == len(X)
+    with pytest.raises(DataError, match=r"ignored_columns names \['nope'\], which X does not have"):
+        DeepLearningClassifier(ignored_columns=["nope"]).fit(X, "class")
+    with pytest.raises(DataError, match="ignored_columns names the response 'class'"):
+        DeepLearningClassifier(ignored_columns=["class"]).fit(X, "class")
+    with pytest.raises(ValueError, match="ignored_columns='ID': expected None or a list of column names"):
+        DeepLearningClassifier(ignored_columns="ID").fit(X, "class")

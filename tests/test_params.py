@@ -78,6 +78,7 @@ H2O_DEFAULTS = {
     "initial_biases": None,
     "export_weights_and_biases": False,
     "variable_importances": True,
+    "ignored_columns": None,
     "diagnostics": True,
     # dask_dl's own, not H2O
     "client": None,
