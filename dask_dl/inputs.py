@@ -77,8 +77,7 @@ def _with_response(frame: pd.DataFrame, y, what: str) -> pd.DataFrame:
 
 def _with_dask_response(frame, y, what: str):
     """A dask frame with a dask y as RESPONSE, once both are known to hold the same number of rows
-    (``assign`` aligns on the index: a shorter y would leave rows without a response, silently)."""
-    import dask
+    (``_check_aligned``)."""
     import dask.dataframe as dd
     if not _is_dask(y):
         raise DataError(f"{what} is a dask DataFrame but y is in memory; pass y as a column name of "
@@ -91,10 +90,42 @@ def _with_dask_response(frame, y, what: str):
         if len(y.columns) != 1:
             raise DataError(f"y must hold one value per row, got a dask DataFrame of {len(y.columns)} columns")
         y = y.iloc[:, 0]
-    if y.npartitions != frame.npartitions:
-        raise DataError(f"y has {y.npartitions} partitions but {what} has {frame.npartitions}; "
-                        "they must be partitioned alike")
-    n_x, n_y = dask.compute(frame.shape[0], y.shape[0])  # a counting pass: dask lengths are unknown
-    if n_x != n_y:
-        raise DataError(f"y has {n_y} values but {what} has {n_x} rows")
+    _check_aligned(frame, y, "y", what)
     return frame.assign(**{RESPONSE: y})
+
+
+def _check_aligned(frame, s, label: str, what: str) -> None:
+    """A dask Series ``s`` must be partitioned like ``frame`` and hold as many rows (``assign``
+    aligns on the index: a shorter one would leave rows without a value, silently)."""
+    import dask
+    if s.npartitions != frame.npartitions:
+        raise DataError(f"{label} has {s.npartitions} partitions but {what} has {frame.npartitions}; "
+                        "they must be partitioned alike")
+    n_x, n_s = dask.compute(frame.shape[0], s.shape[0])  # a counting pass: dask lengths are unknown
+    if n_x != n_s:
+        raise DataError(f"{label} has {n_s} values but {what} has {n_x} rows")
+
+
+WEIGHT = "__dask_dl_weight__"  # the column sample_weight rides in while its rows are scored
+
+
+def with_weights(frame, sample_weight):
+    """``frame`` with ``sample_weight`` as column WEIGHT; the values are checked where each block
+    is scored (``check_weights``)."""
+    if sample_weight is None:
+        return frame
+    import dask.dataframe as dd
+    if isinstance(frame, dd.DataFrame):
+        if not isinstance(sample_weight, dd.Series):
+            raise DataError("sample_weight for a dask X must be a dask Series partitioned like X")
+        _check_aligned(frame, sample_weight, "sample_weight", "X")
+        return frame.assign(**{WEIGHT: sample_weight.astype("float64")})
+    w = np.asarray(sample_weight.compute() if _is_dask(sample_weight) else sample_weight, dtype=np.float64)
+    if w.ndim != 1 or len(w) != len(frame):
+        raise DataError(f"sample_weight has shape {w.shape}; expected one weight per row of X ({len(frame)})")
+    return frame.assign(**{WEIGHT: w})
+
+
+def check_weights(w: np.ndarray) -> None:
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise DataError("sample_weight holds negative, NaN or infinite values; weights must be finite and >= 0")

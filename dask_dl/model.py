@@ -7,9 +7,8 @@ import pandas as pd
 
 from . import persist
 from .data.encode import encode_features, encode_response
-from .data.schema import RESPONSE, DataInfo, check_columns
-from .errors import DataError
-from .inputs import training_frame
+from .data.schema import RESPONSE, DataInfo, check_columns, tree_merge
+from .inputs import WEIGHT, check_weights, training_frame, with_weights
 from .nn.forward import forward
 from .nn.network import HIDDEN_NAMES, NetworkLayout
 from .scoring.evaluate import ScoringSpec, block_stats, to_response_scale
@@ -193,7 +192,7 @@ class DeepLearningModel:
         Series or dask Series). Dask data is reduced to sufficient statistics where it lies (see
         ``scoring.sufficient``); rows without a response are left out, as H2O does."""
         frame, _, _ = training_frame(X, self.info.response_name if y is None else y, "X")
-        frame = _with_weights(frame, sample_weight)
+        frame = with_weights(frame, sample_weight)
         self.check_columns(frame, "X", allow_extra=(RESPONSE, WEIGHT, *(self.params.get("ignored_columns") or ())))
         stats = self._stats(frame)
         return sufficient.finish(stats, kind=self.kind, classes=self.classes if self.kind != "regression" else None,
@@ -207,10 +206,7 @@ class DeepLearningModel:
         import dask
         light = dask.delayed(self.for_prediction(), traverse=False)
         parts = [dask.delayed(_block_stats)(p, light, spec) for p in frame.to_delayed()]
-        while len(parts) > 1:  # a binary tree: no single task holds every partition's statistics
-            parts = [dask.delayed(sufficient.merge)(a, b) for a, b in zip(parts[::2], parts[1::2])] + \
-                    (parts[-1:] if len(parts) % 2 else [])
-        return dask.compute(parts[0])[0]
+        return dask.compute(tree_merge(parts, sufficient.merge))[0]
 
     # ------------------------------------------------------------- prediction on whole frames
     def check_columns(self, frame, what: str = "X", allow_extra=()) -> None:
@@ -269,31 +265,6 @@ class DeepLearningModel:
         return da.concatenate(blocks, axis=0)
 
 
-WEIGHT = "__dask_dl_weight__"  # the column sample_weight rides in while its rows are scored
-
-
-def _with_weights(frame, sample_weight):
-    """``frame`` with ``sample_weight`` as column WEIGHT (checked: finite, not negative)."""
-    if sample_weight is None:
-        return frame
-    import dask.dataframe as dd
-    if isinstance(frame, dd.DataFrame):
-        w = sample_weight if isinstance(sample_weight, dd.Series) else None
-        if w is None or w.npartitions != frame.npartitions:
-            raise DataError("sample_weight for a dask X must be a dask Series partitioned like X")
-        return frame.assign(**{WEIGHT: w.astype("float64")})
-    w = np.asarray(sample_weight.compute() if hasattr(sample_weight, "compute") else sample_weight, dtype=np.float64)
-    if w.ndim != 1 or len(w) != len(frame):
-        raise DataError(f"sample_weight has shape {w.shape}; expected one weight per row of X ({len(frame)})")
-    _check_weights(w)
-    return frame.assign(**{WEIGHT: w})
-
-
-def _check_weights(w: np.ndarray) -> None:
-    if not np.isfinite(w).all() or (w < 0).any():
-        raise DataError("sample_weight holds negative, NaN or infinite values; weights must be finite and >= 0")
-
-
 def _block_stats(df: pd.DataFrame, model: DeepLearningModel, spec: ScoringSpec) -> dict:
     """One partition's sufficient statistics (runs where the partition is)."""
     info = model.info
@@ -302,7 +273,7 @@ def _block_stats(df: pd.DataFrame, model: DeepLearningModel, spec: ScoringSpec) 
     w = None
     if WEIGHT in df.columns:
         w = df[WEIGHT].to_numpy(dtype=np.float64)
-        _check_weights(w)
+        check_weights(w)
         w = w[keep]
     X, _ = encode_features(df[keep] if not keep.all() else df, info)
     return block_stats(forward(model.layout, model.state, X), target[keep], spec, w)

@@ -170,9 +170,10 @@ def set_initial_values(layout: NetworkLayout, state: np.ndarray, weights, biases
         w = None if weights is None else weights[l - 1]
         b = None if biases is None else biases[l - 1]
         if (w is None) != (b is None):
-            missing = "initial_biases" if b is None else "initial_weights"
-            raise ValueError(f"layer {l} is given in {'initial_weights' if b is None else 'initial_biases'} but "
-                             f"not in {missing}: give a layer's weights and biases together, or neither")
+            given_in, missing = (("initial_weights", "initial_biases") if b is None
+                                 else ("initial_biases", "initial_weights"))
+            raise ValueError(f"layer {l} is given in {given_in} but not in {missing}: give a layer's weights "
+                             "and biases together, or neither")
         if w is None:
             continue
         W, B = layout.weight_matrix(state, l), layout.bias_vector(state, l)

@@ -1,11 +1,11 @@
 """Scored rows -> sufficient statistics on the workers -> H2O's metrics on the client (response scale)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..names import EXP_CAP, LOG_LINK_DISTRIBUTIONS
-from dataclasses import dataclass
-
 from . import sufficient
 
 
