@@ -35,7 +35,8 @@ _LIST_PARAMS = {"hidden": int, "hidden_dropout_ratios": float, "ignored_columns"
 # enum parameters: matched case-insensitively ("rectifier" -> "Rectifier")
 _CHOICES = {"activation": P.ACTIVATIONS, "initial_weight_distribution": P.WEIGHT_DISTRIBUTIONS,
             "missing_values_handling": P.MISSING_HANDLING, "loss": P.LOSSES, "distribution": P.DISTRIBUTIONS,
-            "stopping_metric": P.STOPPING_METRICS}
+            "stopping_metric": P.STOPPING_METRICS, "auc_type": P.AUC_TYPES,
+            "score_validation_sampling": ("Uniform", "Stratified")}
 # a distributed.Client cannot come from the command line (use --scheduler), nor can arrays of weights
 _NOT_CLI = ("client", "initial_weights", "initial_biases")
 

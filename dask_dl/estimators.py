@@ -16,7 +16,7 @@ from .data.encode import check_validation_values
 from .data.schema import (check_columns, check_response, column_role,
                           in_memory_data_info)
 from .errors import DataError
-from .inputs import _as_frame, _is_dask, training_frame
+from .inputs import _as_frame, _is_dask, training_frame, with_model_roles, with_row_roles
 from .job import ColumnRoles, train
 from .scoring import metrics
 
@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover - exercised only without scikit-learn
 
 
 def checked_training_input(X, y, kind: str, cfg: P.TrainingConfig, validation_data=None, what: str = "X",
-                           validation_what: str = "validation_data"):
+                           validation_what: str = "validation_data", sample_weight=None):
     """Every check of the training (and validation) data that needs no cluster, in the order fit
     and ``dask-dl train`` run them: (frame with RESPONSE, ColumnRoles, validation frame or None,
     the DataInfo of in-memory data or None). ``validation_data``: an (X, y) pair or a frame
@@ -35,6 +35,8 @@ def checked_training_input(X, y, kind: str, cfg: P.TrainingConfig, validation_da
     family = "regression" if kind == "regression" else "classification"
     frame, yname, features = training_frame(X, y, what)
     frame, features = _without_ignored(frame, yname, features, cfg.params["ignored_columns"], what)
+    weights_column, offset_column = cfg.params["weights_column"], cfg.params["offset_column"]
+    frame, features = with_row_roles(frame, features, yname, weights_column, offset_column, sample_weight, what)
     dtypes = frame.dtypes  # once: each frame.dtypes builds a Series of every column's dtype
     roles = {c: column_role(c, dtypes[c]) for c in features}
     check_response(frame, yname, family)
@@ -42,7 +44,7 @@ def checked_training_input(X, y, kind: str, cfg: P.TrainingConfig, validation_da
     valid = None
     if validation_data is not None:
         valid = _validation_frame(validation_data, yname, features, roles, validation_what,
-                                  cfg.params["ignored_columns"] or ())
+                                  cfg.params["ignored_columns"] or (), (weights_column, offset_column))
         if info is not None:
             check_validation_values(valid, info, validation_what)
     return frame, ColumnRoles(response=yname, features=roles), valid, info
@@ -64,8 +66,9 @@ def _without_ignored(frame, yname: str, features: list, ignored, what: str):
 
 
 def _validation_frame(validation_data, yname: str, features: list, roles: dict, what: str = "validation_data",
-                      ignored=()):
-    """``validation_data`` ((X, y) or a frame holding the response) laid out like the training frame."""
+                      ignored=(), row_roles=(None, None)):
+    """``validation_data`` ((X, y) or a frame holding the response) laid out like the training frame;
+    ``row_roles``: the (weights, offset) columns it holds (weights optional, the offset required)."""
     if isinstance(validation_data, tuple):
         if len(validation_data) != 2:
             raise DataError(f"{what} must be an (X, y) pair or a DataFrame holding the response")
@@ -75,6 +78,7 @@ def _validation_frame(validation_data, yname: str, features: list, roles: dict, 
     dropped = [c for c in ignored if c in vframe.columns]
     if dropped:
         vframe = vframe.drop(columns=dropped)
+    vframe = with_model_roles(vframe, *row_roles, what)
     check_columns(vframe, features, roles, what)
     return vframe
 
@@ -114,13 +118,16 @@ class _DeepLearningBase(_SkBase):
         return state
 
     # ------------------------------------------------------------------------------------ fit
-    def fit(self, X, y=None, validation_data=None):
+    def fit(self, X, y=None, validation_data=None, sample_weight=None):
         """Train on X/y (y: array, Series, or the name of a column of X). ``validation_data`` is an
-        (X, y) pair or a DataFrame that holds the response column. Returns self."""
+        (X, y) pair or a DataFrame that holds the response column. ``sample_weight``: observation
+        weights (array, Series, or a dask Series partitioned like a dask X) multiplying each row's
+        loss and every metric, as ``weights_column`` does. Returns self."""
         values = self.get_params()
         # everything checkable without a cluster happens before any cluster work
         cfg = P.resolve(values, self._kind, n_classes=2)
-        frame, columns, valid, info = checked_training_input(X, y, self._kind, cfg, validation_data)
+        frame, columns, valid, info = checked_training_input(X, y, self._kind, cfg, validation_data,
+                                                             sample_weight=sample_weight)
         model = train(frame, columns, cfg, validation=valid, client=values.get("client"), info=info)
         self.model_ = model
         self.feature_names_in_ = np.asarray(list(columns.features), dtype=object)
@@ -139,8 +146,7 @@ class _DeepLearningBase(_SkBase):
         """X as a frame, checked against the training columns (the response column may be there)."""
         self._check_fitted()
         frame = _as_frame(X)
-        check_columns(frame, list(self.feature_names_in_), self._roles, "X",
-                      allow_extra=(self.model_.info.response_name, *(self.model_.params.get("ignored_columns") or ())))
+        check_columns(frame, list(self.feature_names_in_), self._roles, "X", allow_extra=self.model_.extra_columns())
         return frame
 
     def predict(self, X):
@@ -148,10 +154,10 @@ class _DeepLearningBase(_SkBase):
         frame = self._prediction_frame(X)
         return self.model_.predict(frame)
 
-    def model_performance(self, X, y=None, sample_weight=None):
+    def model_performance(self, X, y=None, sample_weight=None, auc_type=None):
         """H2O's metrics of the fitted model on (X, y): see ``DeepLearningModel.model_performance``."""
         self._check_fitted()
-        return self.model_.model_performance(X, y, sample_weight)
+        return self.model_.model_performance(X, y, sample_weight, auc_type)
 
 
 _ATTRIBUTES_DOC = """

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .data.schema import RESPONSE, check_unique_columns
+from .data.schema import OFFSET, RESPONSE, ROLE_COLUMNS, WEIGHT, check_unique_columns
 from .errors import DataError
 
 
@@ -40,9 +40,10 @@ def training_frame(X, y, what: str = "X"):
     """(frame with the response in column RESPONSE, response name, feature names)."""
     frame = _as_frame(X, what)
     check_unique_columns(frame, what)
-    if RESPONSE in frame.columns:
-        raise DataError(f"{what} has a column named {RESPONSE!r}, a name dask_dl reserves for the response; "
-                        "rename it")
+    reserved = [c for c in ROLE_COLUMNS if c in frame.columns]
+    if reserved:
+        raise DataError(f"{what} has a column named {reserved[0]!r}, a name dask_dl reserves for the response, "
+                        "weights and offset; rename it")
     if y is None:
         raise DataError(f"y is missing: pass the response as an array/Series or the name of a column of {what}")
     if isinstance(y, str):
@@ -106,12 +107,9 @@ def _check_aligned(frame, s, label: str, what: str) -> None:
         raise DataError(f"{label} has {n_s} values but {what} has {n_x} rows")
 
 
-WEIGHT = "__dask_dl_weight__"  # the column sample_weight rides in while its rows are scored
-
-
 def with_weights(frame, sample_weight):
-    """``frame`` with ``sample_weight`` as column WEIGHT; the values are checked where each block
-    is scored (``check_weights``)."""
+    """``frame`` with ``sample_weight`` (array, Series or a dask Series aligned with a dask frame) as
+    column WEIGHT; the values are checked where each block is read (``schema.check_row_roles``)."""
     if sample_weight is None:
         return frame
     import dask.dataframe as dd
@@ -119,13 +117,56 @@ def with_weights(frame, sample_weight):
         if not isinstance(sample_weight, dd.Series):
             raise DataError("sample_weight for a dask X must be a dask Series partitioned like X")
         _check_aligned(frame, sample_weight, "sample_weight", "X")
-        return frame.assign(**{WEIGHT: sample_weight.astype("float64")})
-    w = np.asarray(sample_weight.compute() if _is_dask(sample_weight) else sample_weight, dtype=np.float64)
+        return frame.assign(**{WEIGHT: _numeric_weights(sample_weight, "sample_weight")})
+    w = sample_weight.compute() if _is_dask(sample_weight) else sample_weight
+    w = np.asarray(_numeric_weights(pd.Series(np.asarray(w)) if np.ndim(w) == 1 else np.asarray(w), "sample_weight"))
     if w.ndim != 1 or len(w) != len(frame):
         raise DataError(f"sample_weight has shape {w.shape}; expected one weight per row of X ({len(frame)})")
     return frame.assign(**{WEIGHT: w})
 
 
-def check_weights(w: np.ndarray) -> None:
-    if not np.isfinite(w).all() or (w < 0).any():
-        raise DataError("sample_weight holds negative, NaN or infinite values; weights must be finite and >= 0")
+def _numeric_weights(s, name: str):
+    """Weights or offsets as float64; anything but numbers (or booleans) is refused by name."""
+    dtype = getattr(s, "dtype", None)
+    if dtype is None or not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
+        raise DataError(f"{name} must hold numbers, got dtype {dtype}")
+    return s.astype("float64")
+
+
+def with_row_roles(frame, features: list, response: str, weights_column=None, offset_column=None,
+                   sample_weight=None, what: str = "X"):
+    """(frame, features) with the observation weights (``weights_column`` of X or ``sample_weight``)
+    as column WEIGHT and ``offset_column`` as OFFSET, both numeric and out of the features."""
+    if weights_column is not None and sample_weight is not None:
+        raise DataError("give observation weights once: weights_column or fit(sample_weight=...), not both")
+    roles = {}
+    for param, name in (("weights_column", weights_column), ("offset_column", offset_column)):
+        if name is None:
+            continue
+        if name not in features:
+            raise DataError(f"{param} {name!r} is " + ("the response" if name == response else
+                                                       f"not a column of {what}"))
+        roles[name] = (WEIGHT if param == "weights_column" else OFFSET, f"{param} {name!r}")
+    if weights_column is not None and weights_column == offset_column:
+        raise DataError(f"weights_column and offset_column both name {weights_column!r}")
+    for name, (role, label) in roles.items():
+        frame = frame.assign(**{role: _numeric_weights(frame[name], label)}).drop(columns=[name])
+    features = [c for c in features if c not in roles]
+    if not features:
+        raise DataError(f"{what} has no feature columns besides the response, weights and offset")
+    return with_weights(frame, sample_weight), features
+
+
+def with_model_roles(frame, weights_column, offset_column, what: str = "X"):
+    """Data a model scores (validation, model_performance, predict) with its weights column, if
+    present, as WEIGHT and its offset column, which must be there, as OFFSET."""
+    if offset_column is not None:
+        if offset_column not in frame.columns:
+            raise DataError(f"{what} lacks the offset_column {offset_column!r}: the model was trained with offsets "
+                            "and needs them for every row it scores")
+        frame = frame.assign(**{OFFSET: _numeric_weights(frame[offset_column], f"offset_column {offset_column!r}")})
+        frame = frame.drop(columns=[offset_column])
+    if weights_column is not None and weights_column in frame.columns:
+        frame = frame.assign(**{WEIGHT: _numeric_weights(frame[weights_column], f"weights_column {weights_column!r}")})
+        frame = frame.drop(columns=[weights_column])
+    return frame

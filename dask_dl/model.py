@@ -6,12 +6,13 @@ import numpy as np
 import pandas as pd
 
 from . import persist
-from .data.encode import encode_features, encode_response
-from .data.schema import RESPONSE, DataInfo, check_columns, tree_merge
-from .inputs import WEIGHT, check_weights, training_frame, with_weights
+from .data.encode import encode_features, encode_training_block, row_offsets
+from .data.schema import OFFSET, DataInfo, check_columns, tree_merge
+from .inputs import training_frame, with_model_roles, with_weights
+from .names import AUC_TYPES
 from .nn.forward import forward
 from .nn.network import HIDDEN_NAMES, NetworkLayout
-from .scoring.evaluate import ScoringSpec, block_stats, to_response_scale
+from .scoring.evaluate import ScoringSpec, block_stats, to_response_scale, with_offsets
 from .scoring import sufficient
 from .scoring.varimp import varimp_table
 
@@ -156,9 +157,10 @@ class DeepLearningModel:
         return light
 
     def output(self, df: pd.DataFrame) -> np.ndarray:
-        """Raw network outputs in scoring mode: class probabilities, or the regression output."""
+        """Raw network outputs in scoring mode: class probabilities, or the regression output in
+        link space with the rows' offsets (``scored_frame``) added."""
         X, _ = encode_features(df, self.info)
-        return forward(self.layout, self.state, X)
+        return with_offsets(forward(self.layout, self.state, X), row_offsets(df, self.info))
 
     def predict_proba_frame(self, df: pd.DataFrame) -> np.ndarray:
         return self.output(df).astype(np.float64)
@@ -185,22 +187,30 @@ class DeepLearningModel:
 
 
     # ---------------------------------------------------------------------------- performance
-    def model_performance(self, X, y=None, sample_weight=None) -> "sufficient.Performance":
+    def model_performance(self, X, y=None, sample_weight=None, auc_type: str | None = None) -> "sufficient.Performance":
         """H2O's metric set of this model on any data: ``X`` a pandas or dask frame holding the
         training columns; ``y`` the response (a column name, default the training response's, or an
         array / Series / dask Series aligned with X); ``sample_weight`` per-row weights (array,
         Series or dask Series). Dask data is reduced to sufficient statistics where it lies (see
-        ``scoring.sufficient``); rows without a response are left out, as H2O does."""
+        ``scoring.sufficient``); rows without a response are left out, as H2O does. Without
+        ``sample_weight`` the model's ``weights_column`` weighs the rows when X holds it; a model
+        trained with an ``offset_column`` needs it in X. ``auc_type``: a multinomial model's AUC
+        averaging (default: the model's ``auc_type``)."""
         frame, _, _ = training_frame(X, self.info.response_name if y is None else y, "X")
-        frame = with_weights(frame, sample_weight)
-        self.check_columns(frame, "X", allow_extra=(RESPONSE, WEIGHT, *(self.params.get("ignored_columns") or ())))
-        stats = self._stats(frame)
+        weights_column = self.params.get("weights_column") if sample_weight is None else None
+        frame = with_weights(with_model_roles(frame, weights_column, self.info.offset_column), sample_weight)
+        self.check_columns(frame, "X", allow_extra=self.extra_columns())
+        if auc_type is not None and auc_type not in AUC_TYPES:
+            raise ValueError(f"auc_type={auc_type!r}: expected one of {list(AUC_TYPES)}")
+        auc_type = auc_type or self.params.get("auc_type", "AUTO")
+        stats = self._stats(frame, ScoringSpec.of(self.kind, self.distribution, self.params, self.info, auc_type))
+        p = self.params
         return sufficient.finish(stats, kind=self.kind, classes=self.classes if self.kind != "regression" else None,
-                                 distribution=self.distribution, huber_alpha=self.params.get("huber_alpha", 0.9))
+                                 distribution=self.distribution, huber_alpha=p.get("huber_alpha", 0.9),
+                                 auc_type=auc_type, max_confusion_matrix_size=p.get("max_confusion_matrix_size", 20))
 
-    def _stats(self, frame) -> dict:
+    def _stats(self, frame, spec: ScoringSpec) -> dict:
         import dask.dataframe as dd
-        spec = ScoringSpec.of(self.kind, self.distribution, self.params, self.info)
         if not isinstance(frame, dd.DataFrame):
             return _block_stats(frame, self, spec)
         import dask
@@ -214,10 +224,21 @@ class DeepLearningModel:
         unless named in ``allow_extra`` (True: any)."""
         check_columns(frame, self.info.feature_names, self.info.roles, what, allow_extra)
 
+    def extra_columns(self) -> tuple:
+        """Columns data given to this model may hold besides its features: the response, the
+        ignored columns, the weights and the offset."""
+        p = self.params
+        return tuple(c for c in (self.info.response_name, *(p.get("ignored_columns") or ()), p.get("weights_column"),
+                                 self.info.offset_column) if c is not None)
+
+    def scored_frame(self, X, what: str = "X"):
+        """X with the model's offset column (required when it has one) in the role the encoder reads."""
+        return with_model_roles(X, None, self.info.offset_column, what)
+
     def predict(self, X):
         """Labels (classifier; binomial uses H2O's max-F1 threshold) or predictions (regressor):
         numpy for a pandas frame, a lazy dask array for a dask frame."""
-        return self._apply(X, "values")
+        return self._apply(self.scored_frame(X), "values")
 
     def predict_proba(self, X):
         """Class probabilities, one column per class (numpy, or a lazy dask array for dask input)."""
@@ -227,6 +248,7 @@ class DeepLearningModel:
         """H2O's prediction frame: 'predict' (+ 'p_<class>' per class), pandas or lazy dask."""
         import dask.dataframe as dd
         self.check_columns(X, "the data", allow_extra=True)
+        X = self.scored_frame(X, "the data")
         columns, label_dtype = self._frame_columns()
         if not isinstance(X, dd.DataFrame):
             return _frame_block(X, self, columns, label_dtype)
@@ -234,7 +256,8 @@ class DeepLearningModel:
         meta = pd.DataFrame({c: pd.Series([], dtype=label_dtype if c == "predict" else np.float64)
                              for c in columns})
         light = dask.delayed(self.for_prediction(), traverse=False)
-        return X[list(self.info.feature_names)].map_partitions(_frame_block, light, columns, label_dtype, meta=meta)
+        keep = list(self.info.feature_names) + ([OFFSET] if OFFSET in X.columns else [])
+        return X[keep].map_partitions(_frame_block, light, columns, label_dtype, meta=meta)
 
     def _frame_columns(self) -> tuple[list, object]:
         if self.kind == "regression":
@@ -266,17 +289,10 @@ class DeepLearningModel:
 
 
 def _block_stats(df: pd.DataFrame, model: DeepLearningModel, spec: ScoringSpec) -> dict:
-    """One partition's sufficient statistics (runs where the partition is)."""
-    info = model.info
-    target = encode_response(df[RESPONSE], info)
-    keep = ~np.isnan(target)
-    w = None
-    if WEIGHT in df.columns:
-        w = df[WEIGHT].to_numpy(dtype=np.float64)
-        check_weights(w)
-        w = w[keep]
-    X, _ = encode_features(df[keep] if not keep.all() else df, info)
-    return block_stats(forward(model.layout, model.state, X), target[keep], spec, w)
+    """One partition's sufficient statistics (runs where the partition is): rows with a response
+    and a weight above 0, NAs in predictors imputed."""
+    X, y, w, o = encode_training_block(df, model.info, scoring=True)
+    return block_stats(forward(model.layout, model.state, X), y, spec, w, o)
 
 
 def _array_block(df: pd.DataFrame, model: DeepLearningModel, what: str) -> np.ndarray:

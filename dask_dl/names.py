@@ -19,6 +19,9 @@ LOG_LINK_DISTRIBUTIONS = ("poisson", "gamma", "tweedie")
 DISTRIBUTIONS = ("AUTO", "bernoulli", "multinomial", *REGRESSION_DISTRIBUTIONS)
 STOPPING_METRICS = ("AUTO", "deviance", "logloss", "MSE", "RMSE", "MAE", "RMSLE", "AUC", "AUCPR",
                     "lift_top_group", "misclassification", "mean_per_class_error")
+# multinomial AUC averaging (H2O's auc_type): AUTO and NONE compute none
+AUC_TYPES = ("AUTO", "NONE", "MACRO_OVR", "WEIGHTED_OVR", "MACRO_OVO", "WEIGHTED_OVO")
+MAX_AUC_CLASSES = 50  # H2O computes a multinomial AUC for at most this many classes
 # the optimizer a fit runs (params.resolve picks it from optimizer/adaptive_rate/momentum)
 OPTIMIZER_STEPS = ("ADADELTA", "SGD", "MOMENTUM", "NESTEROV", "ADAM")
 # the output layer's error the kernels back-propagate (params.resolve picks it from kind, loss and
@@ -61,9 +64,10 @@ METRIC_DIRECTION: Mapping[str, MetricDirection] = {
 #: kind never computes would be NaN in every row, so early stopping would
 #: silently never fire (H2O accepts some of these); we reject them instead.
 KIND_STOPPING_METRICS: Mapping[str, tuple[str, ...]] = {
-    "binomial": ("logloss", "mse", "rmse", "auc", "pr_auc", "lift",
+    "binomial": ("deviance", "logloss", "mse", "rmse", "auc", "pr_auc", "lift",
                  "classification_error", "mean_per_class_error"),
-    "multinomial": ("logloss", "mse", "rmse", "classification_error", "mean_per_class_error"),
+    "multinomial": ("deviance", "logloss", "mse", "rmse", "auc", "pr_auc", "classification_error",
+                    "mean_per_class_error"),
     "regression": ("deviance", "mse", "rmse", "mae", "rmsle"),
     "autoencoder": ("mse",),  # H2O allows only AUTO or MSE for autoencoders
 }

@@ -15,8 +15,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .names import (ACTIVATIONS, DISTRIBUTIONS, FLOAT32_MAX, LOG_LINK_DISTRIBUTIONS, LOSSES,  # noqa: F401
-                    MISSING_HANDLING, OPTIMIZERS, REGRESSION_DISTRIBUTIONS, STOPPING_METRICS,
+from .names import (ACTIVATIONS, AUC_TYPES, DISTRIBUTIONS, FLOAT32_MAX, LOG_LINK_DISTRIBUTIONS, LOSSES,  # noqa: F401
+                    MAX_AUC_CLASSES, MISSING_HANDLING, OPTIMIZERS, REGRESSION_DISTRIBUTIONS, STOPPING_METRICS,
                     WEIGHT_DISTRIBUTIONS, best_model_metric, resolve_stopping_metric)
 
 
@@ -105,6 +105,12 @@ def _column_names(v):
     if isinstance(v, (str, bytes)) or not isinstance(v, (list, tuple)) or not all(isinstance(c, str) for c in v):
         return "None or a list of column names, e.g. ['ID']"
     return None
+
+
+def _column_name(v):
+    if v is None or (isinstance(v, str) and v):
+        return None
+    return "None or the name of a column of X, e.g. 'exposure'"
 
 
 def _initial_arrays(ndim: int):
@@ -396,6 +402,26 @@ PARAMETERS: dict[str, Param] = {
     "ignored_columns": Param(None, _column_names,
                              "columns of X that do not train (an identifier, a leak of the response...): they "
                              "must exist in X, and may still be present in the data given to predict()"),
+    "score_validation_sampling": Param("Uniform", _choice(("Uniform", "Stratified")),
+                                       "how score_validation_samples draws its sample of the validation frame: "
+                                       "Uniform (each row alike) or Stratified (classifiers: each class keeps its "
+                                       "share, at least one row per class and partition)"),
+    "auc_type": Param("AUTO", _choice(AUC_TYPES),
+                      "multinomial AUC and AUCPR: averaged one-vs-rest (OVR) or one-vs-one (OVO), MACRO (each class "
+                      "or pair alike) or WEIGHTED (by prevalence); AUTO and NONE compute none, as H2O "
+                      "(model_performance(...).multinomial_auc_table() lists every type)"),
+    "max_hit_ratio_k": Param(10, _number(0, integer=True),
+                             "classifiers: the top-K hit ratios computed (K = 1..min(this, classes); 0: none)"),
+    "max_confusion_matrix_size": Param(20, _number(1, integer=True),
+                                       "classifiers: the most classes whose confusion matrix a printed "
+                                       "model_performance(...) shows"),
+    "weights_column": Param(None, _column_name,
+                            "a numeric column of X holding each row's observation weight (finite, >= 0): it "
+                            "multiplies the row's loss in training and its share of every metric; a weight of 0 "
+                            "removes the row (fit(sample_weight=...) is the scikit-learn spelling)"),
+    "offset_column": Param(None, _column_name,
+                           "regression: a numeric column of X added to the output in link space (log(exposure) "
+                           "for a Poisson, Gamma or Tweedie rate); required again in the data a model predicts"),
     "variable_importances": Param(True, _bool,
                                   "compute variable importances (Gedeon's method on the first two weight matrices, "
                                   "as H2O): model.varimp() lists each expanded input's relative importance"),
@@ -610,6 +636,9 @@ def _response_rules(p: dict, kind: str, n_classes: int, problems: list) -> tuple
         if loss not in ("Automatic", "CrossEntropy", "Quadratic"):
             problems.append(f"loss={loss!r} is for regression; a classifier takes "
                             "'Automatic', 'CrossEntropy' or 'Quadratic'")
+        if p["offset_column"] is not None:
+            problems.append(f"offset_column={p['offset_column']!r} is for regression (H2O refuses an offset "
+                            "with a classification response)")
         return ("bernoulli" if kind == "binomial" else "multinomial",
                 "CrossEntropy" if loss == "Automatic" else loss)
     if dist in ("bernoulli", "multinomial"):
@@ -649,9 +678,15 @@ def _stopping_rules(p: dict, kind: str, n_classes: int, problems: list) -> tuple
     metric = p["stopping_metric"]
     if kind == "regression" and metric in _CLASSIFICATION_METRICS:
         problems.append(f"stopping_metric={metric!r} is a classification metric; the model is a regression")
-    elif kind == "multinomial" and metric in ("AUC", "AUCPR", "lift_top_group"):
+    elif kind == "multinomial" and metric == "lift_top_group":
         problems.append(f"stopping_metric={metric!r} needs a binary response; the response has {n_classes} classes")
-    elif kind in ("binomial", "multinomial") and metric in ("deviance", "RMSLE", "MAE"):
+    elif kind == "multinomial" and metric in ("AUC", "AUCPR") and p["auc_type"] in ("AUTO", "NONE"):
+        problems.append(f"stopping_metric={metric!r} on a multinomial response needs auc_type, e.g. 'MACRO_OVR' "
+                        f"(auc_type={p['auc_type']!r} computes no multinomial AUC, as H2O)")
+    elif kind == "multinomial" and metric in ("AUC", "AUCPR") and n_classes > MAX_AUC_CLASSES:
+        problems.append(f"stopping_metric={metric!r}: H2O computes a multinomial AUC for at most {MAX_AUC_CLASSES} "
+                        f"classes; the response has {n_classes}")
+    elif kind in ("binomial", "multinomial") and metric in ("RMSLE", "MAE"):
         problems.append(f"stopping_metric={metric!r} is a regression metric; the model is a classifier")
     else:
         return resolve_stopping_metric(metric, kind), best_model_metric(metric, kind)

@@ -282,3 +282,24 @@ def test_ignored_columns_on_the_command_line(files, capsys):
     assert model.params["ignored_columns"] == ["sepal_len", "sepal_wid"]
     code, out, err = _run(["predict", path, files / "iris.csv", "--out", files / "pred_ignored.csv"], capsys)
     assert code == 0, err  # the ignored columns may still be in the data
+
+
+def test_weights_and_offset_columns_on_the_command_line(files, capsys, wine):
+    """--weights_column and --offset_column name columns of the data; predict needs the offset again."""
+    data = wine.sample(600, random_state=1).reset_index(drop=True)
+    data = data.assign(w=np.where(np.arange(600) % 3 == 0, 0.0, 1.0), off=np.linspace(-1, 1, 600))
+    data.to_csv(files / "wine_wo.csv", index=False)
+    path = files / "models" / "wine_wo.npz"
+    code, out, err = _run(["train", files / "wine_wo.csv", "--y", "quality", "--regression", "--hidden", "4",
+                           "--epochs", "1", "--weights_column", "w", "--offset_column", "off", "--quiet_mode",
+                           "true", "--model-out", path], capsys)
+    assert code == 0, err
+    from dask_dl import load_model
+    model = load_model(str(path))
+    assert model.info.offset_column == "off" and model.info.weights_column == "w"
+    assert model.info.n_rows == 400 and "w" not in model.info.feature_names
+    code, out, err = _run(["predict", path, files / "wine_wo.csv", "--out", files / "pred_wo.csv"], capsys)
+    assert code == 0, err
+    data.drop(columns="off").to_csv(files / "wine_no_offset.csv", index=False)
+    code, out, err = _run(["predict", path, files / "wine_no_offset.csv", "--out", files / "pred_no.csv"], capsys)
+    assert code != 0 and "lacks the offset_column 'off'" in _one_line_error(err)

@@ -323,7 +323,7 @@ def test_one_hot_k_minus_one():
 def test_training_and_scoring_encode_na_identically(use_all):
     info = cat_info(use_all)
     row = pd.DataFrame({"c": [None], "x": [np.nan], RESPONSE: [1.0]})
-    X_train, _ = encode_training_block(row, info)
+    X_train = encode_training_block(row, info)[0]
     X_score, _ = encode_features(row.drop(columns=[RESPONSE]), info)
     np.testing.assert_array_equal(X_train, X_score)
     assert X_train[0, info.block_width(info.columns[0]) - 1] == 1.0
@@ -647,7 +647,7 @@ def na_frame():
 def test_training_block_drops_na_response():
     df = na_frame()
     info = info_of(df)
-    X, y = encode_training_block(df, info)
+    X, y, _, _ = encode_training_block(df, info)
     keep = [0, 1, 2, 4, 5]
     Xall, _ = encode_features(df, info)
     np.testing.assert_array_equal(X, Xall[keep])
@@ -660,7 +660,7 @@ def test_training_block_skip_drops_na_predictors():
     df = na_frame()
     info = info_of(df, missing_values_handling="Skip")
     assert info.skip_missing
-    X, y = encode_training_block(df, info)
+    X, y, _, _ = encode_training_block(df, info)
     keep = [0, 4, 5]
     Xall, _ = encode_features(df, info)
     np.testing.assert_array_equal(X, Xall[keep])
@@ -672,7 +672,7 @@ def test_training_block_skip_drops_na_predictors():
 def test_training_block_classification_drops_na_response():
     df = pd.DataFrame({"x": np.arange(5.0), RESPONSE: ["a", None, "b", "a", None]})
     info = info_of(df, kind="classification")
-    X, y = encode_training_block(df, info)
+    X, y, _, _ = encode_training_block(df, info)
     assert X.shape[0] == 3
     np.testing.assert_array_equal(y, [0, 1, 0])
 
@@ -690,6 +690,20 @@ def test_sample_block_fraction():
     assert len(np.unique(ys)) == len(ys)
     Xs2, ys2 = sample_block((X, y), fraction=0.3, seed=1)
     np.testing.assert_array_equal(ys, ys2)                    # deterministic for a seed
+
+
+def test_stratified_sample_block_keeps_every_class_share():
+    """score_validation_sampling='Stratified': each class keeps round(fraction x its rows), a rare
+    class at least one row (a uniform sample loses it), weights and offsets ride along."""
+    y = np.r_[np.zeros(900), np.ones(97), np.full(3, 2.0)].astype(np.float32)
+    X = np.arange(len(y), dtype=np.float32)[:, None]
+    w = np.arange(len(y), dtype=np.float32)
+    Xs, ys, ws, os_ = sample_block((X, y, w, np.zeros(0, np.float32)), fraction=0.1, seed=4, stratified=True)
+    assert [int((ys == c).sum()) for c in (0, 1, 2)] == [90, 10, 1]
+    np.testing.assert_array_equal(Xs[:, 0], ws)
+    assert len(os_) == 0
+    lost = sum((sample_block((X, y), fraction=0.1, seed=s)[1] == 2).sum() == 0 for s in range(20))
+    assert lost > 5  # uniform draws often miss the 3-row class
 
 
 def test_sample_block_at_least_one_row():

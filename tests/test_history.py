@@ -65,7 +65,6 @@ def test_autoencoder_only_mse():
 
 
 @pytest.mark.parametrize("name, kind", [
-    ("deviance", "binomial"), ("deviance", "multinomial"), ("AUC", "multinomial"), ("AUCPR", "multinomial"),
     ("lift_top_group", "multinomial"), ("logloss", "regression"), ("AUC", "regression"),
     ("misclassification", "regression"), ("mean_per_class_error", "regression"), ("MAE", "binomial"),
 ])
@@ -73,6 +72,14 @@ def test_metric_not_available_for_kind(name, kind):
     with pytest.raises(ValueError) as err:
         H.resolve_stopping_metric(name, kind)
     assert repr(name) in str(err.value) and kind in str(err.value)
+
+
+@pytest.mark.parametrize("name, kind, key", [("deviance", "binomial", "deviance"),
+                                            ("deviance", "multinomial", "deviance"),
+                                            ("AUC", "multinomial", "auc"), ("AUCPR", "multinomial", "pr_auc")])
+def test_classifier_deviance_and_multinomial_auc_are_stopping_metrics(name, kind, key):
+    """deviance of a classifier is 2 x logloss; a multinomial AUC needs auc_type (checked in params)."""
+    assert H.resolve_stopping_metric(name, kind) == key
 
 
 def test_unknown_and_custom_metric_names():

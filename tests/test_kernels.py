@@ -54,14 +54,20 @@ def base_hp(**kw):
     return hp
 
 
-def train(layout, state, X, y, hp, opt=K.SGD, loss=K.CROSS_ENTROPY, fast=0, seed=1):
-    """Run the kernel in place on every row of X, in order."""
+def _row_values(v, dt):
+    """Per-row weights or offsets for a kernel call (an empty array: none)."""
+    return np.zeros(0, dtype=dt) if v is None else np.ascontiguousarray(np.atleast_1d(v), dtype=dt)
+
+
+def train(layout, state, X, y, hp, opt=K.SGD, loss=K.CROSS_ENTROPY, fast=0, seed=1, w=None, o=None):
+    """Run the kernel in place on every row of X, in order (``w``, ``o``: the rows' weights and offsets)."""
     dt = state.dtype
     X = np.ascontiguousarray(np.atleast_2d(X), dtype=dt)
     y = np.ascontiguousarray(np.atleast_1d(y), dtype=dt)
     rows = np.arange(X.shape[0], dtype=np.int64)
     ip = K.int_params(opt, fast, loss, seed, input_major=layout.input_major, caps_weights=hp[K.HP_MAXW2] < FMAX)
-    n = train_rows(state, layout.kernel_arrays(), X, y, rows, np.ascontiguousarray(hp, dtype=dt), ip)
+    n = train_rows(state, layout.kernel_arrays(), X, y, _row_values(w, dt), _row_values(o, dt), rows,
+                   np.ascontiguousarray(hp, dtype=dt), ip)
     assert n == X.shape[0]
     return state
 
@@ -814,7 +820,8 @@ def test_thread_local_models_average_per_thread_copies(elastic):
             hp_t[K.HP_N0] = 10.0 + seen
             hp_t[K.HP_NSTEP] = len(thread_rows)
             ip = K.int_params(ks.opt, ks.fast, ks.loss, hogwild.thread_seed(7, 1, bi, t))
-            args = (layout.kernel_arrays(), Xb, yb, rows, hp_t, ip)
+            args = (layout.kernel_arrays(), Xb, yb, _row_values(None, Xb.dtype), _row_values(None, Xb.dtype), rows,
+                    hp_t, ip)
             if elastic:
                 train_rows_elastic(copies[t], center, *args)
             else:
@@ -884,14 +891,16 @@ def test_visiting_order_streams_whole_passes_across_iterations():
 # --------------------------------------------------------------------------- #
 
 
-def train_batch(layout, state, X, y, hp, opt=K.SGD, loss=K.CROSS_ENTROPY, fast=0, batch=None, seed=1):
+def train_batch(layout, state, X, y, hp, opt=K.SGD, loss=K.CROSS_ENTROPY, fast=0, batch=None, seed=1, w=None,
+                o=None):
     """Run the mini-batch kernel in place over the rows of X (one batch of all rows by default)."""
     dt = state.dtype
     X = np.ascontiguousarray(np.atleast_2d(X), dtype=dt)
     y = np.ascontiguousarray(np.atleast_1d(y), dtype=dt)
     rows = np.arange(X.shape[0], dtype=np.int64)
     ip = K.int_params(opt, fast, loss, seed, batch or X.shape[0], caps_weights=hp[K.HP_MAXW2] < FMAX)
-    n = train_batches(state, layout.kernel_arrays(), X, y, rows, np.ascontiguousarray(hp, dtype=dt), ip)
+    n = train_batches(state, layout.kernel_arrays(), X, y, _row_values(w, dt), _row_values(o, dt), rows,
+                      np.ascontiguousarray(hp, dtype=dt), ip)
     assert n == X.shape[0]
     return state
 
@@ -1142,3 +1151,49 @@ def test_settings_huber_delta_copy_and_max_w2_switch():
     assert not ks.caps_weights and ks.int_params(3)[K.IP_CAPS_W2] == 0
     capped = settings_from_config(resolve({"max_w2": 10.0}, "regression"))
     assert capped.caps_weights and capped.int_params(3)[K.IP_CAPS_W2] == 1 and capped.hp[K.HP_MAXW2] == 10.0
+
+
+# --------------------------------------------------------------------------- #
+# observation weights and offsets (weights_column, offset_column)
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("case", [("gaussian", K.GAUSSIAN, 1, None), ("poisson", K.POISSON, 1, None),
+                                  ("tweedie", K.TWEEDIE, 1, None), ("huber", K.HUBER, 1, None),
+                                  ("cross-entropy", K.CROSS_ENTROPY, 3, ce)], ids=lambda c: c[0])
+def test_a_weighted_row_with_an_offset_gets_the_gradient_of_its_weighted_offset_loss(case):
+    """The kernel's step is the gradient of w * loss(f + o, t) (finite differences): the weight
+    multiplies the loss, the offset shifts the output's pre-activation."""
+    _, code, n_out, lossfn = case
+    hp = base_hp()
+    classifier = lossfn is not None
+    layout, state = make(hidden=(4, 3), act="Tanh", n_out=n_out, classifier=classifier, seed=13)
+    x = smooth_point(layout, state, 7, 5)
+    w, o = 2.5, (None if classifier else -0.4)
+    t = 2.0 if classifier else 1.3
+    lossfn = lossfn or reg_loss(code, hp)
+    s = state.copy()
+    train(layout, s, x, t, hp, opt=K.SGD, loss=code, w=[w], o=None if o is None else [o])
+    n = n_params(layout)
+    num = fd_grad(layout, state, lambda st: w * lossfn(forward(layout, st, x[None])[0] + (o or 0.0), t))
+    assert np.count_nonzero(num) > 0.3 * num.size
+    np.testing.assert_allclose(state[:n] - s[:n], num, rtol=RTOL_FD, atol=1e-8 * max(1.0, np.abs(num).max()))
+
+
+def test_a_zero_weight_row_leaves_every_weight_alone():
+    layout, state = make(hidden=(4,), act="Rectifier", n_out=1, classifier=False, seed=2)
+    s = train(layout, state.copy(), np.ones(5), 3.0, base_hp(), opt=K.SGD, loss=K.GAUSSIAN, w=[0.0])
+    assert np.array_equal(s, state)
+
+
+def test_minibatch_step_is_the_mean_of_the_weighted_offset_row_gradients():
+    layout, state = make(hidden=(4, 3), act="Tanh", n_out=1, classifier=False, seed=3)
+    X = batch_points(layout, state, 4, 5, seed=11)
+    ys, ws, os_ = [0.3, -1.2, 2.0, 0.1], [1.0, 0.0, 3.0, 0.5], [0.2, -0.5, 0.0, 1.1]
+    n = n_params(layout)
+    rows = []
+    for k in range(4):
+        s = train(layout, state.copy(), X[k], ys[k], base_hp(), loss=K.POISSON, w=[ws[k]], o=[os_[k]])
+        rows.append(state[:n] - s[:n])
+    s = train_batch(layout, state.copy(), X, np.array(ys), base_hp(), loss=K.POISSON, w=ws, o=os_)
+    np.testing.assert_allclose(state[:n] - s[:n], np.mean(rows, axis=0), rtol=1e-10, atol=1e-14)

@@ -79,6 +79,12 @@ H2O_DEFAULTS = {
     "export_weights_and_biases": False,
     "variable_importances": True,
     "ignored_columns": None,
+    "weights_column": None,
+    "offset_column": None,
+    "auc_type": "AUTO",
+    "score_validation_sampling": "Uniform",
+    "max_hit_ratio_k": 10,
+    "max_confusion_matrix_size": 20,
     "diagnostics": True,
     # dask_dl's own, not H2O
     "client": None,
@@ -621,9 +627,8 @@ NOT_SUPERVISED = {"training_frame", "validation_frame", "response_column", "auto
                   "keep_cross_validation_fold_assignment", "checkpoint", "export_checkpoints_dir", "col_major",
                   "custom_metric_func", "gainslift_bins"}
 # supervised parameters not accepted yet (issue 18 is open): each must leave this set when it lands
-PENDING = {"weights_column", "offset_column", "balance_classes", "class_sampling_factors", "max_after_balance_size",
-           "max_confusion_matrix_size", "score_validation_sampling", "max_categorical_features",
-           "categorical_encoding", "auc_type"}
+PENDING = {"balance_classes", "class_sampling_factors", "max_after_balance_size", "max_categorical_features",
+           "categorical_encoding"}
 
 
 def _h2o_parameter_names() -> set:
@@ -658,3 +663,16 @@ def test_every_supervised_h2o_parameter_is_accepted_or_pending():
     landed = sorted(PENDING & set(PARAMETERS))
     assert not landed, f"accepted now: remove {landed} from PENDING"
     assert PENDING <= supervised, f"not H2O parameters: {sorted(PENDING - supervised)}"
+
+
+def test_a_multinomial_auc_stopping_metric_needs_an_auc_type():
+    from dask_dl.params import resolve
+    with pytest.raises(ValueError, match=r"stopping_metric='AUC' on a multinomial response needs auc_type"):
+        resolve({"stopping_metric": "AUC"}, "classification", n_classes=3)
+    assert resolve({"stopping_metric": "AUCPR", "auc_type": "MACRO_OVO"}, "classification", n_classes=3).stopping_key \
+        == "pr_auc"
+    with pytest.raises(ValueError, match=r"at most 50 classes; the response has 51"):
+        resolve({"stopping_metric": "AUC", "auc_type": "MACRO_OVR"}, "classification", n_classes=51)
+    assert resolve({"stopping_metric": "deviance"}, "classification", n_classes=2).stopping_key == "deviance"
+    with pytest.raises(ValueError, match=r"auc_type='OVR': expected one of"):
+        resolve({"auc_type": "OVR"}, "classification", n_classes=3)

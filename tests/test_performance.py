@@ -66,6 +66,67 @@ def test_multinomial_metrics_match_scikit_learn(client2, iris):
         perf["auc"] = 1.0  # read-only
 
 
+def test_multinomial_auc_of_every_type_matches_scikit_learn(client2, wine):
+    """auc_type: one-vs-rest and one-vs-one AUC / AUCPR, macro and prevalence-weighted, from the
+    per-class histograms, within 1e-3 of scikit-learn on the same probabilities; the scoring
+    history and early stopping read the trained auc_type."""
+    df = wine.sample(3000, random_state=2).reset_index(drop=True).astype({"quality": str})
+    df = df[df.quality.isin(["4", "5", "6", "7", "8"])]
+    clf = DeepLearningClassifier(hidden=[16], epochs=3, auc_type="WEIGHTED_OVO", stopping_metric="AUC",
+                                 stopping_rounds=2, **QUIET).fit(df, "quality")
+    assert np.isfinite(clf.model_.scoring_history()["training_auc"].iloc[-1])
+    X = df.drop(columns=["quality"])
+    proba = clf.predict_proba(X)
+    y = pd.Categorical(df["quality"], categories=clf.classes_).codes
+    k = len(clf.classes_)
+    onehot = np.eye(k)[y]
+    pairs = [(a, b) for a in range(k) for b in range(a + 1, k)]
+
+    def ovo(score, weighted):
+        vals, wts = [], []
+        for a, b in pairs:
+            m = (y == a) | (y == b)
+            vals.append(np.mean([score(y[m] == c, proba[m, c]) for c in (a, b)]))
+            wts.append(m.mean())
+        return np.average(vals, weights=wts if weighted else None)
+
+    expect = {"MACRO_OVR": (skm.roc_auc_score(y, proba, multi_class="ovr", average="macro"),
+                            skm.average_precision_score(onehot, proba, average="macro")),
+              "WEIGHTED_OVR": (skm.roc_auc_score(y, proba, multi_class="ovr", average="weighted"),
+                               skm.average_precision_score(onehot, proba, average="weighted")),
+              "MACRO_OVO": (skm.roc_auc_score(y, proba, multi_class="ovo", average="macro"),
+                            ovo(skm.average_precision_score, False)),
+              "WEIGHTED_OVO": (skm.roc_auc_score(y, proba, multi_class="ovo", average="weighted"),
+                               ovo(skm.average_precision_score, True))}
+    assert ovo(skm.roc_auc_score, True) == pytest.approx(expect["WEIGHTED_OVO"][0])  # the same weighting
+    table = clf.model_performance(df).multinomial_auc_table().set_index("type")
+    for auc_type, (auc, pr_auc) in expect.items():
+        perf = clf.model_performance(df, auc_type=auc_type)
+        assert abs(perf["auc"] - auc) < 1e-3, auc_type
+        assert abs(perf["pr_auc"] - pr_auc) < 1e-3, auc_type
+        assert table.loc[auc_type, "auc"] == pytest.approx(perf["auc"])
+    assert 0.6 < expect["MACRO_OVR"][0] < 0.99  # a model whose ranking is neither trivial nor perfect
+    for c, name in enumerate(clf.classes_):
+        assert abs(table.loc[f"{name} vs Rest", "auc"] - skm.roc_auc_score(y == c, proba[:, c])) < 1e-3
+    plain = clf.model_performance(df, auc_type="NONE")
+    assert "auc" not in plain
+    with pytest.raises(ValueError, match="set auc_type"):
+        plain.multinomial_auc_table()
+    assert plain["mean_residual_deviance"] == pytest.approx(2 * skm.log_loss(y, proba, labels=range(k)), rel=1e-6)
+
+
+def test_confusion_matrix_printing_follows_max_confusion_matrix_size(client2, iris):
+    clf = DeepLearningClassifier(hidden=[4], epochs=1, max_confusion_matrix_size=2, max_hit_ratio_k=2,
+                                 **QUIET).fit(iris, "class")
+    perf = clf.model_performance(iris)
+    assert "Confusion matrix not shown: 3 classes > max_confusion_matrix_size=2" in str(perf)
+    assert len(perf.hit_ratios()) == 2
+    clf.set_params(max_confusion_matrix_size=20, max_hit_ratio_k=10)
+    perf = clf.fit(iris, "class").model_performance(iris)
+    assert "Confusion matrix (rows: actual" in str(perf) and "Iris-setosa" in str(perf)
+    assert len(perf.hit_ratios()) == 3
+
+
 @pytest.mark.parametrize("distribution", ["gaussian", "poisson", "huber"])
 def test_regression_metrics_match_scikit_learn(client2, wine, distribution):
     reg = DeepLearningRegressor(hidden=[10], epochs=1, distribution=distribution, **QUIET).fit(wine, "quality")
@@ -100,7 +161,7 @@ def test_weights_scale_every_metric_and_dask_gives_the_same(client2, prostate_fi
     on_dask = clf.model_performance(ddf.drop(columns=["w"]), sample_weight=ddf["w"])
     for key in weighted:
         assert on_dask[key] == pytest.approx(weighted[key], rel=1e-6), key
-    with pytest.raises(DataError, match="sample_weight holds negative"):
+    with pytest.raises(DataError, match=r"weights 'sample_weight' hold \d+ negative"):
         clf.model_performance(df, sample_weight=-w)
     with pytest.raises(DataError, match="one weight per row"):
         clf.model_performance(df, sample_weight=w[:5])

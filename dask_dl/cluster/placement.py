@@ -15,7 +15,7 @@ import logging
 import numpy as np
 
 from ..data import encode
-from ..data.schema import RESPONSE, build_data_info, merge_stats, partition_stats, tree_merge
+from ..data.schema import build_data_info, feature_columns, merge_stats, partition_stats, tree_merge
 from . import tasks
 from .frames import partition_calls, partition_futures
 from .replication import replicate_blocks, wants_replication
@@ -59,10 +59,12 @@ def round_robin(n_items: int, workers: list) -> list:
 def compute_data_info(client, frame, roles: dict, params: dict, response_kind: str, response_name: str,
                       distribution: str):
     """The one distributed statistics pass over the training frame."""
-    features = [c for c in frame.columns if c != RESPONSE]
+    features = feature_columns(frame)
     numeric = [c for c in features if roles[c] == "numeric"]
     categorical = [c for c in features if roles[c] == "categorical"]
-    stats = tree_merge(partition_calls(partition_stats, frame, numeric, categorical, response_kind), merge_stats)
+    names = (params.get("weights_column"), params.get("offset_column"))
+    stats = tree_merge(partition_calls(partition_stats, frame, numeric, categorical, response_kind, names),
+                       merge_stats)
     merged = client.compute(stats)
     wait_all(client, [merged], what="the statistics pass")
     merged = merged.result()
@@ -137,8 +139,9 @@ def _validation_blocks(client, valid_frame, info, params: dict, seed: int, vfut=
     vfrac = _sample_fraction(int(params["score_validation_samples"]), n_valid)
     if vfrac >= 1.0:
         return vfut
-    return [client.submit(encode.sample_block, f, fraction=vfrac, seed=seed + 1 + i, pure=False)
-            for i, f in enumerate(vfut)]
+    stratified = params["score_validation_sampling"] == "Stratified" and info.response_kind == "classification"
+    return [client.submit(encode.sample_block, f, fraction=vfrac, seed=seed + 1 + i, stratified=stratified,
+                          pure=False) for i, f in enumerate(vfut)]
 
 
 def place_training_data(client, frame, info, valid_frame, cfg, seed: int) -> TrainingData:

@@ -123,9 +123,9 @@ def score_sets(model: ModelCopy, *, layout, spec, train_blocks: list, valid_bloc
 def score_blocks(state: np.ndarray, layout, spec, blocks: list):
     """The merged sufficient statistics of some scoring blocks, or None when they hold no rows."""
     stats = None
-    for X, y in blocks:
+    for X, y, w, o in map(hogwild.block_arrays, blocks):
         if len(y):
-            s = evaluate.block_stats(forward(layout, state, X), y, spec)
+            s = evaluate.block_stats(forward(layout, state, X), y, spec, w, o)
             stats = s if stats is None else sufficient.merge(stats, s)
     return stats
 

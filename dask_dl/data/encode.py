@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from .schema import RESPONSE, DataInfo, level_codes, numeric_chunks, row_slices, through_categories
+from .schema import (OFFSET, RESPONSE, DataInfo, check_row_roles, level_codes, numeric_chunks, row_slices,
+                     through_categories)
 
 
 def encode_features(df: pd.DataFrame, info: DataInfo) -> tuple[np.ndarray, np.ndarray]:
@@ -77,36 +78,71 @@ def encode_response(y: pd.Series, info: DataInfo) -> np.ndarray:
     return info.response_to_target(v).astype(np.float32)
 
 
-def encode_training_block(df: pd.DataFrame, info: DataInfo, scoring: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(X, y) of the rows that train: rows with a response (and, with Skip, without any NA). A
-    block for ``scoring`` only (validation data) keeps rows with a missing predictor, imputed as
-    at prediction time: H2O scores them too."""
+NONE = np.zeros(0, dtype=np.float32)  # a block's weights or offsets when the data has none
+
+
+def row_weights(df: pd.DataFrame, info: DataInfo) -> np.ndarray:
+    """The observation weights as float32 (checked), or NONE when the frame carries none."""
+    w = check_row_roles(df, info.weights_column, info.offset_column)
+    return NONE if w is None else w.astype(np.float32)
+
+
+def row_offsets(df: pd.DataFrame, info: DataInfo) -> np.ndarray:
+    """The offsets in the training space, float32 (added to the output's pre-activation: H2O's
+    (o - mean_y) * mul_y for a standardised response), or NONE when the model has none."""
+    if info.offset_column is None:
+        return NONE
+    if OFFSET not in df.columns:
+        raise DataError(f"offset_column {info.offset_column!r} is missing from the data: this model was trained "
+                        "with offsets and needs them for every row it scores")
+    o = df[OFFSET].to_numpy(dtype=np.float64, na_value=np.nan)
+    return info.response_to_target(o).astype(np.float32)
+
+
+def encode_training_block(df: pd.DataFrame, info: DataInfo, scoring: bool = False) -> tuple:
+    """(X, y, w, o) of the rows that train: rows with a response and a weight above 0 (and, with
+    Skip, without any NA); ``w``, ``o`` the weights and offsets (NONE without). A block for
+    ``scoring`` only (validation data) keeps rows with a missing predictor, imputed as at
+    prediction time: H2O scores them too."""
     X, has_na = encode_features(df, info)
     y = encode_response(df[RESPONSE], info)
+    w, o = row_weights(df, info), row_offsets(df, info)
     keep = ~np.isnan(y)
     if info.skip_missing and not scoring:
         keep &= ~has_na
+    if len(w):
+        keep &= w > 0
     if not keep.all():
         X, y = X[keep], y[keep]
-    return np.ascontiguousarray(X), y
+        w, o = (a[keep] if len(a) else a for a in (w, o))
+    return np.ascontiguousarray(X), y, w, o
 
 
-def sample_block(block: tuple, *, fraction: float, seed: int) -> tuple:
-    """A Bernoulli(fraction) subset of a block's rows (at least one row), for scoring samples."""
-    X, y = block
+def sample_block(block: tuple, *, fraction: float, seed: int, stratified: bool = False) -> tuple:
+    """A Bernoulli(fraction) subset of a block's rows (at least one row), for scoring samples;
+    ``stratified`` (classification blocks): round(fraction x n_c) rows of each class c present, at
+    least one, so every class keeps its share."""
+    y = block[1]
     if fraction >= 1.0 or len(y) == 0:
-        return X, y
+        return block
     rng = np.random.default_rng(seed)
-    keep = rng.random(len(y)) < fraction
+    if stratified:
+        keep = np.zeros(len(y), dtype=bool)
+        for c in np.unique(y):
+            rows = np.flatnonzero(y == c)
+            keep[rng.choice(rows, size=max(1, int(round(fraction * len(rows)))), replace=False)] = True
+    else:
+        keep = rng.random(len(y)) < fraction
     if not keep.any():
         keep[rng.integers(len(y))] = True
-    return X[keep], y[keep]
+    return tuple(a[keep] if len(a) else a for a in block)
 
 
 def check_validation_values(frame, info: DataInfo, what: str = "validation_data") -> None:
     """What encoding a pandas validation frame on the workers would refuse, on the client first:
-    an infinite value in a column the model reads, a response class the training data lacks or an
-    infinite target. Dask frames are checked where their blocks are encoded, before training."""
+    an infinite value in a column the model reads, a response class the training data lacks, an
+    infinite target, bad weights or offsets. Dask frames are checked where their blocks are
+    encoded, before training."""
     if not isinstance(frame, pd.DataFrame):
         return
     dtypes = frame.dtypes
@@ -116,5 +152,6 @@ def check_validation_values(frame, info: DataInfo, what: str = "validation_data"
             for _ in numeric_chunks(part, numeric):
                 pass  # numeric_chunks raises on an infinite value, naming the column
             encode_response(part[RESPONSE], info)
+            check_row_roles(part, info.weights_column, info.offset_column)
     except DataError as err:
         raise DataError(f"{what}: {err}") from None

@@ -21,6 +21,14 @@ from ..errors import DataError
 from ..names import LOG_LINK_DISTRIBUTIONS
 
 RESPONSE = "__dask_dl_response__"  # internal name of the response column inside training frames
+WEIGHT = "__dask_dl_weight__"      # the observation weights (weights_column or fit's sample_weight)
+OFFSET = "__dask_dl_offset__"      # the offset_column (regression)
+ROLE_COLUMNS = (RESPONSE, WEIGHT, OFFSET)  # columns of a training frame that are not features
+
+
+def feature_columns(frame) -> list:
+    """The frame's columns that are features: every column but the response, weights and offset."""
+    return [c for c in frame.columns if c not in ROLE_COLUMNS]
 
 
 @dataclass
@@ -53,6 +61,8 @@ class DataInfo:
     n_rows: int = 0                 # training rows with a response (the epoch denominator)
     n_rows_total: int = 0
     sparse: bool = False            # H2O's DESCALE: zeros stay zero (no centring), so fast_mode skips them
+    weights_column: str | None = None  # the column of observation weights (None: none, or fit's sample_weight)
+    offset_column: str | None = None   # the offset's name: predict needs it (added in link space)
 
     def __dask_tokenize__(self) -> str:
         """This object's identity, drawn once: tokenizing every column's statistics for each task
@@ -236,7 +246,7 @@ def check_columns(frame, features, roles: dict, what: str, allow_extra=()) -> No
     """``frame`` must hold every training feature, each column in ``roles`` with that role; other
     columns are an error unless named in ``allow_extra`` (True: any). The response column is exempt."""
     check_unique_columns(frame, what)
-    cols = [c for c in frame.columns if c != RESPONSE]
+    cols = [c for c in frame.columns if c not in ROLE_COLUMNS]
     have, known = set(cols), set(features)
     missing = [c for c in features if c not in have]
     if missing:
@@ -351,10 +361,17 @@ def numeric_chunks(df: pd.DataFrame, columns: list, size: int = NUMERIC_CHUNK):
         yield cols, v, True
 
 
-def partition_stats(df: pd.DataFrame, numeric: list, categorical: list, response_kind: str) -> dict:
+def partition_stats(df: pd.DataFrame, numeric: list, categorical: list, response_kind: str,
+                    role_names: tuple = (None, None)) -> dict:
     """Mergeable statistics of one partition: (n, mean, M2, min, max, na) per numeric column,
-    level counts per categorical column, and the response's statistics."""
+    level counts per categorical column, the response's statistics and, with observation weights,
+    (rows with a response and weight 0, their total weight). ``role_names``: the user's names of
+    the weights and the offset, for the errors of ``check_row_roles``."""
     out = {"rows": len(df), "num": {}, "cat": {}}
+    weights = check_row_roles(df, *role_names)
+    if weights is not None:
+        answered = df[RESPONSE].notna().to_numpy()
+        out["w"] = (int((answered & (weights == 0)).sum()), float(weights[answered].sum()))
     n_rows = len(df)
     for cols, v, may_nan in numeric_chunks(df, numeric):
         nan = np.isnan(v) if may_nan else None
@@ -398,9 +415,30 @@ def partition_stats(df: pd.DataFrame, numeric: list, categorical: list, response
     return out
 
 
+def check_row_roles(df: pd.DataFrame, weights_name=None, offset_name=None) -> np.ndarray | None:
+    """Refuse negative, NaN or infinite observation weights and NaN or infinite offsets, naming the
+    column; returns the weights (float64) when the frame has them."""
+    if OFFSET in df.columns:
+        o = df[OFFSET].to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = ~np.isfinite(o)
+        if bad.any():
+            raise DataError(f"offset_column {offset_name or 'offset'!r} holds {int(bad.sum())} NA or infinite "
+                            "value(s); every row needs a finite offset")
+    if WEIGHT not in df.columns:
+        return None
+    w = df[WEIGHT].to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(w) | (w < 0)
+    if bad.any():
+        raise DataError(f"weights {weights_name or 'sample_weight'!r} hold {int(bad.sum())} negative, NA or "
+                        f"infinite value(s) (first: {w[bad][0]}); observation weights must be finite and >= 0")
+    return w
+
+
 def merge_stats(a: dict, b: dict) -> dict:
     """Combine two partition_stats results (Chan et al.'s parallel variance)."""
     out = {"rows": a["rows"] + b["rows"], "num": {}, "cat": {}}
+    if "w" in a:
+        out["w"] = (a["w"][0] + b["w"][0], a["w"][1] + b["w"][1])
     for c in a["num"]:
         out["num"][c] = _merge_moments(a["num"][c], b["num"][c])
     for c in a["cat"]:
@@ -473,8 +511,21 @@ def build_data_info(stats: dict, feature_names: list, roles: dict, params: dict,
         _set_classes(info, stats["y"], response_name)
     else:
         _set_numeric_response(info, stats["y"], response_name, distribution, bool(params["standardize"]))
+    if "w" in stats:
+        _set_weights(info, stats["w"], params)
+    info.offset_column = params.get("offset_column")
     _check_first_layer(info, params)
     return info
+
+
+def _set_weights(info: DataInfo, weights: tuple, params: dict) -> None:
+    """Rows of weight 0 do not train: the epoch counts the others."""
+    n_zero, total = weights
+    name = params.get("weights_column") or "sample_weight"
+    if total <= 0:
+        raise DataError(f"weights {name!r} are 0 in every row with a response: nothing would train")
+    info.weights_column = params.get("weights_column")
+    info.n_rows -= n_zero
 
 
 def _check_response_rows(y_stats, response_name: str) -> None:
@@ -543,12 +594,13 @@ def in_memory_data_info(frame, roles: dict, params: dict, response_kind: str, re
     domain) comes before any cluster work; the training job then uses this DataInfo."""
     if not isinstance(frame, pd.DataFrame):
         return None
-    features = [c for c in frame.columns if c != RESPONSE]
+    features = feature_columns(frame)
     numeric = [c for c in features if roles[c] == "numeric"]
     categorical = [c for c in features if roles[c] == "categorical"]
     stats = None
+    names = (params.get("weights_column"), params.get("offset_column"))
     for part in row_slices(frame, min(len(numeric), NUMERIC_CHUNK)):
-        one = partition_stats(part, numeric, categorical, response_kind)
+        one = partition_stats(part, numeric, categorical, response_kind, names)
         stats = one if stats is None else merge_stats(stats, one)
     return build_data_info(stats, features, roles, params, response_kind, response_name, distribution)
 

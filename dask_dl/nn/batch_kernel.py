@@ -163,11 +163,12 @@ def _batch_layout(units, acts, bs):
 
 
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
-def train_batches_elastic(state, center, net, X, y, rows, hp, ip):
+def train_batches_elastic(state, center, net, X, y, w, o, rows, hp, ip):
     """Mini-batch HOGWILD! SGD (mini_batch_size = ip[IP_BATCH] > 1): rows[0:bs], rows[bs:2bs], ... each
     make ONE update with the batch-mean gradient. fast_mode: a weight whose gradient is exactly 0
     for the whole batch, and a unit with no gradient, are not touched. ``hp[HP_EA]`` != 0 adds the
-    elastic-averaging pull towards ``center``. ``net`` is ``NetworkLayout.kernel_arrays()``."""
+    elastic-averaging pull towards ``center``. ``net`` is ``NetworkLayout.kernel_arrays()``; ``w``
+    and ``o`` the rows' weights and offsets (empty: none), as in ``train_rows_elastic``."""
     estimate_rsqrt()
     units, woff, boff, acts, drop = net
     n_layers = units.shape[0] - 1
@@ -199,13 +200,19 @@ def train_batches_elastic(state, center, net, X, y, rows, hp, ip):
         aout = A[co:co + m * n_out].reshape((m, n_out))
         eout = E[co:co + m * n_out].reshape((m, n_out))
         for b in range(m):
-            output_error(aout[b], eout[b], 0, n_out, out_code, loss, y[rows[start + b]], hp)
+            r = rows[start + b]
+            if o.shape[0] > 0:
+                aout[b, 0] += o[r]
+            output_error(aout[b], eout[b], 0, n_out, out_code, loss, y[r], hp)
+            if w.shape[0] > 0:
+                for k in range(n_out):
+                    eout[b, k] *= w[r]
         _batch_backward(views, centre, lay, A, E, U, Z, dW, m, scale[0], hp, ip, n0 + start * step, sc)
     return n_rows
 
 
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
-def train_batches(state, net, X, y, rows, hp, ip):
+def train_batches(state, net, X, y, w, o, rows, hp, ip):
     """``train_batches_elastic`` without a centre (plain HOGWILD! mini-batch SGD)."""
     estimate_rsqrt()
-    return train_batches_elastic(state, state, net, X, y, rows, hp, ip)
+    return train_batches_elastic(state, state, net, X, y, w, o, rows, hp, ip)

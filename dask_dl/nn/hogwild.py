@@ -92,7 +92,7 @@ def train_shard(state: np.ndarray, layout: NetworkLayout, blocks: list, *, n_sam
                 settings: KernelSettings, n_threads: int, rng_seeds: tuple, n_seen: float, shuffle: bool = False,
                 position: float = 0.0, order_seed: int = 0, center: np.ndarray | None = None,
                 elastic_strength: float = 0.0) -> int:
-    """Train ``state`` in place on ``n_samples`` draws from ``blocks`` (a list of (X, y) arrays) with
+    """Train ``state`` in place on ``n_samples`` draws from ``blocks`` (``block_arrays``) with
     ``n_threads`` HOGWILD! threads; ``n_seen`` samples were trained before (the learning-rate
     schedule). ``rng_seeds`` seed each thread's dropout stream (with the block and thread),
     ``order_seed`` the row visiting order; ``position`` is how many passes over these blocks earlier
@@ -117,20 +117,32 @@ def train_shard(state: np.ndarray, layout: NetworkLayout, blocks: list, *, n_sam
     trained = np.zeros(k_max, dtype=np.int64)
     done = 0
     for bi, thread_rows in plan:
-        X, y = blocks[bi]
+        X, y, w, o = block_arrays(blocks[bi])
         for t, rows in enumerate(thread_rows):
             hp_t = hp.copy()
             hp_t[HP_N0] = n_seen + done  # where this block starts in the shard's sample count
             hp_t[HP_NSTEP] = len(thread_rows)  # every thread's step advances the shared count by ~k
             ip = settings.int_params(thread_seed(*rng_seeds, bi, t), input_major=layout.input_major)
             lead = (copies[t],) if center is None else (copies[t], center)
-            thread_jobs[t].append((*lead, net, X, y, rows, hp_t, ip))
+            thread_jobs[t].append((*lead, net, X, y, w, o, rows, hp_t, ip))
             trained[t] += len(rows)
         done += sum(len(r) for r in thread_rows)
     _run_threads(kernel, [jobs for jobs in thread_jobs if jobs])
     if settings.thread_copies and k_max > 1 and done > 0:
         state[:] = weighted_mean_of(copies, trained)
     return done
+
+
+_NONE = np.zeros(0, dtype=np.float32)
+
+
+def block_arrays(block: tuple) -> tuple:
+    """(X, y, w, o) of a block given as (X, y) or (X, y, weights, offsets): empty arrays stand for
+    no weights (1 each) and no offsets."""
+    if len(block) == 4:
+        return block
+    X, y = block
+    return X, y, _NONE.astype(X.dtype), _NONE.astype(X.dtype)
 
 
 def _pick_kernel(layout: NetworkLayout, settings: KernelSettings, elastic: bool):

@@ -358,9 +358,11 @@ def _row_scratch(units, dtype):
 
 
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
-def train_rows_elastic(state, center, net, X, y, rows, hp, ip):
+def train_rows_elastic(state, center, net, X, y, w, o, rows, hp, ip):
     """Train on X[rows[0]], X[rows[1]], ... in that order, updating ``state`` in place (lock-free);
-    every gradient gets hp[HP_EA] * (theta - center) (elastic averaging; 0 when off).
+    every gradient gets hp[HP_EA] * (theta - center) (elastic averaging; 0 when off). ``w``: the
+    rows' observation weights, multiplying their loss (empty: 1 each); ``o``: offsets added to the
+    (linear) output's pre-activation (empty: none).
 
     ``net`` is ``NetworkLayout.kernel_arrays()``; ``hp``/``ip`` hold the float/int parameters
     (slots HP_*/IP_*, see settings). Seeds this thread's RNG stream (dropout) from ip[IP_SEED].
@@ -385,16 +387,23 @@ def train_rows_elastic(state, center, net, X, y, rows, hp, ip):
     out_code = acts[n_layers]
     n0 = hp[HP_N0]
     step = hp[HP_NSTEP]
+    weighted = w.shape[0] > 0
+    offset = o.shape[0] > 0
     for t in range(rows.shape[0]):
         r = rows[t]
         nnz = forward_train(views[0], views[1], lay, drop, X[r], A, nz, ustate, im)
+        if offset:
+            A[co] += o[r]
         output_error(A, E, co, n_out, out_code, loss, y[r], hp)
+        if weighted:
+            for k in range(n_out):
+                E[co + k] *= w[r]
         backward_update(views, centre, lay, A, E, nz, nnz, ustate, hp, ip, n0 + t * step, scratch)
     return rows.shape[0]
 
 
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
-def train_rows(state, net, X, y, rows, hp, ip):
+def train_rows(state, net, X, y, w, o, rows, hp, ip):
     """``train_rows_elastic`` without a centre (plain HOGWILD! SGD)."""
     estimate_rsqrt()
-    return train_rows_elastic(state, state, net, X, y, rows, hp, ip)
+    return train_rows_elastic(state, state, net, X, y, w, o, rows, hp, ip)

@@ -9,6 +9,14 @@ from ..names import EXP_CAP, LOG_LINK_DISTRIBUTIONS
 from . import sufficient
 
 
+def with_offsets(out: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """A regression network's output with the rows' offsets (training space) added in link space,
+    before the inverse link; ``out`` as is when there are none."""
+    if len(offsets):
+        out[:, 0] += offsets
+    return out
+
+
 def to_response_scale(out: np.ndarray, info, distribution: str) -> np.ndarray:
     """Regression network output (link space, maybe standardised) -> prediction on the response scale."""
     f = out[:, 0].astype(np.float64)
@@ -37,23 +45,32 @@ class ScoringSpec:
     standardize_response: bool = False
     response_mean: float = 0.0
     response_sigma: float = 1.0
+    max_hits: int = 10            # top-K hit ratios (max_hit_ratio_k)
+    class_auc: bool = False       # multinomial: the class histograms auc_type reads
 
     @classmethod
-    def of(cls, kind: str, distribution: str, params: dict, info) -> "ScoringSpec":
+    def of(cls, kind: str, distribution: str, params: dict, info, auc_type: str | None = None) -> "ScoringSpec":
+        auc_type = auc_type or params.get("auc_type", "AUTO")
         return cls(kind, distribution, float(params.get("tweedie_power", 1.5)),
                    float(params.get("quantile_alpha", 0.5)), bool(info.standardize_response),
-                   float(info.response_mean), float(info.response_sigma))
+                   float(info.response_mean), float(info.response_sigma), int(params.get("max_hit_ratio_k", 10)),
+                   kind == "multinomial" and auc_type not in ("AUTO", "NONE"))
 
 
-def block_stats(outputs: np.ndarray, targets: np.ndarray, spec: ScoringSpec, weights=None) -> dict:
+def block_stats(outputs: np.ndarray, targets: np.ndarray, spec: ScoringSpec, weights=None, offsets=None) -> dict:
     """Sufficient statistics of scored rows: ``outputs`` the network's, ``targets`` as encoded for
-    training (class index, or the response in the training space)."""
+    training (class index, or the response in the training space); ``weights`` and ``offsets`` as
+    a block holds them (None or empty: none)."""
+    weights = None if weights is None or not len(weights) else weights
     if spec.kind == "regression":
+        if offsets is not None:
+            outputs = with_offsets(outputs, offsets)
         return sufficient.block_stats(to_response_scale(outputs, spec, spec.distribution),
                                       target_to_response_scale(targets, spec), weights, kind="regression",
                                       distribution=spec.distribution, tweedie_power=spec.tweedie_power,
                                       quantile_alpha=spec.quantile_alpha)
-    return sufficient.block_stats(outputs.astype(np.float64), targets.astype(np.int64), weights, kind=spec.kind)
+    return sufficient.block_stats(outputs.astype(np.float64), targets.astype(np.int64), weights, kind=spec.kind,
+                                  max_hits=spec.max_hits, class_auc=spec.class_auc)
 
 
 # the scoring history's names for the metrics of sufficient.finish
@@ -64,10 +81,11 @@ def metrics_from_stats(stats: dict, cfg) -> dict:
     """The scoring history's metrics dict for merged statistics (the keys of the *_metrics
     functions: ``deviance``, ``lift``, ``threshold``...)."""
     perf = sufficient.finish(stats, kind=cfg.kind, distribution=cfg.distribution,
-                             huber_alpha=cfg.params["huber_alpha"])
+                             huber_alpha=cfg.params["huber_alpha"], auc_type=cfg.params["auc_type"])
     out = {_HISTORY_KEYS.get(k, k): v for k, v in perf.items() if k not in ("nobs", "gini")}
     if cfg.kind == "multinomial":
-        out.update(auc=float("nan"), pr_auc=float("nan"))
+        out.setdefault("auc", float("nan"))
+        out.setdefault("pr_auc", float("nan"))
     return out
 
 

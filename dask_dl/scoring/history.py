@@ -170,7 +170,7 @@ def metric_columns(kind: str) -> list:
         return ["rmse", "deviance", "mae", "r2"]
     if kind == "binomial":
         return ["rmse", "logloss", "r2", "auc", "pr_auc", "lift", "classification_error"]
-    return ["rmse", "logloss", "r2", "classification_error"]
+    return ["rmse", "logloss", "r2", "auc", "pr_auc", "classification_error"]  # AUC: NaN unless auc_type
 
 
 def history_row(kind: str, run_time: float, scoring_time: float, samples: int, iteration: int, n_rows: int,

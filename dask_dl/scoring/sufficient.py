@@ -18,9 +18,12 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from ..names import AUC_TYPES, MAX_AUC_CLASSES
 from . import metrics
 
 BINS = 8192                 # logit(P(class 1)) histogram of binomial scores
+CLASS_BINS = 2048           # logit(P(class j)) histograms per class pair for multinomial AUC (auc_type)
+AVERAGED_AUC = AUC_TYPES[2:]  # the auc_type values that average (AUTO, NONE: no multinomial AUC)
 LOGIT_SPAN = 35.0           # logit range covered: p in [6e-16, 1 - 6e-16], the logloss floor
 MAX_HIT_RATIO_K = 10        # H2O's default max_hit_ratio_k
 ABS_RESIDUAL_BINS = 4096    # |residual| histogram for Huber's delta: log-spaced over 1e-12..1e12
@@ -29,16 +32,32 @@ GAINS_FRACTIONS = (0.01, 0.02, 0.03, 0.04, 0.05, 0.10, 0.15, 0.20, 0.30, 0.40, 0
 
 # ----------------------------------------------------------------------------- block -> sums
 def block_stats(outputs: np.ndarray, targets: np.ndarray, weights: np.ndarray | None, *, kind: str,
-                distribution: str = "gaussian", tweedie_power: float = 1.5, quantile_alpha: float = 0.5) -> dict:
+                distribution: str = "gaussian", tweedie_power: float = 1.5, quantile_alpha: float = 0.5,
+                max_hits: int = MAX_HIT_RATIO_K, class_auc: bool = False) -> dict:
     """The sufficient statistics of one block of scored rows. ``outputs``: class probabilities
     (n, K) or regression predictions on the response scale (n,); ``targets``: class indices or
-    responses on the response scale; ``weights``: per-row weights or None (1 each)."""
+    responses on the response scale; ``weights``: per-row weights or None (1 each); ``max_hits``:
+    the top-K hit ratios kept; ``class_auc``: multinomial histograms for ``auc_type`` (K x K x
+    CLASS_BINS: each class's probability per actual class)."""
     w = np.ones(len(targets)) if weights is None else np.asarray(weights, dtype=np.float64)
     if kind == "regression":
         return _regression_stats(np.asarray(outputs, np.float64).ravel(), np.asarray(targets, np.float64), w,
                                  distribution, tweedie_power, quantile_alpha)
-    return _classification_stats(np.asarray(outputs, np.float64), np.asarray(targets).astype(np.int64), w,
-                                 kind == "binomial")
+    out = _classification_stats(np.asarray(outputs, np.float64), np.asarray(targets).astype(np.int64), w,
+                                kind == "binomial", max_hits)
+    if class_auc and kind == "multinomial" and outputs.shape[1] <= MAX_AUC_CLASSES:
+        out["class_hist"] = _class_histograms(np.asarray(outputs, np.float64), np.asarray(targets).astype(np.int64), w)
+    return out
+
+
+def _class_histograms(proba: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """hist[j, c, b]: the weight of rows of actual class c whose P(class j) falls in bin b."""
+    k = proba.shape[1]
+    hist = np.empty((k, k, CLASS_BINS))
+    for j in range(k):
+        at = y * CLASS_BINS + score_bins(proba[:, j], CLASS_BINS)
+        hist[j] = np.bincount(at, weights=w, minlength=k * CLASS_BINS).reshape(k, CLASS_BINS)
+    return hist
 
 
 def _regression_stats(pred, y, w, distribution, tweedie_power, quantile_alpha) -> dict:
@@ -57,7 +76,7 @@ def _regression_stats(pred, y, w, distribution, tweedie_power, quantile_alpha) -
             "abs_r_hist": np.bincount(hist_at, weights=w, minlength=ABS_RESIDUAL_BINS)}
 
 
-def _classification_stats(proba, y, w, binomial: bool) -> dict:
+def _classification_stats(proba, y, w, binomial: bool, max_hits: int) -> dict:
     n, k = proba.shape
     pa = proba[np.arange(n), y]
     labels = np.argmax(proba, axis=1)
@@ -65,7 +84,7 @@ def _classification_stats(proba, y, w, binomial: bool) -> dict:
     np.add.at(cm, (y, labels), w)
     # rank of the actual class (0 = top): how many classes score strictly higher
     rank = (proba > pa[:, None]).sum(axis=1)
-    hits = np.array([w @ (rank < j) for j in range(1, min(MAX_HIT_RATIO_K, k) + 1)])
+    hits = np.array([w @ (rank < j) for j in range(1, min(max_hits, k) + 1)])
     out = {"w": np.array([w.sum()]), "w_logloss": np.array([w @ -np.log(np.maximum(metrics.LOGLOSS_EPS, pa))]),
            "w_sq": np.array([w @ (1.0 - pa) ** 2]), "w_y": np.array([w @ y]), "w_y2": np.array([w @ (y * y)]),
            "cm": cm, "hits": hits}
@@ -76,17 +95,17 @@ def _classification_stats(proba, y, w, binomial: bool) -> dict:
     return out
 
 
-def score_bins(p1: np.ndarray) -> np.ndarray:
+def score_bins(p1: np.ndarray, bins: int = BINS) -> np.ndarray:
     """The histogram bin of each P(class 1): equal bins of logit(p) over [-LOGIT_SPAN, LOGIT_SPAN]."""
     p = np.clip(p1, 1e-300, 1.0)
     with np.errstate(divide="ignore"):
         z = np.log(p) - np.log1p(-np.minimum(p, 1.0 - 1e-16))
-    return np.clip(np.floor((z + LOGIT_SPAN) / (2 * LOGIT_SPAN) * BINS), 0, BINS - 1).astype(np.int64)
+    return np.clip(np.floor((z + LOGIT_SPAN) / (2 * LOGIT_SPAN) * bins), 0, bins - 1).astype(np.int64)
 
 
-def bin_edges() -> np.ndarray:
+def bin_edges(bins: int = BINS) -> np.ndarray:
     """P(class 1) at each bin's lower edge: the score every row of the bin counts as."""
-    z = -LOGIT_SPAN + np.arange(BINS) * (2 * LOGIT_SPAN / BINS)
+    z = -LOGIT_SPAN + np.arange(bins) * (2 * LOGIT_SPAN / bins)
     return 1.0 / (1.0 + np.exp(-z))
 
 
@@ -97,8 +116,9 @@ def merge(a: dict, b: dict) -> dict:
 
 # ----------------------------------------------------------------------------- sums -> metrics
 def finish(stats: dict, *, kind: str, classes: list | None = None, distribution: str = "gaussian",
-           huber_alpha: float = 0.9) -> "Performance":
-    """H2O's metric set of the model kind from merged statistics."""
+           huber_alpha: float = 0.9, auc_type: str = "AUTO", max_confusion_matrix_size: int = 20) -> "Performance":
+    """H2O's metric set of the model kind from merged statistics (multinomial AUC and AUCPR of
+    ``auc_type`` when the statistics hold the class histograms)."""
     n = float(stats["w"][0])
     if kind == "regression":
         values = _regression_metrics(stats, n)
@@ -114,9 +134,59 @@ def finish(stats: dict, *, kind: str, classes: list | None = None, distribution:
         out.update(_binomial_ranking(stats["pos"], stats["neg"]))
         cm = _threshold_cm(stats["pos"], stats["neg"], out["max_f1_threshold"])
         table["gains_lift"] = _gains_lift(stats["pos"], stats["neg"])
+    elif "class_hist" in stats and auc_type in AVERAGED_AUC:
+        table["auc_table"] = multinomial_auc_table(stats["class_hist"], classes)
+        row = table["auc_table"].set_index("type").loc[auc_type]
+        out.update(auc=float(row["auc"]), pr_auc=float(row["pr_auc"]))
     out["classification_error"] = metrics.cm_error(cm)
     out["mean_per_class_error"] = metrics.cm_mean_per_class_error(cm)
-    return Performance(out, nobs=n, confusion=cm, classes=classes, **table)
+    out["mean_residual_deviance"] = 2.0 * out["logloss"]  # a classifier's: -2 log-likelihood / n
+    return Performance(out, nobs=n, confusion=cm, classes=classes, max_confusion_matrix_size=max_confusion_matrix_size,
+                       **table)
+
+
+def _hist_auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """ROC AUC of histogram rows (each bin one tied score; ties count half), NaN with one class."""
+    p, q = pos.sum(), neg.sum()
+    if p <= 0 or q <= 0:
+        return math.nan
+    below = np.cumsum(neg) - neg
+    return float(pos @ (below + 0.5 * neg) / (p * q))
+
+
+def _hist_pr_auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """Average precision of histogram rows, thresholds at each non-empty bin from the top."""
+    tps, fps = np.cumsum(pos[::-1]), np.cumsum(neg[::-1])
+    if tps[-1] <= 0:
+        return math.nan
+    step = pos[::-1] > 0
+    return float(np.sum(pos[::-1][step] / tps[-1] * tps[step] / (tps[step] + fps[step])))
+
+
+def multinomial_auc_table(hist: np.ndarray, classes=None) -> pd.DataFrame:
+    """H2O's multinomial AUC table: AUC and AUCPR averaged one-vs-rest and one-vs-one, macro
+    (unweighted) and weighted by class prevalence (Hand & Till for one-vs-one, as scikit-learn)."""
+    k = hist.shape[0]
+    n_c = np.array([hist[c, c].sum() for c in range(k)])
+    ovr = [(_hist_auc(hist[j, j], hist[j].sum(axis=0) - hist[j, j]),
+            _hist_pr_auc(hist[j, j], hist[j].sum(axis=0) - hist[j, j])) for j in range(k)]
+    pairs, pair_w = [], []
+    for j in range(k):
+        for c in range(j + 1, k):
+            a = [(_hist_auc(hist[x, x], hist[x, z]), _hist_pr_auc(hist[x, x], hist[x, z])) for x, z in ((j, c), (c, j))]
+            pairs.append(np.mean(a, axis=0))
+            pair_w.append(n_c[j] + n_c[c])
+    rows = []
+    for name, values, weights in (("OVR", np.array(ovr), n_c), ("OVO", np.array(pairs).reshape(-1, 2),
+                                                                 np.array(pair_w, dtype=np.float64))):
+        ok = np.isfinite(values).all(axis=1) & (weights > 0)
+        for avg in ("MACRO", "WEIGHTED"):
+            wts = np.ones(ok.sum()) if avg == "MACRO" else weights[ok]
+            mean = values[ok].T @ wts / wts.sum() if ok.any() else (math.nan, math.nan)
+            rows.append({"type": f"{avg}_{name}", "auc": float(mean[0]), "pr_auc": float(mean[1])})
+    names = [str(c) for c in (classes or range(k))]
+    rows += [{"type": f"{names[j]} vs Rest", "auc": a, "pr_auc": p} for j, (a, p) in enumerate(ovr)]
+    return pd.DataFrame(rows)
 
 
 def _ratio(total, n: float) -> float:
@@ -215,9 +285,11 @@ class Performance(Mapping):
     """A read-only mapping of H2O's metric names (lower case) to values, with the tables H2O's
     ModelMetrics objects carry: ``confusion_matrix()``, ``hit_ratios()``, ``gains_lift()``."""
 
-    def __init__(self, values: dict, *, nobs: float, confusion=None, classes=None, hits=None, gains_lift=None):
+    def __init__(self, values: dict, *, nobs: float, confusion=None, classes=None, hits=None, gains_lift=None,
+                 auc_table=None, max_confusion_matrix_size: int = 20):
         self._values = {**values, "nobs": nobs}
         self._confusion, self._classes, self._hits, self._gains = confusion, classes, hits, gains_lift
+        self._auc_table, self._max_cm = auc_table, int(max_confusion_matrix_size)
 
     def __getitem__(self, key):
         return self._values[key]
@@ -255,3 +327,25 @@ class Performance(Mapping):
         if self._gains is None:
             raise ValueError("gains/lift is a binomial model's table")
         return self._gains.copy()
+
+    def multinomial_auc_table(self) -> pd.DataFrame:
+        """AUC and AUCPR of every averaging type and of each class against the rest (multinomial
+        models trained or scored with an ``auc_type``; H2O's multinomial_auc_table)."""
+        if self._auc_table is None:
+            raise ValueError("no multinomial AUC here: set auc_type (e.g. 'MACRO_OVR') on a multinomial model "
+                             f"of at most {MAX_AUC_CLASSES} classes")
+        return self._auc_table.copy()
+
+    def __str__(self) -> str:
+        """H2O's printed metrics: the values, then the confusion matrix when the classes are at most
+        ``max_confusion_matrix_size``, the hit ratios and the gains/lift table."""
+        lines = [f"{k}: {v:.6g}" for k, v in self._values.items() if isinstance(v, (int, float))]
+        if self._confusion is not None:
+            k = len(self._confusion)
+            lines += (["Confusion matrix (rows: actual, columns: predicted):", self.confusion_matrix().to_string()]
+                      if k <= self._max_cm else
+                      [f"Confusion matrix not shown: {k} classes > max_confusion_matrix_size={self._max_cm}"])
+            lines += ["Top-k hit ratios:", self.hit_ratios().to_string(index=False)]
+        if self._gains is not None and len(self._gains):
+            lines += ["Gains/lift table:", self._gains.to_string(index=False)]
+        return "\n".join(lines)
