@@ -31,12 +31,12 @@ from . import params as P
 PROG = "dask-dl"
 
 # parameters whose value is a list (nargs='+') and the type of each element
-_LIST_PARAMS = {"hidden": int, "hidden_dropout_ratios": float, "ignored_columns": str}
+_LIST_PARAMS = {"hidden": int, "hidden_dropout_ratios": float, "ignored_columns": str, "class_sampling_factors": float}
 # enum parameters: matched case-insensitively ("rectifier" -> "Rectifier")
 _CHOICES = {"activation": P.ACTIVATIONS, "initial_weight_distribution": P.WEIGHT_DISTRIBUTIONS,
             "missing_values_handling": P.MISSING_HANDLING, "loss": P.LOSSES, "distribution": P.DISTRIBUTIONS,
             "stopping_metric": P.STOPPING_METRICS, "auc_type": P.AUC_TYPES,
-            "score_validation_sampling": ("Uniform", "Stratified")}
+            "score_validation_sampling": ("Uniform", "Stratified"), "categorical_encoding": P.CATEGORICAL_ENCODINGS}
 # a distributed.Client cannot come from the command line (use --scheduler), nor can arrays of weights
 _NOT_CLI = ("client", "initial_weights", "initial_biases")
 

@@ -12,7 +12,7 @@ from .inputs import training_frame, with_model_roles, with_weights
 from .names import AUC_TYPES
 from .nn.forward import forward
 from .nn.network import HIDDEN_NAMES, NetworkLayout
-from .scoring.evaluate import ScoringSpec, block_stats, to_response_scale, with_offsets
+from .scoring.evaluate import ScoringSpec, block_stats, to_response_scale, with_offsets, with_priors
 from .scoring import sufficient
 from .scoring.varimp import varimp_table
 
@@ -39,8 +39,20 @@ class DeepLearningModel:
         return list(self.info.classes)
 
     def scoring_history(self) -> pd.DataFrame:
-        """H2O's scoring history: one row per scoring event, row 0 the untrained dummy row."""
-        return pd.DataFrame(self._history)
+        """H2O's scoring history: one row per scoring event, row 0 the untrained dummy row;
+        ``.attrs["training_metrics_on"]`` says which rows the training metrics are on."""
+        hist = pd.DataFrame(self._history)
+        hist.attrs["training_metrics_on"] = self.training_metrics_on()
+        return hist
+
+    def training_metrics_on(self) -> str:
+        """Which rows the scoring history's training metrics are on (H2O: the balanced frame)."""
+        sampled = int(self.params.get("score_training_samples", 10000) or 0)
+        rows = "a sample of " if 0 < sampled < self.info.n_train_rows else ""
+        if self.info.class_factors:
+            return (f"{rows}the class-balanced training data (balance_classes), with probabilities corrected to "
+                    "the original class priors")
+        return f"{rows}the training data"
 
     def weights(self, layer: int) -> np.ndarray:
         """Weight matrix feeding layer ``layer`` (1-based), shape (units, inputs) (Maxout: 2 rows a unit)."""
@@ -132,6 +144,7 @@ class DeepLearningModel:
             more = len(self.info.ignored) - 8
             lines.append(f"Ignored columns ({len(self.info.ignored)}): {shown}" + (f", ... {more} more" if more > 0 else ""))
         hist = self.scoring_history()
+        lines.append(f"Training metrics are on {hist.attrs['training_metrics_on']}")
         if len(hist) > 1:
             last = hist.iloc[-1]
             metrics = [c for c in hist.columns if c.startswith(("training_", "validation_"))]
@@ -157,10 +170,14 @@ class DeepLearningModel:
         return light
 
     def output(self, df: pd.DataFrame) -> np.ndarray:
-        """Raw network outputs in scoring mode: class probabilities, or the regression output in
-        link space with the rows' offsets (``scored_frame``) added."""
+        """Network outputs in scoring mode: class probabilities (corrected to the original priors
+        after class balancing), or the regression output in link space with the rows' offsets
+        (``scored_frame``) added."""
         X, _ = encode_features(df, self.info)
-        return with_offsets(forward(self.layout, self.state, X), row_offsets(df, self.info))
+        out = forward(self.layout, self.state, X)
+        if self.kind == "regression":
+            return with_offsets(out, row_offsets(df, self.info))
+        return with_priors(out, self.info.prior_ratio())
 
     def predict_proba_frame(self, df: pd.DataFrame) -> np.ndarray:
         return self.output(df).astype(np.float64)

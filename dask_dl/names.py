@@ -19,6 +19,10 @@ LOG_LINK_DISTRIBUTIONS = ("poisson", "gamma", "tweedie")
 DISTRIBUTIONS = ("AUTO", "bernoulli", "multinomial", *REGRESSION_DISTRIBUTIONS)
 STOPPING_METRICS = ("AUTO", "deviance", "logloss", "MSE", "RMSE", "MAE", "RMSLE", "AUC", "AUCPR",
                     "lift_top_group", "misclassification", "mean_per_class_error")
+# categorical_encoding values H2O's Deep Learning accepts (data/categorical.py); Enum and
+# OneHotExplicit are refused, as H2O does
+CATEGORICAL_ENCODINGS = ("AUTO", "OneHotInternal", "Binary", "Eigen", "LabelEncoder", "SortByResponse", "EnumLimited")
+NO_HASHING = 2147483647  # max_categorical_features' default: no hashing
 # multinomial AUC averaging (H2O's auc_type): AUTO and NONE compute none
 AUC_TYPES = ("AUTO", "NONE", "MACRO_OVR", "WEIGHTED_OVR", "MACRO_OVO", "WEIGHTED_OVO")
 MAX_AUC_CLASSES = 50  # H2O computes a multinomial AUC for at most this many classes

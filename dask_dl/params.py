@@ -15,9 +15,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .names import (ACTIVATIONS, AUC_TYPES, DISTRIBUTIONS, FLOAT32_MAX, LOG_LINK_DISTRIBUTIONS, LOSSES,  # noqa: F401
-                    MAX_AUC_CLASSES, MISSING_HANDLING, OPTIMIZERS, REGRESSION_DISTRIBUTIONS, STOPPING_METRICS,
-                    WEIGHT_DISTRIBUTIONS, best_model_metric, resolve_stopping_metric)
+from .names import (ACTIVATIONS, AUC_TYPES, CATEGORICAL_ENCODINGS, DISTRIBUTIONS, FLOAT32_MAX,  # noqa: F401
+                    LOG_LINK_DISTRIBUTIONS, LOSSES, MAX_AUC_CLASSES, MISSING_HANDLING, NO_HASHING, OPTIMIZERS,
+                    REGRESSION_DISTRIBUTIONS, STOPPING_METRICS, WEIGHT_DISTRIBUTIONS, best_model_metric,
+                    resolve_stopping_metric)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,21 @@ def _column_names(v):
         return None
     if isinstance(v, (str, bytes)) or not isinstance(v, (list, tuple)) or not all(isinstance(c, str) for c in v):
         return "None or a list of column names, e.g. ['ID']"
+    return None
+
+
+def _encoding(v):
+    if v in ("Enum", "OneHotExplicit"):
+        return f"one of {list(CATEGORICAL_ENCODINGS)} (H2O's Deep Learning refuses {v!r} too)"
+    return None if isinstance(v, str) and v in CATEGORICAL_ENCODINGS else f"one of {list(CATEGORICAL_ENCODINGS)}"
+
+
+def _positive_list(v):
+    if v is None:
+        return None
+    if isinstance(v, (str, bytes)) or not isinstance(v, (list, tuple)) or not v or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0 for x in v):
+        return "None or a list of positive numbers, one per class, e.g. [1.0, 5.0]"
     return None
 
 
@@ -402,6 +418,26 @@ PARAMETERS: dict[str, Param] = {
     "ignored_columns": Param(None, _column_names,
                              "columns of X that do not train (an identifier, a leak of the response...): they "
                              "must exist in X, and may still be present in the data given to predict()"),
+    "categorical_encoding": Param("AUTO", _encoding,
+                                  "how categorical columns become inputs: AUTO / OneHotInternal (one input per "
+                                  "level and a missing one), EnumLimited (one-hot of the 10 most frequent levels), "
+                                  "Binary (the level's index in bits), LabelEncoder (the index as a number), "
+                                  "SortByResponse (the rank by mean response as a number), Eigen (the projection "
+                                  "on the one-hot data's first principal component)"),
+    "max_categorical_features": Param(NO_HASHING, _number(1, integer=True),
+                                      "when the one-hot inputs of all categorical columns would be more than this, "
+                                      "hash them into this many inputs (H2O's MurmurHash2 of each one-hot index); "
+                                      "the default never hashes"),
+    "balance_classes": Param(False, _bool,
+                             "classifiers: over/under-sample each class while its blocks are encoded (each partition "
+                             "on its own, nothing collected) so that the classes train alike; predicted "
+                             "probabilities are corrected back to the original class priors"),
+    "class_sampling_factors": Param(None, _positive_list,
+                                    "with balance_classes: one sampling factor per class, in the classes' order "
+                                    "(default: each class up to the largest one's count)"),
+    "max_after_balance_size": Param(5.0, _number(0, lo_open=True),
+                                    "with balance_classes: the most rows the balanced training data may have, as a "
+                                    "multiple of the training rows (all factors are scaled down to fit)"),
     "score_validation_sampling": Param("Uniform", _choice(("Uniform", "Stratified")),
                                        "how score_validation_samples draws its sample of the validation frame: "
                                        "Uniform (each row alike) or Stratified (classifiers: each class keeps its "
@@ -639,10 +675,16 @@ def _response_rules(p: dict, kind: str, n_classes: int, problems: list) -> tuple
         if p["offset_column"] is not None:
             problems.append(f"offset_column={p['offset_column']!r} is for regression (H2O refuses an offset "
                             "with a classification response)")
+        factors = p["class_sampling_factors"]
+        if factors is not None and not p["balance_classes"]:
+            problems.append("class_sampling_factors needs balance_classes=True")
+
         return ("bernoulli" if kind == "binomial" else "multinomial",
                 "CrossEntropy" if loss == "Automatic" else loss)
     if dist in ("bernoulli", "multinomial"):
         problems.append(f"distribution={dist!r} is for classification; use DeepLearningClassifier")
+    if p["balance_classes"] or p["class_sampling_factors"] is not None:
+        problems.append("balance_classes and class_sampling_factors are for classifiers; the model is a regression")
     if loss == "CrossEntropy":
         problems.append("loss='CrossEntropy' is for classification; a regressor takes 'Automatic', "
                         "'Quadratic', 'Absolute', 'Huber' or 'Quantile'")

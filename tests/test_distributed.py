@@ -276,3 +276,17 @@ def test_a_one_partition_validation_frame_is_scored_by_every_worker(client2, iri
     clf.fit(dd.from_pandas(iris, npartitions=2), "class", validation_data=valid)
     assert holders and all(h == sorted(client2.nthreads()) for h in holders)
     assert clf.model_.scoring_history()["validation_classification_error"].iloc[1:].notna().all()
+
+
+@pytest.mark.parametrize("rate", [0.9, 0.5])
+def test_the_centre_moves_towards_the_workers_mean_by_the_moving_rate(rate):
+    """elastic_averaging_moving_rate: from the second round the centre becomes
+    rate * workers' mean + (1 - rate) * previous centre (the first round takes the mean)."""
+    from types import SimpleNamespace
+    from dask_dl.cluster.loop import IterationLoop
+    from dask_dl.params import resolve
+    cfg = resolve({"elastic_averaging": True, "elastic_averaging_moving_rate": rate}, "regression")
+    old, mean = np.zeros(4, np.float32), np.ones(4, np.float32)
+    runner = SimpleNamespace(cfg=cfg)
+    np.testing.assert_allclose(IterationLoop._next_center(runner, SimpleNamespace(iteration=2, state=old), mean), rate)
+    np.testing.assert_array_equal(IterationLoop._next_center(runner, SimpleNamespace(iteration=1, state=old), mean), 1)

@@ -1197,3 +1197,23 @@ def test_minibatch_step_is_the_mean_of_the_weighted_offset_row_gradients():
         rows.append(state[:n] - s[:n])
     s = train_batch(layout, state.copy(), X, np.array(ys), base_hp(), loss=K.POISSON, w=ws, o=os_)
     np.testing.assert_allclose(state[:n] - s[:n], np.mean(rows, axis=0), rtol=1e-10, atol=1e-14)
+
+
+def test_elastic_strength_pulls_every_parameter_towards_the_centre():
+    """elastic_averaging_regularization: one plain-SGD row with strength s moves each weight and
+    bias by an extra -rate * s * (theta - centre)."""
+    layout, state = make(hidden=(4,), act="Tanh", n_out=3, classifier=True, seed=5)
+    centre = state + np.random.default_rng(1).normal(scale=0.1, size=state.size)
+    x, t = smooth_point(layout, state, 3, 5), 1.0
+    n = n_params(layout)
+    rows = np.arange(1, dtype=np.int64)
+    ip = K.int_params(K.SGD, 0, K.CROSS_ENTROPY, 1)
+    after = {}
+    for s in (0.0, 0.3):
+        hp = base_hp(rate=0.5, ea=s)
+        st = state.copy()
+        train_rows_elastic(st, centre, layout.kernel_arrays(), x[None].copy(), np.array([t]), _row_values(None, st.dtype),
+                           _row_values(None, st.dtype), rows, hp, ip)
+        after[s] = st
+    np.testing.assert_allclose(after[0.3][:n] - after[0.0][:n], -0.5 * 0.3 * (state[:n] - centre[:n]), rtol=1e-9,
+                               atol=1e-12)

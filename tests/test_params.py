@@ -83,6 +83,11 @@ H2O_DEFAULTS = {
     "offset_column": None,
     "auc_type": "AUTO",
     "score_validation_sampling": "Uniform",
+    "balance_classes": False,
+    "categorical_encoding": "AUTO",
+    "max_categorical_features": 2147483647,
+    "class_sampling_factors": None,
+    "max_after_balance_size": 5.0,
     "max_hit_ratio_k": 10,
     "max_confusion_matrix_size": 20,
     "diagnostics": True,
@@ -205,6 +210,18 @@ BAD_VALUES = [
     ("classification_stop", -2, "[-1, 1]"),
     ("classification_stop", 1.5, "[-1, 1]"),
     ("regression_stop", -2, "[-1"),
+    ("weights_column", 3, "name of a column"),
+    ("weights_column", "", "name of a column"),
+    ("offset_column", ["o"], "name of a column"),
+    ("auc_type", "macro_ovr", "one of"),
+    ("max_hit_ratio_k", -1, "integer"),
+    ("max_confusion_matrix_size", 0, "integer"),
+    ("score_validation_sampling", "stratified", "one of"),
+    ("categorical_encoding", "Enum", "refuses 'Enum' too"),
+    ("max_categorical_features", 0, "integer"),
+    ("class_sampling_factors", [1.0, 0.0], "positive numbers"),
+    ("class_sampling_factors", "1,2", "positive numbers"),
+    ("max_after_balance_size", 0.0, "(0"),
 ] + [(name, "True", "a bool") for name in BOOL_PARAMS] \
   + [(name, 1, "a bool") for name in BOOL_PARAMS] \
   + [(name, None, "a bool") for name in BOOL_PARAMS]
@@ -626,9 +643,8 @@ NOT_SUPERVISED = {"training_frame", "validation_frame", "response_column", "auto
                   "keep_cross_validation_models", "keep_cross_validation_predictions",
                   "keep_cross_validation_fold_assignment", "checkpoint", "export_checkpoints_dir", "col_major",
                   "custom_metric_func", "gainslift_bins"}
-# supervised parameters not accepted yet (issue 18 is open): each must leave this set when it lands
-PENDING = {"balance_classes", "class_sampling_factors", "max_after_balance_size", "max_categorical_features",
-           "categorical_encoding"}
+# supervised parameters not accepted yet: each must leave this set when it lands (none since issue 18)
+PENDING: set = set()
 
 
 def _h2o_parameter_names() -> set:
@@ -663,6 +679,105 @@ def test_every_supervised_h2o_parameter_is_accepted_or_pending():
     landed = sorted(PENDING & set(PARAMETERS))
     assert not landed, f"accepted now: remove {landed} from PENDING"
     assert PENDING <= supervised, f"not H2O parameters: {sorted(PENDING - supervised)}"
+
+
+# where each supervised H2O parameter's effect is tested (file::function); the coverage test below
+# checks that every one is here and that the named test exists
+EFFECT_TESTS = {
+    "activation": "test_kernels.py::test_gradient_matches_finite_differences",
+    "adaptive_rate": "test_varimp.py::test_layer_table_rates_momentum_and_diagnostics",
+    "auc_type": "test_performance.py::test_multinomial_auc_of_every_type_matches_scikit_learn",
+    "balance_classes": "test_balance.py::test_balanced_training_counts_balanced_rows_and_predicts_original_priors",
+    "categorical_encoding": "test_categorical_encoding.py::test_every_encoding_trains_predicts_and_loads",
+    "class_sampling_factors": "test_balance.py::test_class_sampling_factors_and_the_size_cap",
+    "classification_stop": "test_training.py::test_classification_stop",
+    "diagnostics": "test_varimp.py::test_layer_table_rates_momentum_and_diagnostics",
+    "distribution": "test_training.py::test_regression_distributions_beat_a_constant",
+    "elastic_averaging": "test_distributed.py::test_worker_keeps_its_local_model_between_iterations",
+    "elastic_averaging_moving_rate":
+        "test_distributed.py::test_the_centre_moves_towards_the_workers_mean_by_the_moving_rate",
+    "elastic_averaging_regularization":
+        "test_kernels.py::test_elastic_strength_pulls_every_parameter_towards_the_centre",
+    "epochs": "test_training.py::test_auto_rounds_take_a_small_last_remainder_along",
+    "epsilon": "test_kernels.py::test_adadelta_first_step_from_zero_state",
+    "export_weights_and_biases":
+        "test_training.py::test_a_model_started_from_its_exported_weights_with_zero_epochs_predicts_as_the_original",
+    "fast_mode": "test_kernels.py::test_fast_mode_skips_zero_inputs",
+    "force_load_balance": "test_training.py::test_force_load_balance_gives_every_worker_a_partition",
+    "hidden": "test_varimp.py::test_layer_table_rates_momentum_and_diagnostics",
+    "hidden_dropout_ratios": "test_kernels.py::test_hidden_dropout_gives_masked_network_gradient",
+    "huber_alpha": "test_metrics.py::test_regression_metrics_dict",
+    "ignore_const_cols": "test_encode.py::test_constant_kept_without_ignore_const_cols",
+    "ignored_columns": "test_estimators.py::test_ignored_columns_do_not_train_and_may_stay_in_the_data",
+    "initial_biases":
+        "test_training.py::test_a_model_started_from_its_exported_weights_with_zero_epochs_predicts_as_the_original",
+    "initial_weight_distribution": "test_network.py::test_uniform_and_normal_scales",
+    "initial_weight_scale": "test_network.py::test_uniform_and_normal_scales",
+    "initial_weights":
+        "test_training.py::test_a_model_started_from_its_exported_weights_with_zero_epochs_predicts_as_the_original",
+    "input_dropout_ratio": "test_kernels.py::test_input_dropout_trains_and_drops_half",
+    "l1": "test_kernels.py::test_l1_l2_added_to_gradient",
+    "l2": "test_kernels.py::test_l1_l2_added_to_gradient",
+    "loss": "test_kernels.py::test_regression_loss_gradients",
+    "max_after_balance_size": "test_balance.py::test_class_sampling_factors_and_the_size_cap",
+    "max_categorical_features": "test_categorical_encoding.py::test_hashing_follows_h2o_murmurhash_and_adds_collisions",
+    "max_confusion_matrix_size":
+        "test_performance.py::test_confusion_matrix_printing_follows_max_confusion_matrix_size",
+    "max_runtime_secs": "test_training.py::test_max_runtime_secs",
+    "max_w2": "test_kernels.py::test_max_w2_caps_incoming_norms",
+    "mini_batch_size": "test_kernels.py::test_minibatch_batches_are_consecutive_updates",
+    "missing_values_handling": "test_encode.py::test_training_block_skip_drops_na_predictors",
+    "momentum_ramp": "test_kernels.py::test_momentum_ramp",
+    "momentum_stable": "test_kernels.py::test_momentum_ramp",
+    "momentum_start": "test_kernels.py::test_momentum_ramp",
+    "nesterov_accelerated_gradient": "test_kernels.py::test_momentum_two_steps",
+    "offset_column": "test_weights_offsets.py::test_a_log_exposure_offset_calibrates_a_poisson_fit",
+    "overwrite_with_best_model": "test_training.py::test_the_restored_best_model_ends_the_history_with_its_own_metrics",
+    "quantile_alpha": "test_training.py::test_quantile_regression_covers_its_quantile",
+    "quiet_mode": "test_training.py::test_quiet_mode_silences_the_log",
+    "rate": "test_kernels.py::test_rate_annealing_and_decay",
+    "rate_annealing": "test_kernels.py::test_rate_annealing_and_decay",
+    "rate_decay": "test_kernels.py::test_rate_annealing_and_decay",
+    "regression_stop": "test_training.py::test_regression_stop",
+    "replicate_training_data": "test_distributed.py::test_replicated_data_iterates_over_every_workers_copy",
+    "reproducible": "test_training.py::test_reproducible_is_bit_identical",
+    "rho": "test_kernels.py::test_adadelta_first_step_from_zero_state",
+    "score_duty_cycle": "test_training.py::test_a_short_fit_iterates_and_scores_at_least_ten_times",
+    "score_each_iteration": "test_history.py::test_should_score_schedule",
+    "score_interval": "test_history.py::test_should_score_schedule",
+    "score_training_samples": "test_memory.py::test_estimate_counts_model_copies_blocks_and_samples",
+    "score_validation_samples":
+        "test_training.py::test_score_validation_samples_scores_a_sample_of_the_validation_frame",
+    "score_validation_sampling": "test_encode.py::test_stratified_sample_block_keeps_every_class_share",
+    "seed": "test_network.py::test_seed_determines_the_weights",
+    "shuffle_training_data": "test_kernels.py::test_visiting_order_streams_whole_passes_across_iterations",
+    "single_node_mode": "test_distributed.py::test_single_node_mode_trains_on_one_worker",
+    "sparse": "test_encode.py::test_sparse_descales_and_keeps_zeros",
+    "standardize": "test_encode.py::test_no_standardize_raw_values_na_to_mean",
+    "stopping_metric": "test_history.py::test_more_is_better_direction",
+    "stopping_rounds": "test_training.py::test_early_stopping_stops_and_keeps_the_best",
+    "stopping_tolerance": "test_history.py::test_tolerance",
+    "target_ratio_comm_to_comp": "test_distributed.py::test_auto_tuning_adjusts_iteration_size",
+    "train_samples_per_iteration": "test_training.py::test_train_samples_per_iteration",
+    "tweedie_power": "test_metrics.py::test_deviances_prostate",
+    "use_all_factor_levels": "test_encode.py::test_one_hot_k_minus_one",
+    "variable_importances": "test_varimp.py::test_categorical_levels_and_the_missing_slot",
+    "weights_column": "test_weights_offsets.py::test_zero_weights_remove_rows_from_training",
+}
+
+
+def test_every_supervised_h2o_parameter_has_a_tested_effect():
+    """Issue 18's acceptance: each supervised parameter of H2O's table has a test of its effect
+    (EFFECT_TESTS, each named test must exist) — its deliberate differences from H2O are in
+    docs/h2o-differences.md."""
+    import os
+    supervised = _h2o_parameter_names() - NOT_SUPERVISED
+    assert sorted(supervised - set(EFFECT_TESTS)) == [], "parameters without an effect test"
+    here = os.path.dirname(__file__)
+    for name, where in EFFECT_TESTS.items():
+        path, func = where.split("::")
+        with open(os.path.join(here, path), encoding="utf-8") as f:
+            assert f"def {func}(" in f.read(), f"{name}: {where} does not exist"
 
 
 def test_a_multinomial_auc_stopping_metric_needs_an_auc_type():

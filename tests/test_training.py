@@ -321,3 +321,26 @@ def test_initial_values_that_do_not_fit_the_network_are_refused(client2, iris, w
                                  **QUIET)
     with pytest.raises(ValueError, match=says):
         clf.fit(iris, "class")
+
+
+@pytest.mark.parametrize("balance", [True, False])
+def test_force_load_balance_gives_every_worker_a_partition(balance):
+    from dask_dl.job import _partitioned
+    from dask_dl.params import resolve
+    frame = dd.from_pandas(__import__("pandas").DataFrame({"x": np.arange(100.0)}), npartitions=1)
+    cfg = resolve({"force_load_balance": balance}, "regression")
+    assert _partitioned(None, frame, cfg, 3).npartitions == (3 if balance else 1)
+
+
+def test_score_validation_samples_scores_a_sample_of_the_validation_frame(client2, wine):
+    """0 scores every validation row (the history equals model_performance on the frame); 200 rows
+    give a sampled, different value."""
+    data = wine.drop(columns=["type"]).sample(3000, random_state=0).reset_index(drop=True)
+    train, valid = data.iloc[:2000], data.iloc[2000:]
+    rmse = {}
+    for samples in (0, 200):
+        reg = DeepLearningRegressor(hidden=[8], epochs=1, score_validation_samples=samples, seed=1, quiet_mode=True,
+                                    client=client2).fit(train, "quality", validation_data=valid)
+        rmse[samples] = (reg.model_.scoring_history()["validation_rmse"].iloc[-1], reg.model_performance(valid)["rmse"])
+    assert rmse[0][0] == pytest.approx(rmse[0][1], rel=1e-6)
+    assert rmse[200][0] != pytest.approx(rmse[200][1], rel=1e-4)

@@ -98,15 +98,16 @@ def test_the_validation_frame_is_scored_with_its_offsets(client2, claims):
 
 
 # ------------------------------------------------------------------------------------ weights
-@pytest.mark.parametrize("dask_input", [False, True], ids=["pandas", "dask"])
-def test_weights_multiply_the_loss(client2, dask_input):
+@pytest.mark.parametrize("mode", ["pandas", "dask", "out-of-core"])
+def test_weights_multiply_the_loss(client2, mode):
     """Group A weighs 3, group B 1: the fit learns the weighted mean 1.0, not the plain mean 2.0."""
     X, y, group_b = two_groups()
     w = pd.Series(np.where(group_b, 1.0, 3.0), name="w")
-    if dask_input:
+    if mode != "pandas":
         X, y, w = (dd.from_pandas(v, npartitions=2) for v in (X, y, w))
     params = dict(hidden=[4], epochs=10, client=client2, **QUIET)
-    weighted = DeepLearningRegressor(**params).fit(X, y, sample_weight=w)
+    weighted = DeepLearningRegressor(out_of_core=mode == "out-of-core", **params).fit(X, y, sample_weight=w)
+    assert weighted.model_.run["out_of_core"] == (mode == "out-of-core")
     plain = DeepLearningRegressor(**params).fit(X, y)
     grid = pd.DataFrame({"x": np.linspace(-0.9, 0.9, 50), "z": np.zeros(50)})
     assert np.mean(weighted.predict(grid)) == pytest.approx(1.0, abs=0.25)
@@ -163,6 +164,27 @@ def test_a_weights_column_weighs_training_and_validation_metrics(client2):
     unweighted = est.model_performance(frame.drop(columns="w"))
     assert unweighted["rmse"] != pytest.approx(perf["rmse"], rel=1e-3)
     est.predict(frame)  # the response and weights columns may stay in the data predicted
+
+
+def test_weights_standardise_with_weighted_moments_unless_there_is_an_offset():
+    """H2O (§2.3): with weights and no offset, a numeric column's mean and standard deviation (and
+    an identity-link response's) are weighted: sqrt(m / (m - 1) * sum w (x - mean)^2 / sum w)."""
+    from dask_dl import params as P
+    from dask_dl.data.schema import OFFSET, RESPONSE, WEIGHT, in_memory_data_info
+    rng = np.random.default_rng(0)
+    n = 1000
+    x = np.where(rng.random(n) < 0.1, np.nan, rng.normal(3, 2, n))
+    w = rng.integers(0, 4, n).astype(float)
+    frame = pd.DataFrame({"x": x, RESPONSE: rng.normal(5, 2, n), WEIGHT: w})
+    info = in_memory_data_info(frame, {"x": "numeric"}, dict(P.DEFAULTS), "regression", "y", "gaussian")
+    ok = ~np.isnan(x) & (w > 0)
+    mean = np.average(x[ok], weights=w[ok])
+    sd = np.sqrt(ok.sum() / (ok.sum() - 1) * np.average((x[ok] - mean) ** 2, weights=w[ok]))
+    assert info.columns[0].mean == pytest.approx(mean) and info.columns[0].sigma == pytest.approx(sd)
+    assert info.response_mean == pytest.approx(np.average(frame[RESPONSE], weights=w))
+    with_offset = in_memory_data_info(frame.assign(**{OFFSET: 0.0}), {"x": "numeric"},
+                                      dict(P.DEFAULTS, offset_column="o"), "regression", "y", "gaussian")
+    assert with_offset.columns[0].mean == pytest.approx(np.nanmean(x))  # weights and an offset: unweighted
 
 
 # ------------------------------------------------------------------------------- bad input

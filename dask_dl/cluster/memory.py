@@ -44,7 +44,7 @@ def memory_limits(client) -> list:
 
 def encoded_bytes(info) -> int:
     """Size of the encoded float32 training data (inputs + response)."""
-    return int(info.n_rows * (info.n_inputs + 1) * 4)
+    return int(info.n_train_rows * (info.n_inputs + 1) * 4)
 
 
 @dataclass(frozen=True)
@@ -125,8 +125,8 @@ def estimate(info, layout, cfg, n_workers: int, threads: int, n_parts: int = 1, 
     block = math.ceil(data / n_parts)
     share = math.ceil(n_parts / holders) * block
     copies = (max(1, int(cfg.task_threads or threads)) if cfg.thread_copies else 1) + ROUND_COPIES + 2 * cfg.elastic
-    sampled = int(cfg.params["score_training_samples"]) or info.n_rows
-    scoring = (min(sampled, info.n_rows) + int(valid_rows)) * row // holders
+    sampled = int(cfg.params["score_training_samples"]) or info.n_train_rows
+    scoring = (min(sampled, info.n_train_rows) + int(valid_rows)) * row // holders
     return Estimate(model=copies * layout.state_size * 4, partitioned=share + block, replicated=data + block,
                     streamed=STREAM_PARTITIONS * block, scoring=scoring)
 

@@ -63,8 +63,9 @@ def compute_data_info(client, frame, roles: dict, params: dict, response_kind: s
     numeric = [c for c in features if roles[c] == "numeric"]
     categorical = [c for c in features if roles[c] == "categorical"]
     names = (params.get("weights_column"), params.get("offset_column"))
-    stats = tree_merge(partition_calls(partition_stats, frame, numeric, categorical, response_kind, names),
-                       merge_stats)
+    by_response = params.get("categorical_encoding") == "SortByResponse"
+    stats = tree_merge(partition_calls(partition_stats, frame, numeric, categorical, response_kind, names,
+                                       by_response), merge_stats)
     merged = client.compute(stats)
     wait_all(client, [merged], what="the statistics pass")
     merged = merged.result()
@@ -114,6 +115,20 @@ def _encoding_workers(client, frame, workers: list) -> list:
     return out
 
 
+def _balanced(client, futures: list, info, seed: int) -> list:
+    """With balance_classes, each encoded block over/under-sampled by class where it lies (block i
+    with its own seed); the unbalanced blocks are dropped."""
+    if not info.class_factors:
+        return futures
+    return [client.submit(encode.balance_block, f, factors=info.class_factors, seed=balance_seed(seed, i),
+                          pure=False) for i, f in enumerate(futures)]
+
+
+def balance_seed(seed: int, partition: int) -> int:
+    """The class-balancing draw of a partition: its own stream, apart from the scoring samples'."""
+    return int(np.random.SeedSequence([seed, partition, 0xBA1]).generate_state(1)[0])
+
+
 def _sample_fraction(wanted: int, n: int) -> float:
     """H2O's scoring-sample rate: score_*_samples of n rows (0, or n or more: every row)."""
     return wanted / n if 0 < wanted < n else 1.0
@@ -156,9 +171,10 @@ def _place_streamed(client, frame, info, valid_frame, cfg, seed: int) -> Trainin
     """Training partitions left in storage, assigned round-robin; validation blocks persisted."""
     p = cfg.params
     assignment = round_robin(frame.npartitions, sorted(client.nthreads()))
-    frac = _sample_fraction(int(p["score_training_samples"]), info.n_rows)
+    frac = _sample_fraction(int(p["score_training_samples"]), info.n_train_rows)
     sources, score_train, n_rows = place_streaming(client, frame, info, assignment, frac, seed,
-                                                   quiet=p["quiet_mode"])
+                                                   quiet=p["quiet_mode"], balance_seeds=[
+                                                       balance_seed(seed, i) for i in range(frame.npartitions)])
     score_valid = _validation_blocks(client, valid_frame, info, p, seed) if valid_frame is not None else None
     log_skipped_rows(info, n_rows)
     return TrainingData(blocks_by_worker=scatter_sources(client, sources),
@@ -170,13 +186,14 @@ def _place_in_memory(client, frame, info, valid_frame, cfg, seed: int) -> Traini
     """Every partition encoded into a persisted block, the validation frame's at the same time."""
     p = cfg.params
     workers = sorted(client.nthreads())
-    futures = _submit_encoding(client, frame, info, workers if cfg.spread_partitions else None)
+    futures = _balanced(client, _submit_encoding(client, frame, info, workers if cfg.spread_partitions else None),
+                        info, seed)
     vfut = _submit_encoding(client, valid_frame, info, workers, scoring=True) if valid_frame is not None else []
     s_train = int(p["score_training_samples"])
     score_train = None
     if not info.skip_missing:
         # every row with a response is encoded: the sample is drawn as each block is encoded
-        score_train = _submit_scoring_samples(client, futures, _sample_fraction(s_train, info.n_rows), seed)
+        score_train = _submit_scoring_samples(client, futures, _sample_fraction(s_train, info.n_train_rows), seed)
     rows = _rows_of(client, futures)  # the validation blocks are encoded while the replicas are made
     rows_of = {f.key: r for f, r in zip(futures, rows) if r > 0}
     if not rows_of:

@@ -11,7 +11,7 @@ import operator
 import dask
 import numpy as np
 
-from ..data.encode import encode_training_block, sample_block
+from ..data.encode import balance_block, encode_training_block, sample_block
 from ..nn import hogwild
 from .memory import encoded_bytes, memory_limits
 from .watch import wait_all
@@ -24,8 +24,9 @@ class StreamSource:
     partitions (dask Delayed objects: a Parquet row group, a CSV chunk, ...) and their row counts.
     The training task reads and encodes them one at a time, so memory stays at ~2 partitions."""
 
-    def __init__(self, parts: list, rows: list, info):
+    def __init__(self, parts: list, rows: list, info, balance_seeds: list | None = None):
         self.parts, self.rows, self.info = list(parts), [int(r) for r in rows], info
+        self.balance_seeds = list(balance_seeds) if balance_seeds is not None else [0] * len(self.parts)
 
     def plan(self, n_samples: int, start: int) -> list:
         """(partition, passes done over it + offset fraction, samples) pieces of the worker's stream of
@@ -47,7 +48,14 @@ class StreamSource:
 
     def load(self, i: int):
         df = self.parts[i].compute(scheduler="sync")  # read on this worker thread, nothing else
-        return encode_training_block(df, self.info)
+        return encoded_block(df, self.info, self.balance_seeds[i])
+
+
+def encoded_block(df, info, balance_seed: int):
+    """A streamed partition's training block, class-balanced (balance_classes) with the partition's
+    own seed: the same rows every time it is read."""
+    block = encode_training_block(df, info)
+    return balance_block(block, factors=info.class_factors, seed=balance_seed) if info.class_factors else block
 
 
 def train_stream(state, src: StreamSource, spec, n_threads: int, center=None) -> int:
@@ -75,9 +83,9 @@ def train_stream(state, src: StreamSource, spec, n_threads: int, center=None) ->
     return trained
 
 
-def streamed_setup(part, *, info, fraction: float, seed: int):
+def streamed_setup(part, *, info, fraction: float, seed: int, balance_seed: int = 0):
     """Set-up pass of the streaming mode: (encoded row count, training-scoring sample) of one partition."""
-    block = encode_training_block(part, info)
+    block = encoded_block(part, info, balance_seed)
     return len(block[1]), sample_block(block, fraction=fraction, seed=seed)
 
 
@@ -96,22 +104,27 @@ def wants_streaming(client, info, cfg) -> bool:
     return encoded_bytes(info) > 0.5 * sum(limits)
 
 
-def _setup_pass(client, parts: list, info, assignment: list, fraction: float, seed: int) -> list:
+def _setup_pass(client, parts: list, info, assignment: list, fraction: float, seed: int, balance_seeds: list) -> list:
     """Futures of ``streamed_setup`` per partition, in partition order, each computed on its worker."""
     info_d = dask.delayed(info, traverse=False)
     setup = [None] * len(parts)
     for w, idx in assignment:
-        calls = [dask.delayed(streamed_setup)(parts[i], info=info_d, fraction=fraction, seed=seed + i) for i in idx]
+        calls = [dask.delayed(streamed_setup)(parts[i], info=info_d, fraction=fraction, seed=seed + i,
+                                              balance_seed=balance_seeds[i]) for i in idx]
         for i, f in zip(idx, client.compute(calls, workers=[w], allow_other_workers=True)):
             setup[i] = f
     wait_all(client, setup, what="the out-of-core set-up pass")
     return setup
 
 
-def place_streaming(client, frame, info, assignment: list, fraction: float, seed: int, quiet: bool = False):
-    """({worker: its StreamSource}, training-scoring sample futures, rows) of a frame left in storage; ``assignment``: [(worker, [partition indices])] (``placement.round_robin``)."""
+def place_streaming(client, frame, info, assignment: list, fraction: float, seed: int, quiet: bool = False,
+                    balance_seeds: list | None = None):
+    """({worker: its StreamSource}, training-scoring sample futures, rows) of a frame left in storage;
+    ``assignment``: [(worker, [partition indices])] (``placement.round_robin``); ``balance_seeds``:
+    each partition's class-balancing seed."""
     parts = frame.to_delayed()
-    setup = _setup_pass(client, parts, info, assignment, fraction, seed)
+    balance_seeds = balance_seeds or [0] * len(parts)
+    setup = _setup_pass(client, parts, info, assignment, fraction, seed, balance_seeds)
     rows = client.gather([client.submit(operator.itemgetter(0), f, pure=False) for f in setup])
     score_train = [client.submit(operator.itemgetter(1), f, pure=False) for f in setup]
     wait_all(client, score_train, what="drawing the scoring samples")
@@ -119,7 +132,8 @@ def place_streaming(client, frame, info, assignment: list, fraction: float, seed
     kept = [i for i in range(len(parts)) if rows[i] > 0]
     if not kept:
         raise ValueError("no training rows left: every row has a missing response")
-    sources = {w: StreamSource([parts[i] for i in idx if rows[i] > 0], [rows[i] for i in idx if rows[i] > 0], info)
+    sources = {w: StreamSource([parts[i] for i in idx if rows[i] > 0], [rows[i] for i in idx if rows[i] > 0], info,
+                               [balance_seeds[i] for i in idx if rows[i] > 0])
                for w, idx in assignment if any(rows[i] > 0 for i in idx)}
     if not quiet:
         logger.info("dask_dl: out of core: %d partitions streamed from storage by %d worker(s) every iteration",
@@ -135,11 +149,11 @@ def scatter_sources(client, sources: dict) -> dict:
 
 def regroup_sources(sources: dict, workers: list) -> dict:
     """All the partitions of ``sources``, in their order, dealt round-robin to ``workers``."""
-    parts = [(p, r) for src in sources.values() for p, r in zip(src.parts, src.rows)]
+    parts = [(p, r, b) for src in sources.values() for p, r, b in zip(src.parts, src.rows, src.balance_seeds)]
     info = next(iter(sources.values())).info
     out = {}
     for wi, w in enumerate(workers):
         mine = parts[wi::len(workers)]
         if mine:
-            out[w] = StreamSource([p for p, _ in mine], [r for _, r in mine], info)
+            out[w] = StreamSource([p for p, _, _ in mine], [r for _, r, _ in mine], info, [b for _, _, b in mine])
     return out

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from . import categorical as encodings
 from .schema import (OFFSET, RESPONSE, DataInfo, check_row_roles, level_codes, numeric_chunks, row_slices,
                      through_categories)
 
@@ -39,21 +40,19 @@ def encode_features(df: pd.DataFrame, info: DataInfo) -> tuple[np.ndarray, np.nd
         v -= sub  # in place: v is the chunk buffer (fresh temporaries cost page faults)
         v *= mul
         X[:, at] = v
+    hashed = info.hash_tables() if info.hash_slots else {}
     for col in info.columns:
         if col.kind == "numeric":
             continue
-        off = offsets[col.name]
         s = df[col.name]
-        k = len(col.levels)
-        codes = level_codes(s, col.levels)
-        na = codes < 0              # NA or a level unseen in training
+        codes = level_codes(s, col.levels)  # -1: NA, or a level unseen in training (or not kept)
         has_na |= s.isna().to_numpy()
-        if info.use_all_factor_levels:
-            slot = np.where(na, k, codes)
-        else:                        # first level has no slot; the missing bucket is the last
-            slot = np.where(na, k - 1, codes - 1)
-        keep = slot >= 0
-        X[rows[keep], off + slot[keep]] = 1.0
+        if col.name in hashed:  # max_categorical_features: the slot's hashed input (collisions add up)
+            slot = encodings.one_hot_slots(codes, len(col.levels), info.use_all_factor_levels)
+            keep = slot >= 0
+            X[rows[keep], hashed[col.name][slot[keep]]] += 1.0
+        else:
+            encodings.write(X, offsets[col.name], col, codes, info.use_all_factor_levels)
     return X, has_na
 
 
@@ -116,6 +115,21 @@ def encode_training_block(df: pd.DataFrame, info: DataInfo, scoring: bool = Fals
         X, y = X[keep], y[keep]
         w, o = (a[keep] if len(a) else a for a in (w, o))
     return np.ascontiguousarray(X), y, w, o
+
+
+def balance_block(block: tuple, *, factors, seed: int) -> tuple:
+    """H2O's class balancing of one block (§12.2): each row of class c is emitted floor(r_c) times
+    and once more with probability frac(r_c), then the block is shuffled. ``factors``: r_c per
+    class index (``DataInfo.class_factors``)."""
+    y = block[1]
+    if len(y) == 0:
+        return block
+    r = np.asarray(factors, dtype=np.float64)[y.astype(np.int64)]
+    rng = np.random.default_rng(seed)
+    whole = np.floor(r)
+    idx = np.repeat(np.arange(len(y)), (whole + (rng.random(len(y)) < r - whole)).astype(np.int64))
+    rng.shuffle(idx)
+    return tuple(np.ascontiguousarray(a[idx]) if len(a) else a for a in block)
 
 
 def sample_block(block: tuple, *, fraction: float, seed: int, stratified: bool = False) -> tuple:

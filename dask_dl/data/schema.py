@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..names import LOG_LINK_DISTRIBUTIONS
+from ..names import LOG_LINK_DISTRIBUTIONS, NO_HASHING
+from . import categorical as encodings
 
 RESPONSE = "__dask_dl_response__"  # internal name of the response column inside training frames
 WEIGHT = "__dask_dl_weight__"      # the observation weights (weights_column or fit's sample_weight)
@@ -41,6 +42,12 @@ class ColumnInfo:
     max: float = 0.0
     na_count: int = 0
     levels: list = field(default_factory=list)
+    encoding: str = "OneHotInternal"  # categorical_encoding (data/categorical.py)
+    values: list = field(default_factory=list)  # LabelEncoder, SortByResponse, Eigen: each level's number
+
+    @property
+    def one_hot(self) -> bool:
+        return self.kind == "categorical" and encodings.is_one_hot(self.encoding)
 
 
 @dataclass
@@ -61,6 +68,11 @@ class DataInfo:
     n_rows: int = 0                 # training rows with a response (the epoch denominator)
     n_rows_total: int = 0
     sparse: bool = False            # H2O's DESCALE: zeros stay zero (no centring), so fast_mode skips them
+    class_factors: list | None = None  # balance_classes: each class's sampling factor (rows emitted per row)
+    class_priors: list | None = None   # balance_classes: class shares before and after balancing, for the
+    class_balanced: list | None = None  # probability correction p_c * prior_c / balanced_c
+    hash_slots: int = 0             # max_categorical_features: the one-hot inputs hashed into this many (0: none)
+    hash_seed: int = 0
     weights_column: str | None = None  # the column of observation weights (None: none, or fit's sample_weight)
     offset_column: str | None = None   # the offset's name: predict needs it (added in link space)
 
@@ -73,34 +85,51 @@ class DataInfo:
         return token
 
     # ---------------------------------------------------------------------------------- layout
-    def block_width(self, col: ColumnInfo) -> int:
+    def one_hot_width(self, col: ColumnInfo) -> int:
+        """The inputs a column takes before hashing."""
         if col.kind == "numeric":
             return 1
-        k = len(col.levels)
-        return k + 1 if self.use_all_factor_levels else k
+        return encodings.width(col.encoding, len(col.levels), self.use_all_factor_levels)
+
+    def block_width(self, col: ColumnInfo) -> int:
+        """The inputs a column takes (0 for a one-hot column hashed into the first hash_slots)."""
+        return 0 if self.hash_slots and col.one_hot else self.one_hot_width(col)
 
     @property
     def n_inputs(self) -> int:
-        return sum(self.block_width(c) for c in self.columns)
+        return self.hash_slots + sum(self.block_width(c) for c in self.columns)
 
     def offsets(self) -> list:
-        off, out = 0, []
+        off, out = self.hash_slots, []
         for c in self.columns:
             out.append(off)
             off += self.block_width(c)
         return out
 
     def coef_names(self) -> list:
-        """H2O's expanded input names: ``col.level``, ``col.missing(NA)``, ``col``."""
-        names = []
+        """H2O's expanded input names: ``col.level``, ``col.missing(NA)``, ``col`` (and the hashed
+        inputs, ``categorical_hash.<i>``, first)."""
+        names = [f"categorical_hash.{i}" for i in range(self.hash_slots)]
         for c in self.columns:
             if c.kind == "numeric":
                 names.append(c.name)
-                continue
-            levels = c.levels if self.use_all_factor_levels else c.levels[1:]
-            names.extend(f"{c.name}.{lv}" for lv in levels)
-            names.append(f"{c.name}.missing(NA)")
+            elif self.block_width(c):
+                names.extend(encodings.slot_names(c.name, c.encoding, c.levels, self.use_all_factor_levels))
         return names
+
+    def hash_tables(self) -> dict:
+        """{column: the hashed input of each of its one-hot slots} (max_categorical_features): the
+        slots are numbered as the unhashed one-hot layout numbers them, then hashed (H2O §2.7)."""
+        tables = self.__dict__.get("_hash_tables")
+        if tables is None:
+            tables, at = {}, 0
+            for c in self.columns:
+                if c.one_hot:
+                    width = self.one_hot_width(c)
+                    tables[c.name] = encodings.murmur_slot(np.arange(at, at + width), self.hash_seed, self.hash_slots)
+                    at += width
+            self.__dict__["_hash_tables"] = tables
+        return tables
 
     def sub_mul(self, col: ColumnInfo) -> tuple:
         """(sub, mul) of a numeric column: H2O's STANDARDIZE, DESCALE (sparse) or NONE."""
@@ -109,6 +138,21 @@ class DataInfo:
         return 0.0, 1.0
 
     # ------------------------------------------------------------------------------ response
+    @property
+    def n_train_rows(self) -> int:
+        """The rows the training blocks hold: n_rows, or its expected count after class balancing."""
+        if not self.class_factors:
+            return self.n_rows
+        return int(round(sum(f * s for f, s in zip(self.class_factors, self.class_priors)) * self.n_rows))
+
+    def prior_ratio(self) -> np.ndarray | None:
+        """p_c is multiplied by this (then renormalised) to undo class balancing, as H2O: prior_c /
+        balanced_c, 1 where either is 0; None without balancing."""
+        if not self.class_factors:
+            return None
+        prior, bal = np.asarray(self.class_priors, float), np.asarray(self.class_balanced, float)
+        return np.where((prior > 0) & (bal > 0), prior / np.where(bal > 0, bal, 1.0), 1.0)
+
     def response_to_target(self, y: np.ndarray) -> np.ndarray:
         if self.standardize_response:
             return (y - self.response_mean) / self.response_sigma
@@ -362,42 +406,37 @@ def numeric_chunks(df: pd.DataFrame, columns: list, size: int = NUMERIC_CHUNK):
 
 
 def partition_stats(df: pd.DataFrame, numeric: list, categorical: list, response_kind: str,
-                    role_names: tuple = (None, None)) -> dict:
+                    role_names: tuple = (None, None), level_response: bool = False) -> dict:
     """Mergeable statistics of one partition: (n, mean, M2, min, max, na) per numeric column,
     level counts per categorical column, the response's statistics and, with observation weights,
     (rows with a response and weight 0, their total weight). ``role_names``: the user's names of
-    the weights and the offset, for the errors of ``check_row_roles``."""
+    the weights and the offset, for the errors of ``check_row_roles``; ``level_response``: each
+    level's response sums too (categorical_encoding='SortByResponse')."""
     out = {"rows": len(df), "num": {}, "cat": {}}
     weights = check_row_roles(df, *role_names)
     if weights is not None:
         answered = df[RESPONSE].notna().to_numpy()
         out["w"] = (int((answered & (weights == 0)).sum()), float(weights[answered].sum()))
+        if response_kind == "classification":  # the classes' weight, for class balancing
+            out["wy"] = pd.Series(weights[answered]).groupby(df[RESPONSE].to_numpy()[answered]).sum().to_dict()
     n_rows = len(df)
+    # H2O standardises with weighted moments when there are weights and no offset (§2.3)
+    weighted = weights if weights is not None and OFFSET not in df.columns else None
+    if weighted is not None:
+        out["wnum"] = {}
     for cols, v, may_nan in numeric_chunks(df, numeric):
         nan = np.isnan(v) if may_nan else None
-        if n_rows == 0:
-            n = np.zeros(len(cols), dtype=np.int64)
-            m = m2 = np.zeros(len(cols))
-            lo, hi = np.full(len(cols), math.inf), np.full(len(cols), -math.inf)
-        elif nan is not None and nan.any():
-            n = n_rows - nan.sum(axis=0)
-            total = np.where(nan, 0.0, v).sum(axis=0)
-            m = total / np.maximum(n, 1)
-            m2 = (np.where(nan, 0.0, v - m) ** 2).sum(axis=0)
-            lo = np.where(nan, math.inf, v).min(axis=0)
-            hi = np.where(nan, -math.inf, v).max(axis=0)
-        else:
-            n = np.full(len(cols), n_rows, dtype=np.int64)
-            m = v.mean(axis=0)
-            lo, hi = v.min(axis=0), v.max(axis=0)
-            v -= m  # in place: the chunk buffer is ours until the next chunk
-            np.square(v, out=v)
-            m2 = v.sum(axis=0)
+        if weighted is not None:
+            for c, moments in zip(cols, zip(*_weighted_moments(v, nan, weighted))):
+                out["wnum"][c] = tuple(float(x) for x in moments)
+        n, m, m2, lo, hi = _moments(v, nan, n_rows)
         for i, c in enumerate(cols):
             out["num"][c] = ((int(n[i]), float(m[i]), float(m2[i]), float(lo[i]), float(hi[i]), n_rows - int(n[i]))
                              if n[i] else (0, 0.0, 0.0, math.inf, -math.inf, n_rows))
     for c in categorical:
         out["cat"][c] = (level_counts(df[c]), int(df[c].isna().sum()))
+    if level_response:
+        out["cat_y"] = {c: _level_response(df[c], df[RESPONSE], response_kind) for c in categorical}
     y = df[RESPONSE]
     if response_kind == "regression":
         v = y.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -409,9 +448,72 @@ def partition_stats(df: pd.DataFrame, numeric: list, categorical: list, response
         m = float(v[ok].mean()) if n else 0.0
         out["y"] = (n, m, float(((v[ok] - m) ** 2).sum()) if n else 0.0,
                     float(v[ok].min()) if n else math.inf, float(v[ok].max()) if n else -math.inf, len(v) - n)
+        if weighted is not None:
+            out["wy_moments"] = tuple(float(x[0]) for x in _weighted_moments(v[:, None], ~ok[:, None], weighted))
     else:
         counts = y.dropna().value_counts()
         out["y"] = counts[counts > 0].to_dict()  # declared-but-unused categories are not classes
+    return out
+
+
+def _moments(v: np.ndarray, nan, n_rows: int) -> tuple:
+    """(non-NA rows, mean, M2, min, max) of each column of a numeric chunk (``v`` is overwritten)."""
+    k = v.shape[1]
+    if n_rows == 0:
+        return np.zeros(k, dtype=np.int64), np.zeros(k), np.zeros(k), np.full(k, math.inf), np.full(k, -math.inf)
+    if nan is not None and nan.any():
+        n = n_rows - nan.sum(axis=0)
+        m = np.where(nan, 0.0, v).sum(axis=0) / np.maximum(n, 1)
+        m2 = (np.where(nan, 0.0, v - m) ** 2).sum(axis=0)
+        return n, m, m2, np.where(nan, math.inf, v).min(axis=0), np.where(nan, -math.inf, v).max(axis=0)
+    m = v.mean(axis=0)
+    lo, hi = v.min(axis=0), v.max(axis=0)
+    v -= m  # in place: the chunk buffer is ours until the next chunk
+    np.square(v, out=v)
+    return np.full(k, n_rows, dtype=np.int64), m, v.sum(axis=0), lo, hi
+
+
+def _weighted_moments(v: np.ndarray, nan, w: np.ndarray) -> tuple:
+    """(rows with a value and weight > 0, total weight, weighted mean, weighted M2) per column."""
+    wm = np.broadcast_to(w[:, None], v.shape) if nan is None else np.where(nan, 0.0, w[:, None])
+    x = v if nan is None else np.where(nan, 0.0, v)
+    total = wm.sum(axis=0)
+    mean = (wm * x).sum(axis=0) / np.where(total > 0, total, 1.0)
+    return (wm > 0).sum(axis=0), total, mean, (wm * (x - mean) ** 2).sum(axis=0)
+
+
+def _merge_weighted(a: tuple, b: tuple) -> tuple:
+    """Two (rows, weight, mean, M2) moments as one (Chan et al. with weights for counts)."""
+    total = a[1] + b[1]
+    if total <= 0:
+        return (a[0] + b[0], total, 0.0, 0.0)
+    d = b[2] - a[2]
+    return (a[0] + b[0], total, a[2] + d * b[1] / total, a[3] + b[3] + d * d * a[1] * b[1] / total)
+
+
+def weighted_sigma(moments: tuple) -> float:
+    """H2O's weighted standard deviation: sqrt(m / (m - 1) * M2 / W), m the rows with a weight."""
+    rows, total, _, m2 = moments
+    return math.sqrt(rows / (rows - 1) * m2 / total) if rows > 1 and total > 0 else 0.0
+
+
+def _level_response(s: pd.Series, y: pd.Series, response_kind: str) -> dict:
+    """{level: (rows, response sum)} (regression) or {(level, class): rows} of rows with a level and
+    a response: the mergeable sums behind each level's mean response."""
+    frame = pd.DataFrame({"level": level_strings(s).to_numpy(dtype=object), "y": y.to_numpy()}).dropna()
+    if response_kind == "regression":
+        g = frame.astype({"y": np.float64}).groupby("level")["y"].agg(["count", "sum"])
+        return {lv: (int(n), float(t)) for lv, n, t in zip(g.index, g["count"], g["sum"])}
+    return {k: int(v) for k, v in frame.groupby(["level", "y"]).size().items()}
+
+
+def _merge_level_response(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        if k in out:
+            out[k] = (out[k][0] + v[0], out[k][1] + v[1]) if isinstance(v, tuple) else out[k] + v
+        else:
+            out[k] = v
     return out
 
 
@@ -439,6 +541,14 @@ def merge_stats(a: dict, b: dict) -> dict:
     out = {"rows": a["rows"] + b["rows"], "num": {}, "cat": {}}
     if "w" in a:
         out["w"] = (a["w"][0] + b["w"][0], a["w"][1] + b["w"][1])
+    if "wnum" in a:
+        out["wnum"] = {c: _merge_weighted(a["wnum"][c], b["wnum"][c]) for c in a["wnum"]}
+    if "wy_moments" in a:
+        out["wy_moments"] = _merge_weighted(a["wy_moments"], b["wy_moments"])
+    if "cat_y" in a:
+        out["cat_y"] = {c: _merge_level_response(a["cat_y"][c], b["cat_y"][c]) for c in a["cat_y"]}
+    if "wy" in a:
+        out["wy"] = {k: a["wy"].get(k, 0.0) + b["wy"].get(k, 0.0) for k in {*a["wy"], *b["wy"]}}
     for c in a["num"]:
         out["num"][c] = _merge_moments(a["num"][c], b["num"][c])
     for c in a["cat"]:
@@ -500,6 +610,7 @@ def build_data_info(stats: dict, feature_names: list, roles: dict, params: dict,
             ignored.append((name, why))
         else:
             columns.append(column)
+    _encode_categoricals(columns, stats, params, response_kind)
     if not columns:
         raise DataError("no usable input column: every column is constant or entirely NA "
                         f"(ignored: {[n for n, _ in ignored]})")
@@ -507,15 +618,48 @@ def build_data_info(stats: dict, feature_names: list, roles: dict, params: dict,
                     standardize=bool(params["standardize"]), use_all_factor_levels=bool(params["use_all_factor_levels"]),
                     skip_missing=params["missing_values_handling"] == "Skip", response_name=response_name,
                     response_kind=response_kind, n_rows_total=n_total, sparse=bool(params.get("sparse", False)))
+    _set_hashing(info, params, stats)
     if response_kind == "classification":
         _set_classes(info, stats["y"], response_name)
     else:
         _set_numeric_response(info, stats["y"], response_name, distribution, bool(params["standardize"]))
     if "w" in stats:
         _set_weights(info, stats["w"], params)
+        _weighted_standardisation(info, stats)
+    if params.get("balance_classes") and response_kind == "classification":
+        _set_balance(info, stats.get("wy") or stats["y"], params)
     info.offset_column = params.get("offset_column")
     _check_first_layer(info, params)
     return info
+
+
+def _set_balance(info: DataInfo, counts: dict, params: dict) -> None:
+    """H2O's class balancing factors (§12.2): ``class_sampling_factors``, or each class up to the
+    largest one's (weighted) count; scaled down so the balanced rows stay within
+    max_after_balance_size x the training rows."""
+    n = np.array([float(counts.get(c, counts.get(str(c), 0.0))) for c in info.classes])
+    given = params.get("class_sampling_factors")
+    if given is not None and len(given) != len(info.classes):
+        raise DataError(f"class_sampling_factors has {len(given)} values; response {info.response_name!r} has "
+                        f"{len(info.classes)} classes {info.classes[:10]}")
+    r = np.asarray(given, float) if given is not None else np.where(n > 0, n.max() / np.where(n > 0, n, 1.0), 0.0)
+    cap = float(params.get("max_after_balance_size", 5.0)) * n.sum()
+    if (r * n).sum() > cap:
+        r *= cap / (r * n).sum()
+    info.class_factors = r.tolist()
+    info.class_priors = (n / n.sum()).tolist()
+    info.class_balanced = (r * n / (r * n).sum()).tolist()
+
+
+def _weighted_standardisation(info: DataInfo, stats: dict) -> None:
+    """With weights and no offset, H2O standardises numeric columns (and an identity-link response)
+    with weighted means and standard deviations (§2.3)."""
+    for col in info.columns:
+        if col.kind == "numeric" and col.name in stats.get("wnum", {}):
+            col.mean, col.sigma = stats["wnum"][col.name][2], weighted_sigma(stats["wnum"][col.name])
+    if "wy_moments" in stats and info.standardize_response:
+        sigma = weighted_sigma(stats["wy_moments"])
+        info.response_mean, info.response_sigma = stats["wy_moments"][2], sigma if sigma > 0 else 1.0
 
 
 def _set_weights(info: DataInfo, weights: tuple, params: dict) -> None:
@@ -545,8 +689,9 @@ MAX_ID_LEVELS = 1000
 ID_LEVEL_FRACTION = 0.5
 # The first weight matrix with its two optimizer slots, per model copy (every worker holds one).
 MAX_FIRST_LAYER_BYTES = 1 << 30
-_CARDINALITY_HINT = ("drop the column, convert it to numbers if its values are ordered, or merge rare "
-                     "levels before training")
+_CARDINALITY_HINT = ("drop the column, convert it to numbers if its values are ordered, merge rare levels "
+                     "before training, or choose categorical_encoding='EnumLimited' (or 'Binary', 'LabelEncoder', "
+                     "'SortByResponse', 'Eigen') or a smaller max_categorical_features (hashing)")
 
 
 def check_cardinality(name, counts: dict) -> None:
@@ -599,8 +744,9 @@ def in_memory_data_info(frame, roles: dict, params: dict, response_kind: str, re
     categorical = [c for c in features if roles[c] == "categorical"]
     stats = None
     names = (params.get("weights_column"), params.get("offset_column"))
+    by_response = params.get("categorical_encoding") == "SortByResponse"
     for part in row_slices(frame, min(len(numeric), NUMERIC_CHUNK)):
-        one = partition_stats(part, numeric, categorical, response_kind, names)
+        one = partition_stats(part, numeric, categorical, response_kind, names, by_response)
         stats = one if stats is None else merge_stats(stats, one)
     return build_data_info(stats, features, roles, params, response_kind, response_name, distribution)
 
@@ -613,7 +759,6 @@ def _column_info(name, role: str, stats: dict, ignore_const: bool):
         empty, constant = n == 0, lo == hi
     else:
         counts, na = stats["cat"][name]
-        check_cardinality(name, counts)
         levels = sorted(counts)  # H2O's domain order: lexicographic
         empty, constant = not levels, len(levels) == 1
     if empty:
@@ -629,14 +774,55 @@ def _column_info(name, role: str, stats: dict, ignore_const: bool):
 
 
 def _input_order(columns: list) -> list:
-    """H2O's input layout: categoricals first, by decreasing cardinality (its non-stable swap sort),
-    then the numeric columns in frame order."""
-    cats = [c for c in columns if c.kind == "categorical"]
+    """H2O's input layout: one-hot categoricals first, by decreasing cardinality (its non-stable swap
+    sort), then the columns that are numbers (numeric, and categoricals H2O's frame encoder turns
+    into numbers: Binary, LabelEncoder...) in frame order."""
+    cats = [c for c in columns if c.one_hot]
     for i in range(len(cats)):
         for j in range(i + 1, len(cats)):
             if len(cats[i].levels) < len(cats[j].levels):
                 cats[i], cats[j] = cats[j], cats[i]
-    return cats + [c for c in columns if c.kind == "numeric"]
+    return cats + [c for c in columns if not c.one_hot]
+
+
+def _encode_categoricals(columns: list, stats: dict, params: dict, response_kind: str) -> None:
+    """Each categorical column's categorical_encoding: its kept levels and, for the encodings that
+    make a number of a level, each level's number and their mean and standard deviation."""
+    encoding = params.get("categorical_encoding", "AUTO")
+    for col in (c for c in columns if c.kind == "categorical"):
+        counts = stats["cat"][col.name][0]
+        col.encoding = "OneHotInternal" if encoding == "AUTO" else encoding
+        col.levels = encodings.kept_levels(col.encoding, counts)
+        if col.encoding in encodings.VALUED:
+            means = _level_means(stats["cat_y"][col.name], response_kind) if col.encoding == "SortByResponse" else None
+            values = encodings.level_values(col.encoding, col.levels, counts, means)
+            col.values = values.tolist()
+            col.mean, col.sigma = encodings.value_moments(values, np.array([counts[lv] for lv in col.levels], float))
+
+
+def _level_means(sums: dict, response_kind: str) -> dict:
+    """Each level's mean response (classifiers: the mean class index, classes in domain order)."""
+    if response_kind == "regression":
+        return {lv: t / n for lv, (n, t) in sums.items() if n}
+    order = {c: i for i, c in enumerate(_sorted_classes(list({cls for _, cls in sums})))}
+    rows, total = {}, {}
+    for (lv, cls), n in sums.items():
+        rows[lv] = rows.get(lv, 0) + n
+        total[lv] = total.get(lv, 0.0) + n * order[_jsonable(cls)]
+    return {lv: total[lv] / rows[lv] for lv in rows}
+
+
+def _set_hashing(info: DataInfo, params: dict, stats: dict) -> None:
+    """max_categorical_features: hash the one-hot inputs when there are more of them; otherwise a
+    one-hot column that looks like an identifier is refused (``check_cardinality``)."""
+    limit = int(params.get("max_categorical_features", NO_HASHING))
+    one_hot = [c for c in info.columns if c.one_hot]
+    if limit < sum(info.one_hot_width(c) for c in one_hot):
+        info.hash_slots, info.hash_seed = limit, int(params.get("seed", 0)) & 0xFFFFFFFF
+        return
+    for c in one_hot:
+        if c.encoding != "EnumLimited":
+            check_cardinality(c.name, stats["cat"][c.name][0])
 
 
 def _set_classes(info: DataInfo, counts: dict, response_name: str) -> None:

@@ -9,6 +9,16 @@ from ..names import EXP_CAP, LOG_LINK_DISTRIBUTIONS
 from . import sufficient
 
 
+def with_priors(proba: np.ndarray, ratio) -> np.ndarray:
+    """Class probabilities of a class-balanced model corrected back to the original priors, as H2O:
+    p_c * ratio_c (``DataInfo.prior_ratio``), renormalised; ``proba`` as is when ``ratio`` is None."""
+    if ratio is None:
+        return proba
+    proba *= np.asarray(ratio, dtype=proba.dtype)
+    proba /= proba.sum(axis=1, keepdims=True)
+    return proba
+
+
 def with_offsets(out: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """A regression network's output with the rows' offsets (training space) added in link space,
     before the inverse link; ``out`` as is when there are none."""
@@ -47,6 +57,7 @@ class ScoringSpec:
     response_sigma: float = 1.0
     max_hits: int = 10            # top-K hit ratios (max_hit_ratio_k)
     class_auc: bool = False       # multinomial: the class histograms auc_type reads
+    prior_ratio: tuple | None = None  # balance_classes: the probability correction (with_priors)
 
     @classmethod
     def of(cls, kind: str, distribution: str, params: dict, info, auc_type: str | None = None) -> "ScoringSpec":
@@ -54,7 +65,8 @@ class ScoringSpec:
         return cls(kind, distribution, float(params.get("tweedie_power", 1.5)),
                    float(params.get("quantile_alpha", 0.5)), bool(info.standardize_response),
                    float(info.response_mean), float(info.response_sigma), int(params.get("max_hit_ratio_k", 10)),
-                   kind == "multinomial" and auc_type not in ("AUTO", "NONE"))
+                   kind == "multinomial" and auc_type not in ("AUTO", "NONE"),
+                   None if info.prior_ratio() is None else tuple(info.prior_ratio().tolist()))
 
 
 def block_stats(outputs: np.ndarray, targets: np.ndarray, spec: ScoringSpec, weights=None, offsets=None) -> dict:
@@ -69,7 +81,8 @@ def block_stats(outputs: np.ndarray, targets: np.ndarray, spec: ScoringSpec, wei
                                       target_to_response_scale(targets, spec), weights, kind="regression",
                                       distribution=spec.distribution, tweedie_power=spec.tweedie_power,
                                       quantile_alpha=spec.quantile_alpha)
-    return sufficient.block_stats(outputs.astype(np.float64), targets.astype(np.int64), weights, kind=spec.kind,
+    outputs = with_priors(outputs.astype(np.float64), spec.prior_ratio)
+    return sufficient.block_stats(outputs, targets.astype(np.int64), weights, kind=spec.kind,
                                   max_hits=spec.max_hits, class_auc=spec.class_auc)
 
 

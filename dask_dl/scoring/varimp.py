@@ -49,11 +49,10 @@ def varimp_table(layout: NetworkLayout, state: np.ndarray, info) -> pd.DataFrame
     does."""
     v = gedeon(layout, state).astype(np.float64)
     names = info.coef_names()
-    at = 0
-    for col, width in ((c, info.block_width(c)) for c in info.columns):
-        if col.kind != "numeric" and col.na_count == 0:
+    for col, at in zip(info.columns, info.offsets()):
+        width = info.block_width(col)
+        if width and col.one_hot and col.na_count == 0:
             v[at + width - 1] = 0.0  # the missing slot is the block's last
-        at += width
     top, total = v.max(), v.sum()
     table = pd.DataFrame({"variable": names, "relative_importance": v,
                           "scaled_importance": v / top if top > 0 else v,
