@@ -379,6 +379,7 @@ def run_h2o_deeplearning(
                 tv = truth.to_numpy(dtype=float)
                 mask = ~np.isnan(tv)
                 res["test_rmse"] = float(math.sqrt(np.mean((pv[mask] - tv[mask]) ** 2)))
+                res["test_predictions"] = pv
                 res["h2o_valid_metric"] = float(model.model_performance(valid=True).rmse())
             h2o.remove(pred)
         for fr in (htrain, hvalid):

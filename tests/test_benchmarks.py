@@ -138,3 +138,11 @@ def test_bench_prostate_smoke(bench_path):
     import bench_prostate
     table = bench_prostate.main(["--seeds", "1", "--epochs", "1", "--hidden", "8", "--no-h2o"])
     assert list(table["system"]) == ["dask_dl"] and 0.5 < table["auc"].iloc[0] <= 1.0
+
+
+def test_bench_offsets_smoke(bench_path):
+    import bench_offsets
+    table = bench_offsets.main(["--seeds", "1", "--epochs", "1", "--hidden", "4"])
+    by = table.set_index("system")
+    assert by.loc["dask_dl", "deviance"] < by.loc["dask_dl (no offset)", "deviance"]
+    assert abs(by.loc["dask_dl", "mean_ratio"] - 1) < 0.1
