@@ -3,6 +3,7 @@
     python benchmarks/bench_out_of_core.py [--memory-limit 500MB] [--factors 1 3] [--samples 300000]
     python benchmarks/bench_out_of_core.py --memory-limit 1GB --factors 0.04 --samples 3000 \
         --hidden 16 --no-in-memory                                  # smoke size (in memory)
+    python benchmarks/bench_out_of_core.py --autoencoder ...        # a Tanh autoencoder on the pixels
 
 (A worker with the kernels loaded and a fit running holds ~300 MB before any data: under a
 ~500 MB limit Dask pauses it at 80% and the fit waits for it.)
@@ -100,31 +101,34 @@ def spilled_bytes(client) -> int:
         return 0
 
 
-def train(files, te, memory_limit: str, samples: int, hidden, seed: int, out_of_core) -> dict:
+def train(files, te, memory_limit: str, samples: int, hidden, seed: int, out_of_core, autoencoder=False) -> dict:
     import dask_dl
     from dask_dl.cluster.session import local_client
     with local_client(2, 1, memory_limit=memory_limit, dashboard_address=None) as client:
         pids = client.run(os.getpid)
         base = client.run(lambda: __import__("psutil").Process().memory_info().rss)
         rows = len(files) * ROWS_PER_FILE
-        clf = dask_dl.DeepLearningClassifier(hidden=hidden, epochs=samples / rows, seed=seed, quiet_mode=True,
-                                             client=client, out_of_core=out_of_core,
-                                             # the in-memory reference: each worker holds its half,
-                                             # as the streamed run does (not a copy of everything)
-                                             replicate_training_data=False)
+        # the in-memory reference: each worker holds its half, as the streamed run does (not a copy of everything)
+        common = dict(hidden=hidden, epochs=samples / rows, seed=seed, quiet_mode=True, client=client,
+                      out_of_core=out_of_core, replicate_training_data=False)
+        if autoencoder:  # the pixels alone, the label left out
+            est = dask_dl.DeepLearningAutoencoder(activation="Tanh", ignored_columns=["C785"], **common)
+        else:
+            est = dask_dl.DeepLearningClassifier(**common)
         t0 = time.perf_counter()
         with PeakMemory(client) as mem:
-            clf.fit(dask_dl.read_parquet(files), "C785")
+            est.fit(dask_dl.read_parquet(files), None if autoencoder else "C785")
         wall = time.perf_counter() - t0
         restarted = client.run(os.getpid) != pids
         spill = spilled_bytes(client)
-    err = float(np.mean(clf.predict(te.drop(columns=["C785"])) != te["C785"].to_numpy()))
-    encoded = rows * (clf.model_.info.n_inputs + 1) * 4
+    X = te.drop(columns=["C785"])
+    err = float(np.mean(est.anomaly(X))) if autoencoder else float(np.mean(est.predict(X) != te["C785"].to_numpy()))
+    encoded = rows * (est.model_.info.n_inputs + 1) * 4
     return {"rows": rows, "encoded_GB": encoded / 1e9, "memory_limit_total_GB": 2 * parse_bytes(memory_limit) / 1e9,
-            "out_of_core": clf.model_.run["out_of_core"], "samples": clf.model_.run["samples"],
+            "out_of_core": est.model_.run["out_of_core"], "samples": est.model_.run["samples"],
             "peak_worker_MB": max(mem.peak.values()) / 1e6 if mem.peak else float("nan"),
             "idle_worker_MB": max(base.values()) / 1e6, "spilled_bytes": spill, "restarted": restarted,
-            "fit_seconds": wall, "test_error": err}
+            "fit_seconds": wall, ("test_reconstruction_mse" if autoencoder else "test_error"): err}
 
 
 def main(argv=None) -> pd.DataFrame:
@@ -135,6 +139,7 @@ def main(argv=None) -> pd.DataFrame:
     ap.add_argument("--hidden", type=int, nargs="+", default=[200, 200])
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-in-memory", action="store_true")
+    ap.add_argument("--autoencoder", action="store_true", help="a Tanh DeepLearningAutoencoder on the pixels")
     ap.add_argument("--workdir", default=None)
     args = ap.parse_args(argv)
     te = pd.read_parquet(os.path.join(DATA, "mnist", "test.parquet"))
@@ -149,13 +154,14 @@ def main(argv=None) -> pd.DataFrame:
               f"({sum(os.path.getsize(f) for f in files) / 1e6:.0f} MB on disk)", flush=True)
         results = []
         for factor, n in zip(args.factors, n_files):
-            r = train(files[:n], te, args.memory_limit, args.samples, args.hidden, args.seed, "auto")
+            r = train(files[:n], te, args.memory_limit, args.samples, args.hidden, args.seed, "auto", args.autoencoder)
             how = "streamed" if r["out_of_core"] else "in memory (out_of_core='auto' chose it)"
             results.append({"run": f"{factor:g}x memory, {how}", **r})
             print(results[-1], flush=True)
         if not args.no_in_memory:
             big = parse_bytes(args.memory_limit) * 4 * max(args.factors) + 2e9
-            r = train(files[:max(n_files)], te, f"{int(big)}B", args.samples, args.hidden, args.seed, False)
+            r = train(files[:max(n_files)], te, f"{int(big)}B", args.samples, args.hidden, args.seed, False,
+                      args.autoencoder)
             results.append({"run": "same rows, in memory", **r})
             print(results[-1], flush=True)
     finally:

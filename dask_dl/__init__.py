@@ -21,6 +21,7 @@ if not _log.handlers:  # progress lines are visible by default (quiet_mode=True 
 _PUBLIC = {
     "DeepLearningClassifier": ".estimators",
     "DeepLearningRegressor": ".estimators",
+    "DeepLearningAutoencoder": ".estimators",
     "DeepLearningModel": ".model",
     "DataError": ".errors",
     "ModelDivergedError": ".errors",

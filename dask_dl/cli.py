@@ -145,10 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     tr = sub.add_parser("train", allow_abbrev=False, help="train a model and save it",
-                        description="Train a DeepLearningClassifier/Regressor on DATA_URL and save it to "
+                        description="Train a DeepLearningClassifier/Regressor/Autoencoder on DATA_URL and save it to "
                                     "--model-out. Put DATA_URL before list options such as --hidden.")
     tr.add_argument("data", metavar="DATA_URL", help="training data: CSV (.csv/.csv.gz/.txt/.tsv) or Parquet")
-    tr.add_argument("--y", "-y", required=True, metavar="COLUMN", help="response column")
+    tr.add_argument("--y", "-y", metavar="COLUMN", help="response column (required unless --autoencoder)")
     tr.add_argument("--model-out", "--model_out", dest="model_out", required=True, metavar="URL",
                     help="where to save the model (.npz arrays + JSON metadata; any fsspec URL)")
     tr.add_argument("--validation", "--validation-data", dest="validation", metavar="URL",
@@ -158,17 +158,24 @@ def build_parser() -> argparse.ArgumentParser:
                       help="train a classifier even for a numeric response (H2O's asfactor())")
     kind.add_argument("--regression", dest="kind", action="store_const", const="regression",
                       help="train a regressor (the response must be numeric)")
+    kind.add_argument("--autoencoder", dest="kind", action="store_const", const="autoencoder",
+                      help="train a DeepLearningAutoencoder on every column (no --y); its predict writes anomaly "
+                           "scores")
     _add_common_options(tr)
     tr.set_defaults(param_names=_add_parameter_options(tr), func=_train)
 
     pr = sub.add_parser("predict", allow_abbrev=False, help="predict with a saved model",
                         description="Predict DATA_URL with the model at MODEL_URL; write column 'predict' "
-                                    "(+ 'p_<class>' per class for classifiers) to --out: CSV when it ends in "
-                                    ".csv/.csv.gz (one file), else a Parquet directory.")
+                                    "(+ 'p_<class>' per class for classifiers; an autoencoder's anomaly score "
+                                    "'Reconstruction.MSE') to --out: CSV when it ends in .csv/.csv.gz (one file), "
+                                    "else a Parquet directory.")
     pr.add_argument("model", metavar="MODEL_URL", help="a model saved by 'dask-dl train' or save_model")
     pr.add_argument("data", metavar="DATA_URL", help="data to predict: CSV or Parquet")
     pr.add_argument("--out", required=True, metavar="URL", help="output: .csv/.csv.gz -> one CSV file, "
                                                                 "anything else -> a Parquet directory")
+    pr.add_argument("--per-feature", "--per_feature", dest="per_feature", action="store_true",
+                    help="autoencoders: write each expanded input's squared error (reconstr_<input>.SE) instead of "
+                         "the row's Reconstruction.MSE")
     _add_common_options(pr)
     pr.set_defaults(func=_predict)
     return parser
@@ -308,13 +315,20 @@ def _train(args, out) -> int:
     so = storage_options_from(args.storage_option, args.storage_options)
     _prepare_output(args.model_out, so)
     frame = _read(args.data, so, "training data")
-    _check_response_column(frame, args)
-    kind = args.kind or infer_kind(frame.dtypes[args.y])
+    if args.kind == "autoencoder":
+        if args.y is not None:
+            raise CliError("--autoencoder trains on every column: drop --y (or list columns to leave out in "
+                           "--ignored_columns)")
+        kind, about = "autoencoder", "every column"
+    else:
+        _check_response_column(frame, args)
+        kind = args.kind or infer_kind(frame.dtypes[args.y])
+        about = f"response {args.y!r}, {kind}" + ("" if args.kind else " by response type")
     valid = _read(args.validation, so, "validation data") if args.validation else None
     with _Connection(args.scheduler) as client:
-        estimator = "DeepLearningClassifier" if kind == "classification" else "DeepLearningRegressor"
-        how = "" if args.kind else " by response type"
-        print(f"{PROG}: training a {estimator} on {args.data} (response {args.y!r}, {kind}{how})", file=out, flush=True)
+        estimator = {"classification": "DeepLearningClassifier", "regression": "DeepLearningRegressor"}.get(
+            kind, "DeepLearningAutoencoder")
+        print(f"{PROG}: training a {estimator} on {args.data} ({about})", file=out, flush=True)
         model = _fit(frame, args.y, valid, values, kind, client)
     run = model.run
     print(f"{PROG}: trained {model.kind} model: {run.get('epochs', 0):.3f} epochs, {run.get('iterations', 0)} "
@@ -331,6 +345,8 @@ def _train(args, out) -> int:
 
 
 def _check_response_column(frame, args) -> None:
+    if args.y is None:
+        raise CliError("--y COLUMN is required: the response column (or --autoencoder to train on every column)")
     if args.y not in frame.columns:
         cols = list(frame.columns)
         hint = difflib.get_close_matches(args.y, [str(c) for c in cols], n=1)
@@ -370,7 +386,12 @@ def _predict(args, out) -> int:
     model = _load(args.model, so)
     frame = _read(args.data, so, "data")
     _prepare_output(args.out, so)
-    preds = model.predict_frame(frame)
+    if model.kind == "autoencoder":
+        preds = model.anomaly(frame, per_feature=True) if args.per_feature else model.anomaly_frame(frame)
+    elif args.per_feature:
+        raise CliError(f"--per-feature is for autoencoders; {args.model!r} is a {model.kind} model")
+    else:
+        preds = model.predict_frame(frame)
     lower = args.out.lower().rstrip("/")
     with _Connection(args.scheduler):
         if lower.endswith((".csv", ".csv.gz")):
@@ -381,8 +402,8 @@ def _predict(args, out) -> int:
             preds.to_parquet(args.out, write_index=False, storage_options=so or None,
                              name_function=lambda i: f"part.{i:05d}.parquet")
             fmt = "Parquet"
-    what = f"{model.kind}: classes " + ", ".join(map(str, model.info.classes)) if model.kind != "regression" \
-        else "regression"
+    what = f"{model.kind}: classes " + ", ".join(map(str, model.info.classes)) if model.kind not in (
+        "regression", "autoencoder") else model.kind
     print(f"{PROG}: predictions ({what}) written to {args.out} ({fmt})", file=out)
     return 0
 

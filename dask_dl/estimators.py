@@ -16,7 +16,7 @@ from .data.encode import check_validation_values
 from .data.schema import (check_columns, check_response, column_role,
                           in_memory_data_info)
 from .errors import DataError
-from .inputs import _as_frame, _is_dask, training_frame, with_model_roles, with_row_roles
+from .inputs import _as_frame, _is_dask, feature_frame, training_frame, with_model_roles, with_row_roles
 from .job import ColumnRoles, train
 from .scoring import metrics
 
@@ -31,7 +31,9 @@ def checked_training_input(X, y, kind: str, cfg: P.TrainingConfig, validation_da
     """Every check of the training (and validation) data that needs no cluster, in the order fit
     and ``dask-dl train`` run them: (frame with RESPONSE, ColumnRoles, validation frame or None,
     the DataInfo of in-memory data or None). ``validation_data``: an (X, y) pair or a frame
-    holding the response column."""
+    holding the response column. An autoencoder's data has no response (``y`` is ignored)."""
+    if kind == "autoencoder":
+        return _autoencoder_input(X, cfg, validation_data, what, validation_what)
     family = "regression" if kind == "regression" else "classification"
     frame, yname, features = training_frame(X, y, what)
     frame, features = _without_ignored(frame, yname, features, cfg.params["ignored_columns"], what)
@@ -48,6 +50,25 @@ def checked_training_input(X, y, kind: str, cfg: P.TrainingConfig, validation_da
         if info is not None:
             check_validation_values(valid, info, validation_what)
     return frame, ColumnRoles(response=yname, features=roles), valid, info
+
+
+def _autoencoder_input(X, cfg: P.TrainingConfig, validation_data, what: str, validation_what: str):
+    """checked_training_input for an autoencoder: X alone (and the validation X), every column an input."""
+    frame, features = feature_frame(X, what)
+    frame, features = _without_ignored(frame, None, features, cfg.params["ignored_columns"], what)
+    dtypes = frame.dtypes
+    roles = {c: column_role(c, dtypes[c]) for c in features}
+    info = in_memory_data_info(frame, roles, cfg.params, "autoencoder", None, cfg.distribution)
+    valid = None
+    if validation_data is not None:
+        vX = validation_data[0] if isinstance(validation_data, tuple) else validation_data
+        valid = feature_frame(vX, validation_what)[0]
+        dropped = [c for c in (cfg.params["ignored_columns"] or ()) if c in valid.columns]
+        valid = valid.drop(columns=dropped) if dropped else valid
+        check_columns(valid, features, roles, validation_what)
+        if info is not None:
+            check_validation_values(valid, info, validation_what)
+    return frame, ColumnRoles(response=None, features=roles), valid, info
 
 
 def _without_ignored(frame, yname: str, features: list, ignored, what: str):
@@ -133,7 +154,7 @@ class _DeepLearningBase(_SkBase):
         self.feature_names_in_ = np.asarray(list(columns.features), dtype=object)
         self.n_features_in_ = len(columns.features)
         self._roles = dict(columns.features)
-        if model.kind != "regression":
+        if model.kind in ("binomial", "multinomial"):
             self.classes_ = np.asarray(model.info.classes)
         return self
 
@@ -153,6 +174,12 @@ class _DeepLearningBase(_SkBase):
         """Class labels (classifier; binomial uses H2O's max-F1 threshold) or predictions (regressor)."""
         frame = self._prediction_frame(X)
         return self.model_.predict(frame)
+
+    def deepfeatures(self, X, layer: int):
+        """Hidden layer ``layer``'s activations (0-based, as H2O counts): see
+        ``DeepLearningModel.deepfeatures``."""
+        self._check_fitted()
+        return self.model_.deepfeatures(X, layer)
 
     def model_performance(self, X, y=None, sample_weight=None, auc_type=None):
         """H2O's metrics of the fitted model on (X, y): see ``DeepLearningModel.model_performance``."""
@@ -239,3 +266,58 @@ class DeepLearningRegressor(_DeepLearningBase):
 
 def _compute(x):
     return x.compute() if _is_dask(x) else x
+
+
+@_with_signature
+class DeepLearningAutoencoder(_DeepLearningBase):
+    """H2O-style deep autoencoder, trained on Dask: it learns to reconstruct its inputs (normalised
+    to an interval of width 1, every factor level one-hot with a missing slot), for anomaly
+    detection (``anomaly``), deep features (``transform``, ``deepfeatures``) and pretraining
+    (a supervised estimator's ``pretrained_autoencoder``). ``fit(X)`` takes no response."""
+
+    _kind = "autoencoder"
+
+    def fit(self, X, y=None, validation_data=None):
+        """Train on the columns of X (``y`` is ignored, as scikit-learn's transformers do);
+        ``validation_data``: a frame laid out like X. Returns self."""
+        return super().fit(X, None, validation_data=validation_data)
+
+    def anomaly(self, X, per_feature: bool = False):
+        """Each row's reconstruction MSE (or, ``per_feature``, the squared error per expanded
+        input): see ``DeepLearningModel.anomaly``."""
+        self._check_fitted()
+        return self.model_.anomaly(X, per_feature)
+
+    def reconstruct(self, X):
+        """The reconstruction of each row (``reconstr_<input>`` columns, numerics on the data's scale)."""
+        self._check_fitted()
+        return self.model_.reconstruct(X)
+
+    def predict(self, X):
+        """The reconstruction, as H2O's autoencoder ``predict``."""
+        return self.reconstruct(X)
+
+    def _code_layer(self, layer) -> int:
+        return (len(self.model_.layout.units) - 2) // 2 if layer is None else layer
+
+    def transform(self, X, layer: int | None = None):
+        """Deep features: hidden layer ``layer``'s activations (default the middle hidden layer,
+        the code of a symmetric autoencoder), as numpy for pandas input, dask for dask."""
+        self._check_fitted()
+        out = self.model_.deepfeatures(X, self._code_layer(layer))
+        return out.to_dask_array() if hasattr(out, "dask") else out.to_numpy()
+
+    def inverse_transform(self, H, layer: int | None = None):
+        """Decode deep features of hidden layer ``layer`` (default the middle one) through the rest
+        of the network: the reconstruction in the expanded, normalised space, one column per input."""
+        self._check_fitted()
+        from .nn.forward import decode
+        return decode(self.model_.layout, self.model_.state, np.asarray(H), self._code_layer(layer))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = None
+        tags.requires_fit = True
+        if tags.target_tags is not None:
+            tags.target_tags.required = False
+        return tags

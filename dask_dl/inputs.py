@@ -36,14 +36,27 @@ def _as_frame(X, what: str = "X"):
     return pd.DataFrame(arr, columns=_default_names(arr.shape[1]))
 
 
-def training_frame(X, y, what: str = "X"):
-    """(frame with the response in column RESPONSE, response name, feature names)."""
+def feature_frame(X, what: str = "X"):
+    """(X as a checked frame, its columns): an autoencoder's data, which has no response."""
     frame = _as_frame(X, what)
+    _check_names(frame, what)
+    if not len(frame.columns):
+        raise DataError(f"{what} has no columns")
+    return frame, list(frame.columns)
+
+
+def _check_names(frame, what: str) -> None:
     check_unique_columns(frame, what)
     reserved = [c for c in ROLE_COLUMNS if c in frame.columns]
     if reserved:
         raise DataError(f"{what} has a column named {reserved[0]!r}, a name dask_dl reserves for the response, "
                         "weights and offset; rename it")
+
+
+def training_frame(X, y, what: str = "X"):
+    """(frame with the response in column RESPONSE, response name, feature names)."""
+    frame = _as_frame(X, what)
+    _check_names(frame, what)
     if y is None:
         raise DataError(f"y is missing: pass the response as an array/Series or the name of a column of {what}")
     if isinstance(y, str):

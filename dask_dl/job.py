@@ -32,7 +32,7 @@ logger = logging.getLogger("dask_dl")
 @dataclass(frozen=True)
 class ColumnRoles:
     """Which column is which: the frame holds the response as ``data.schema.RESPONSE``."""
-    response: str   # the response's name as the user gave it
+    response: str | None  # the response's name as the user gave it (None: an autoencoder)
     features: dict  # feature name -> "numeric" | "categorical", in frame order
 
 
@@ -45,7 +45,7 @@ def train(frame, columns: ColumnRoles, cfg: P.TrainingConfig, *, validation=None
     embedded LocalCluster); ``start_state`` a flat state to train from instead of a fresh one;
     ``info`` the frame's statistics when already computed (in-memory data: on the client).
     A ModelDivergedError carries the last good model (``.last_good_model``)."""
-    family = "regression" if cfg.kind == "regression" else "classification"
+    family = cfg.kind if cfg.kind in ("regression", "autoencoder") else "classification"
     # in-memory data: the network and its start (initial_weights' shapes) are settled before any cluster work
     network = _network(cfg, family, info, start_state) if info is not None else None
     with cluster_client(client, mini_batch=not cfg.per_sample, thread_copies=cfg.thread_copies) as c, \
@@ -133,21 +133,45 @@ def _network(cfg: P.TrainingConfig, family: str, info: DataInfo, start_state) ->
     """(the config resolved for the response's classes, the network's layout, its start state)."""
     cfg = _for_classes(cfg, family, len(info.classes))
     layout = _layout(cfg, info)
-    return cfg, layout, _start_state(layout, cfg, start_state)
+    state = _start_state(layout, cfg, start_state)
+    pretrained = cfg.params.get("pretrained_autoencoder")
+    if pretrained is not None and start_state is None:
+        _pretrain(layout, state, info, getattr(pretrained, "model_", pretrained))
+    return cfg, layout, state
+
+
+def _pretrain(layout: NetworkLayout, state: np.ndarray, info: DataInfo, ae) -> None:
+    """pretrained_autoencoder (H2O §12.4): the hidden layers' weights and biases come from the
+    autoencoder's, which must read the same inputs and begin with the same hidden sizes; the
+    output layer keeps its fresh draw."""
+    if ae.info.coef_names() != info.coef_names():
+        raise ValueError(f"pretrained_autoencoder was trained on other inputs ({ae.info.n_inputs}: "
+                         f"{ae.info.coef_names()[:5]}...) than this network's ({info.n_inputs}: "
+                         f"{info.coef_names()[:5]}...); train it on the same columns")
+    hidden = layout.units[:-1]
+    if tuple(ae.layout.units[:len(hidden)]) != tuple(hidden) or ae.layout.n_layers < len(hidden):
+        raise ValueError(f"pretrained_autoencoder has layers {list(ae.layout.units)}; this network's input and "
+                         f"hidden layers {list(hidden)} must be its first ones")
+    for l in range(1, len(hidden)):
+        layout.weight_matrix(state, l)[:] = ae.weights(l)
+        layout.bias_vector(state, l)[:] = ae.biases(l)
 
 
 def _for_classes(cfg: P.TrainingConfig, family: str, n_classes: int) -> P.TrainingConfig:
     """The config re-resolved for the response's class count (binomial or multinomial), with the
     seed already drawn."""
+    if family != "classification":
+        return cfg
     resolved = P.resolve(cfg.params, family, n_classes=n_classes)
     return dataclasses.replace(resolved, seed=cfg.seed)
 
 
 def _layout(cfg: P.TrainingConfig, info) -> NetworkLayout:
-    classifier = cfg.kind != "regression"
-    return build_layout(info.n_inputs, cfg.hidden, cfg.hidden_activation, len(info.classes) if classifier else 1,
-                        classifier, cfg.params["input_dropout_ratio"], cfg.hidden_dropout,
-                        input_major=cfg.input_major_first_layer)
+    classifier = cfg.kind in ("binomial", "multinomial")
+    n_out = len(info.classes) if classifier else info.n_inputs if cfg.kind == "autoencoder" else 1
+    return build_layout(info.n_inputs, cfg.hidden, cfg.hidden_activation, n_out, classifier,
+                        cfg.params["input_dropout_ratio"], cfg.hidden_dropout,
+                        input_major=cfg.input_major_first_layer, autoencoder=cfg.kind == "autoencoder")
 
 
 def _start_state(layout: NetworkLayout, cfg: P.TrainingConfig, given: np.ndarray | None) -> np.ndarray:
@@ -172,6 +196,9 @@ def _kept(params: dict) -> dict:
     for name in ("initial_weights", "initial_biases"):
         if kept.get(name) is not None:
             kept[name] = [None if a is None else list(np.shape(a)) for a in kept[name]]
+    if kept.get("pretrained_autoencoder") is not None:  # the model it started from, described
+        ae = getattr(kept["pretrained_autoencoder"], "model_", kept["pretrained_autoencoder"])
+        kept["pretrained_autoencoder"] = f"autoencoder {list(ae.layout.units)}"
     return kept
 
 

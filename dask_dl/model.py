@@ -2,13 +2,15 @@
 estimators and the CLI use: pandas in, numpy out; dask in, lazy dask out) and saves itself."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
-from . import persist
+from . import autoencoding, persist
 from .data.encode import encode_features, encode_training_block, row_offsets
 from .data.schema import OFFSET, DataInfo, check_columns, tree_merge
-from .inputs import training_frame, with_model_roles, with_weights
+from .inputs import feature_frame, training_frame, with_model_roles, with_weights
 from .names import AUC_TYPES
 from .nn.forward import forward
 from .nn.network import HIDDEN_NAMES, NetworkLayout
@@ -97,7 +99,8 @@ class DeepLearningModel:
         for l in range(1, lay.n_layers + 1):
             hidden = l < lay.n_layers
             typ = (HIDDEN_NAMES[lay.hidden_code] + ("Dropout" if lay.dropout[l] else "") if hidden
-                   else ("Softmax" if self.kind != "regression" else "Linear"))
+                   else {"regression": "Linear", "autoencoder": HIDDEN_NAMES.get(lay.output_code)}.get(self.kind,
+                                                                                                     "Softmax"))
             row = {"layer": l + 1, "units": lay.units[l], "type": typ, "dropout": 100 * lay.dropout[l],
                    "l1": p["l1"], "l2": p["l2"]}
             if p.get("diagnostics", True):
@@ -213,7 +216,10 @@ class DeepLearningModel:
         ``sample_weight`` the model's ``weights_column`` weighs the rows when X holds it; a model
         trained with an ``offset_column`` needs it in X. ``auc_type``: a multinomial model's AUC
         averaging (default: the model's ``auc_type``)."""
-        frame, _, _ = training_frame(X, self.info.response_name if y is None else y, "X")
+        if self.kind == "autoencoder":  # no response: the rows' reconstruction error
+            frame = feature_frame(X)[0]
+        else:
+            frame = training_frame(X, self.info.response_name if y is None else y, "X")[0]
         weights_column = self.params.get("weights_column") if sample_weight is None else None
         frame = with_weights(with_model_roles(frame, weights_column, self.info.offset_column), sample_weight)
         self.check_columns(frame, "X", allow_extra=self.extra_columns())
@@ -254,8 +260,54 @@ class DeepLearningModel:
 
     def predict(self, X):
         """Labels (classifier; binomial uses H2O's max-F1 threshold) or predictions (regressor):
-        numpy for a pandas frame, a lazy dask array for a dask frame."""
+        numpy for a pandas frame, a lazy dask array for a dask frame. An autoencoder's is its
+        reconstruction (``reconstruct``), as H2O's."""
+        if self.kind == "autoencoder":
+            return self.reconstruct(X)
         return self._apply(self.scored_frame(X), "values")
+
+    # ------------------------------------------------------------- deep features, autoencoders
+    def deepfeatures(self, X, layer: int):
+        """Hidden layer ``layer``'s activations (0-based, as H2O counts) for each row of X, in
+        scoring mode: a DataFrame ``DF.L<layer+1>.C<j>`` (a lazy dask DataFrame for dask input)."""
+        self.check_columns(X, "X", allow_extra=True)
+        n_hidden = self.layout.n_layers - 1
+        if not isinstance(layer, (int, np.integer)) or not 0 <= layer < n_hidden:
+            raise ValueError(f"layer={layer!r}: this network has {n_hidden} hidden layer(s), numbered 0 to "
+                             f"{n_hidden - 1}")
+        fn = functools.partial(autoencoding.deep_features, layer=int(layer))
+        return autoencoding.on_frame(X, fn, self, autoencoding.feature_columns(self, int(layer)))
+
+    def anomaly(self, X, per_feature: bool = False):
+        """An autoencoder's reconstruction error per row, H2O's ``Reconstruction.MSE`` (the mean over
+        the expanded inputs, in the normalised space): numpy for pandas input, a lazy dask array for
+        dask. ``per_feature``: the squared error per expanded input instead, a DataFrame
+        ``reconstr_<input>.SE`` (dask for dask input)."""
+        self._autoencoder_only("anomaly")
+        self.check_columns(X, "X", allow_extra=True)
+        if per_feature:
+            return autoencoding.on_frame(X, autoencoding.per_feature_errors, self, autoencoding.error_columns(self))
+        scores = autoencoding.on_frame(X, autoencoding.anomaly_scores, self, ["Reconstruction.MSE"])
+        column = scores["Reconstruction.MSE"]
+        return column.values if hasattr(column, "dask") else column.to_numpy()
+
+    def anomaly_frame(self, X):
+        """``anomaly`` as H2O's one-column frame ``Reconstruction.MSE`` (pandas, or lazy dask)."""
+        self._autoencoder_only("anomaly_frame")
+        self.check_columns(X, "the data", allow_extra=True)
+        return autoencoding.on_frame(X, autoencoding.anomaly_scores, self, ["Reconstruction.MSE"])
+
+    def reconstruct(self, X):
+        """An autoencoder's output per expanded input, ``reconstr_<input>`` (numeric inputs on the
+        data's scale): a DataFrame, lazy for dask input."""
+        self._autoencoder_only("reconstruct")
+        self.check_columns(X, "X", allow_extra=True)
+        return autoencoding.on_frame(X, autoencoding.reconstruction, self, autoencoding.reconstruction_columns(self))
+
+    def _autoencoder_only(self, what: str) -> None:
+        if self.kind != "autoencoder":
+            raise ValueError(f"{what}() is an autoencoder's (DeepLearningAutoencoder); this model is a {self.kind} "
+                             "model (deepfeatures() works for every model)")
 
     def predict_proba(self, X):
         """Class probabilities, one column per class (numpy, or a lazy dask array for dask input)."""
@@ -307,9 +359,9 @@ class DeepLearningModel:
 
 def _block_stats(df: pd.DataFrame, model: DeepLearningModel, spec: ScoringSpec) -> dict:
     """One partition's sufficient statistics (runs where the partition is): rows with a response
-    and a weight above 0, NAs in predictors imputed."""
+    and a weight above 0, NAs in predictors imputed (an autoencoder's targets: its inputs)."""
     X, y, w, o = encode_training_block(df, model.info, scoring=True)
-    return block_stats(forward(model.layout, model.state, X), y, spec, w, o)
+    return block_stats(forward(model.layout, model.state, X), X if model.kind == "autoencoder" else y, spec, w, o)
 
 
 def _array_block(df: pd.DataFrame, model: DeepLearningModel, what: str) -> np.ndarray:
@@ -341,7 +393,7 @@ def model_to_bytes(model: DeepLearningModel) -> bytes:
 
 
 _META_FIELDS = ("layout", "info", "params", "kind", "distribution", "loss", "threshold", "run", "history")
-_KINDS = ("binomial", "multinomial", "regression")
+_KINDS = ("binomial", "multinomial", "regression", "autoencoder")
 
 
 def model_from_bytes(data: bytes, source: str | None = None) -> DeepLearningModel:
@@ -377,7 +429,7 @@ def _unsound(model: DeepLearningModel) -> str | None:
         return f"its weights hold {int((~np.isfinite(model.state)).sum())} NaN/inf values"
     if model.kind not in _KINDS:
         return f"metadata field kind is {model.kind!r}, not one of {list(_KINDS)}"
-    n_out = 1 if model.kind == "regression" else len(info.classes)
+    n_out = {"regression": 1, "autoencoder": info.n_inputs}.get(model.kind, len(info.classes))
     if layout.units[0] != info.n_inputs or layout.units[-1] != n_out:
         return (f"its layout ({layout.units[0]} inputs, {layout.units[-1]} outputs) does not fit its column "
                 f"metadata ({info.n_inputs} inputs, {n_out} outputs)")

@@ -108,6 +108,13 @@ def _column_names(v):
     return None
 
 
+def _pretrained(v):
+    model = getattr(v, "model_", v)
+    if v is None or getattr(model, "kind", None) == "autoencoder":
+        return None
+    return "None or a fitted DeepLearningAutoencoder (or its model_)"
+
+
 def _encoding(v):
     if v in ("Enum", "OneHotExplicit"):
         return f"one of {list(CATEGORICAL_ENCODINGS)} (H2O's Deep Learning refuses {v!r} too)"
@@ -418,6 +425,13 @@ PARAMETERS: dict[str, Param] = {
     "ignored_columns": Param(None, _column_names,
                              "columns of X that do not train (an identifier, a leak of the response...): they "
                              "must exist in X, and may still be present in the data given to predict()"),
+    "average_activation": Param(0.0, _number(),
+                                "sparse autoencoders: the mean activation each hidden unit is pulled towards"),
+    "sparsity_beta": Param(0.0, _number(0),
+                           "autoencoders: the strength of the pull towards average_activation (0: none)"),
+    "pretrained_autoencoder": Param(None, _pretrained,
+                                    "a fitted DeepLearningAutoencoder (or its model_) whose hidden layers start this "
+                                    "supervised network: the same inputs and hidden sizes"),
     "categorical_encoding": Param("AUTO", _encoding,
                                   "how categorical columns become inputs: AUTO / OneHotInternal (one input per "
                                   "level and a missing one), EnumLimited (one-hot of the 10 most frequent levels), "
@@ -527,7 +541,7 @@ class TrainingConfig:
     """Validated parameters and every decision derived from them, made once (``resolve``): the
     layers below read these fields, never re-derive them from the raw values in ``params``."""
     params: dict                   # the user's values over H2O's defaults (what a model stores)
-    kind: str                      # "binomial" | "multinomial" | "regression"
+    kind: str                      # "binomial" | "multinomial" | "regression" | "autoencoder"
     distribution: str              # resolved distribution
     loss: str                      # resolved loss
     hidden: tuple
@@ -594,8 +608,9 @@ def uses_thread_copies(params: dict) -> bool:
 def resolve(values: dict, kind: str, n_classes: int = 0) -> TrainingConfig:
     """Validate every parameter and apply H2O's cross-parameter rules; no cluster work happens here.
 
-    ``kind`` is "classification" or "regression" (from the estimator); it becomes "binomial" or
-    "multinomial" once ``n_classes`` is known. Every problem found is reported in one ValueError.
+    ``kind`` is "classification", "regression" or "autoencoder" (from the estimator); a
+    classification becomes "binomial" or "multinomial" once ``n_classes`` is known. Every problem
+    found is reported in one ValueError.
     """
     p = dict(DEFAULTS)
     p.update(values)
@@ -605,7 +620,9 @@ def resolve(values: dict, kind: str, n_classes: int = 0) -> TrainingConfig:
     problems: list = []
     hidden, ratios = _network_rules(p, problems)
     momentum_used = _optimizer_rules(p, problems)
-    dist, loss = _response_rules(p, kind, n_classes, problems)
+    _autoencoder_rules(p, kind, problems)
+    dist, loss = _autoencoder_loss(p, problems) if kind == "autoencoder" else _response_rules(p, kind, n_classes,
+                                                                                              problems)
     stopping_key, best_key = _stopping_rules(p, kind, n_classes, problems)
     if problems:
         raise ValueError("invalid dask_dl parameters: " + "; ".join(problems))
@@ -702,9 +719,56 @@ def _response_rules(p: dict, kind: str, n_classes: int, problems: list) -> tuple
     return dist, loss
 
 
+_AUTOENCODER_LOSSES = {"Automatic": ("gaussian", "Quadratic"), "Quadratic": ("gaussian", "Quadratic"),
+                       "Absolute": ("laplace", "Absolute"), "Huber": ("huber", "Huber")}
+_SUPERVISED_ONLY = ("weights_column", "offset_column", "class_sampling_factors", "pretrained_autoencoder")
+
+
+def _autoencoder_rules(p: dict, kind: str, problems: list) -> None:
+    """H2O's autoencoder rules (§6.3, §7 step 5): no Maxout, sparsity only for autoencoders, the
+    target activation in the activation's range; dask_dl's: no supervised-only parameters, per-sample
+    sparsity, dense inputs (NORMALIZE centres them)."""
+    if kind != "autoencoder":
+        if p["sparsity_beta"] != 0:
+            problems.append("sparsity_beta is for autoencoders (DeepLearningAutoencoder)")
+        return
+    act = p["activation"]
+    if act.startswith("Maxout"):
+        problems.append(f"activation={act!r}: an autoencoder takes Tanh or Rectifier (H2O refuses Maxout too)")
+    given = [n for n in _SUPERVISED_ONLY if p[n] is not None] + (["balance_classes"] if p["balance_classes"] else [])
+    if given:
+        problems.append(f"{', '.join(given)}: supervised parameters, not for an autoencoder")
+    if p["sparse"]:
+        problems.append("sparse=True keeps zeros uncentred; an autoencoder's inputs are centred (NORMALIZE)")
+    if p["sparsity_beta"] > 0:
+        rho = p["average_activation"]
+        if act.startswith("Tanh") and not abs(rho) < 1:
+            problems.append(f"average_activation={rho!r}: Tanh units need a target in (-1, 1)")
+        if act.startswith("Rectifier") and not rho > 0:
+            problems.append(f"average_activation={rho!r}: Rectifier units need a target above 0")
+        if int(p["mini_batch_size"]) > 1:
+            problems.append("sparsity_beta trains per sample (mini_batch_size=1)")
+
+
+def _autoencoder_loss(p: dict, problems: list) -> tuple[str, str]:
+    """(distribution, loss) of a reconstruction: Quadratic by default, Absolute or Huber."""
+    loss = p["loss"]
+    if loss not in _AUTOENCODER_LOSSES:
+        problems.append(f"loss={loss!r}: an autoencoder's reconstruction loss is 'Automatic' (Quadratic), "
+                        "'Quadratic', 'Absolute' or 'Huber'")
+        return "gaussian", "Quadratic"
+    dist, resolved = _AUTOENCODER_LOSSES[loss]
+    if p["distribution"] not in ("AUTO", dist):
+        problems.append(f"distribution={p['distribution']!r}: an autoencoder's follows its loss ({dist!r} for "
+                        f"loss={loss!r}); leave distribution='AUTO'")
+    return dist, resolved
+
+
 def _output_error(kind: str, dist: str, loss: str) -> str:
     """The output error the kernels back-propagate: the loss where one is honoured, else the
     log-link distribution's deviance gradient."""
+    if kind == "autoencoder":
+        return {"Quadratic": "Gaussian", "Absolute": "Laplace", "Huber": "Huber"}[loss]
     if kind != "regression":
         return "CrossEntropy" if loss == "CrossEntropy" else "QuadraticSoftmax"
     by_loss = {"Quadratic": "Gaussian", "Absolute": "Laplace", "Quantile": "Quantile", "Huber": "Huber"}
@@ -718,7 +782,10 @@ def _stopping_rules(p: dict, kind: str, n_classes: int, problems: list) -> tuple
     """(stopping metric key, best-model metric key) for the model kind, or problems when the
     metric is not one this kind computes."""
     metric = p["stopping_metric"]
-    if kind == "regression" and metric in _CLASSIFICATION_METRICS:
+    if kind == "autoencoder" and metric not in ("AUTO", "MSE"):
+        problems.append(f"stopping_metric={metric!r}: an autoencoder is scored by its reconstruction MSE "
+                        "('AUTO' or 'MSE', as H2O)")
+    elif kind == "regression" and metric in _CLASSIFICATION_METRICS:
         problems.append(f"stopping_metric={metric!r} is a classification metric; the model is a regression")
     elif kind == "multinomial" and metric == "lift_top_group":
         problems.append(f"stopping_metric={metric!r} needs a binary response; the response has {n_classes} classes")

@@ -146,3 +146,11 @@ def test_bench_offsets_smoke(bench_path):
     by = table.set_index("system")
     assert by.loc["dask_dl", "deviance"] < by.loc["dask_dl (no offset)", "deviance"]
     assert abs(by.loc["dask_dl", "mean_ratio"] - 1) < 0.1
+
+
+def test_bench_autoencoder_smoke(bench_path):
+    import bench_autoencoder
+    table = bench_autoencoder.main(["--seeds", "1", "--rows", "2000", "--anomaly-rows", "3000", "--epochs", "1",
+                                    "--ae-epochs", "1"])
+    row = table.iloc[0]
+    assert row["mse_9"] > 0 and row["mse_0_8"] > 0 and 0 < row["error_scratch"] < 0.5

@@ -303,3 +303,27 @@ def test_weights_and_offset_columns_on_the_command_line(files, capsys, wine):
     data.drop(columns="off").to_csv(files / "wine_no_offset.csv", index=False)
     code, out, err = _run(["predict", path, files / "wine_no_offset.csv", "--out", files / "pred_no.csv"], capsys)
     assert code != 0 and "lacks the offset_column 'off'" in _one_line_error(err)
+
+
+def test_autoencoder_on_the_command_line(files, capsys):
+    """train --autoencoder takes every column (no --y); predict writes each row's anomaly score,
+    or with --per-feature the squared error per expanded input."""
+    path = files / "models" / "iris_ae.npz"
+    code, out, err = _run(["train", files / "iris.csv", "--autoencoder", "--hidden", "4", "--epochs", "2",
+                           "--activation", "Tanh", "--quiet_mode", "true", "--model-out", path], capsys)
+    assert code == 0, err
+    assert "DeepLearningAutoencoder" in out and "training_mse" in out
+    code, out, err = _run(["predict", path, files / "iris.csv", "--out", files / "anomaly.csv"], capsys)
+    assert code == 0, err
+    scores = pd.read_csv(files / "anomaly.csv")
+    assert list(scores.columns) == ["Reconstruction.MSE"] and len(scores) == 150 and (scores.iloc[:, 0] > 0).all()
+    code, out, err = _run(["predict", path, files / "iris.csv", "--out", files / "per_feature.csv", "--per-feature"],
+                          capsys)
+    assert code == 0, err
+    per = pd.read_csv(files / "per_feature.csv")
+    assert per.columns[0] == "reconstr_class.Iris-setosa.SE" and per.shape == (150, 8)
+    np.testing.assert_allclose(per.mean(axis=1), scores.iloc[:, 0], rtol=1e-5)
+    code, out, err = _run(["train", files / "iris.csv", "--autoencoder", "--y", "class", "--model-out", path], capsys)
+    assert code != 0 and "--autoencoder trains on every column: drop --y" in _one_line_error(err)
+    code, out, err = _run(["train", files / "iris.csv", "--model-out", path], capsys)
+    assert code != 0 and "--y COLUMN is required" in _one_line_error(err)

@@ -60,12 +60,15 @@ def _row_values(v, dt):
 
 
 def train(layout, state, X, y, hp, opt=K.SGD, loss=K.CROSS_ENTROPY, fast=0, seed=1, w=None, o=None):
-    """Run the kernel in place on every row of X, in order (``w``, ``o``: the rows' weights and offsets)."""
+    """Run the kernel in place on every row of X, in order (``w``, ``o``: the rows' weights and offsets;
+    an autoencoder layout reconstructs X)."""
     dt = state.dtype
     X = np.ascontiguousarray(np.atleast_2d(X), dtype=dt)
     y = np.ascontiguousarray(np.atleast_1d(y), dtype=dt)
     rows = np.arange(X.shape[0], dtype=np.int64)
-    ip = K.int_params(opt, fast, loss, seed, input_major=layout.input_major, caps_weights=hp[K.HP_MAXW2] < FMAX)
+    ae = layout.output_code in (TANH, RECTIFIER)
+    ip = K.int_params(opt, fast, loss, seed, input_major=layout.input_major, caps_weights=hp[K.HP_MAXW2] < FMAX,
+                      autoencoder=ae)
     n = train_rows(state, layout.kernel_arrays(), X, y, _row_values(w, dt), _row_values(o, dt), rows,
                    np.ascontiguousarray(hp, dtype=dt), ip)
     assert n == X.shape[0]
@@ -1212,8 +1215,54 @@ def test_elastic_strength_pulls_every_parameter_towards_the_centre():
     for s in (0.0, 0.3):
         hp = base_hp(rate=0.5, ea=s)
         st = state.copy()
-        train_rows_elastic(st, centre, layout.kernel_arrays(), x[None].copy(), np.array([t]), _row_values(None, st.dtype),
-                           _row_values(None, st.dtype), rows, hp, ip)
+        none = _row_values(None, st.dtype)
+        train_rows_elastic(st, centre, layout.kernel_arrays(), x[None].copy(), np.array([t]), none, none, rows, hp, ip)
         after[s] = st
     np.testing.assert_allclose(after[0.3][:n] - after[0.0][:n], -0.5 * 0.3 * (state[:n] - centre[:n]), rtol=1e-9,
                                atol=1e-12)
+
+
+
+# --------------------------------------------------------------------------- #
+# autoencoders: the output reconstructs the input
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("loss", [K.GAUSSIAN, K.LAPLACE, K.HUBER], ids=["quadratic", "absolute", "huber"])
+@pytest.mark.parametrize("act", ["Tanh", "Rectifier"])
+def test_autoencoder_gradient_is_the_true_gradient_of_the_reconstruction_loss(act, loss):
+    """dLoss/dtheta of sum_k loss(a_k, x_k), a = the output activation (H2O omits its derivative;
+    dask_dl's policy gives the true gradient), against central finite differences."""
+    layout = build_layout(5, [4, 3], act, 5, False, 0.0, [0.0, 0.0], autoencoder=True)
+    state = initial_state(layout, 7).astype(np.float64)
+    hp = base_hp(huber=0.05)
+    x = smooth_point(layout, state, 5, 5)
+
+    def recon_loss(out):
+        r = out - x
+        if loss == K.LAPLACE:
+            return np.abs(r).sum()
+        if loss == K.HUBER:
+            return np.where(np.abs(r) <= 0.05, r * r, 2 * 0.05 * np.abs(r) - 0.05 ** 2).sum()
+        return (r * r).sum()
+    s = train(layout, state.copy(), x, 0.0, hp, opt=K.SGD, loss=loss)
+    n = n_params(layout)
+    num = fd_grad(layout, state, lambda st: recon_loss(forward(layout, st, x[None])[0]))
+    assert np.count_nonzero(num) > 0.3 * num.size
+    np.testing.assert_allclose(state[:n] - s[:n], num, rtol=RTOL_FD, atol=1e-8 * max(1.0, np.abs(num).max()))
+
+
+def test_sparsity_pulls_hidden_biases_towards_the_target_activation():
+    """sparsity_beta: a hidden unit's bias gets beta * (running mean activation - average_activation)
+    added to its gradient; the output layer's biases do not."""
+    layout = build_layout(5, [4], "Tanh", 5, False, 0.0, [0.0], autoencoder=True)
+    state = initial_state(layout, 3).astype(np.float64)
+    x = smooth_point(layout, state, 2, 5)
+    plain = train(layout, state.copy(), x, 0.0, base_hp(), opt=K.SGD, loss=K.GAUSSIAN)
+    sparse = train(layout, state.copy(), x, 0.0, base_hp(sparsity=0.5, avg_act=-0.2), opt=K.SGD, loss=K.GAUSSIAN)
+    running = np.tanh(layout.weight_matrix(state, 1) @ x + layout.bias_vector(state, 1))  # the call's first row
+    nb = layout.n_biases
+    b_plain = layout.split(plain)[1][:4]
+    b_sparse = layout.split(sparse)[1][:4]
+    np.testing.assert_allclose(b_plain - b_sparse, 0.5 * (running + 0.2), rtol=1e-9)  # rate 1, plain SGD
+    np.testing.assert_array_equal(layout.split(plain)[1][4:nb], layout.split(sparse)[1][4:nb])

@@ -84,6 +84,9 @@ H2O_DEFAULTS = {
     "auc_type": "AUTO",
     "score_validation_sampling": "Uniform",
     "balance_classes": False,
+    "average_activation": 0.0,
+    "sparsity_beta": 0.0,
+    "pretrained_autoencoder": None,
     "categorical_encoding": "AUTO",
     "max_categorical_features": 2147483647,
     "class_sampling_factors": None,
@@ -222,6 +225,9 @@ BAD_VALUES = [
     ("class_sampling_factors", [1.0, 0.0], "positive numbers"),
     ("class_sampling_factors", "1,2", "positive numbers"),
     ("max_after_balance_size", 0.0, "(0"),
+    ("sparsity_beta", -1.0, "[0"),
+    ("average_activation", float("inf"), "finite"),
+    ("pretrained_autoencoder", "ae.npz", "fitted DeepLearningAutoencoder"),
 ] + [(name, "True", "a bool") for name in BOOL_PARAMS] \
   + [(name, 1, "a bool") for name in BOOL_PARAMS] \
   + [(name, None, "a bool") for name in BOOL_PARAMS]

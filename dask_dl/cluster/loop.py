@@ -271,8 +271,10 @@ class IterationLoop:
                        positions={w: 0 for w in data.blocks_by_worker},
                        round_s=tspi / (auto_speed(self.cfg) * max(1, self.threads_total)),
                        t_start=time.perf_counter())
-        pg.history.append(history.history_row(self.cfg.kind, 0.0, 0.0, 0, 0, data.n_rows, {},
-                                               {} if data.score_valid is not None else None))  # H2O's row 0
+        # H2O's row 0: a dummy row, or an autoencoder's untrained (null) model with its metrics
+        m_train, m_valid = self._score(state)[:2] if self.cfg.kind == "autoencoder" else ({}, {})
+        pg.history.append(history.history_row(self.cfg.kind, 0.0, 0.0, 0, 0, data.n_rows, m_train,
+                                               m_valid if data.score_valid is not None else None))
         return pg
 
     def _one_round(self, pg: _Progress):

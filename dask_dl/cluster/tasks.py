@@ -125,7 +125,7 @@ def score_blocks(state: np.ndarray, layout, spec, blocks: list):
     stats = None
     for X, y, w, o in map(hogwild.block_arrays, blocks):
         if len(y):
-            s = evaluate.block_stats(forward(layout, state, X), y, spec, w, o)
+            s = evaluate.block_stats(forward(layout, state, X), X if spec.kind == "autoencoder" else y, spec, w, o)
             stats = s if stats is None else sufficient.merge(stats, s)
     return stats
 

@@ -104,7 +104,8 @@ def encode_training_block(df: pd.DataFrame, info: DataInfo, scoring: bool = Fals
     ``scoring`` only (validation data) keeps rows with a missing predictor, imputed as at
     prediction time: H2O scores them too."""
     X, has_na = encode_features(df, info)
-    y = encode_response(df[RESPONSE], info)
+    # an autoencoder reconstructs X: its y only counts the rows
+    y = np.zeros(len(X), dtype=np.float32) if info.autoencoder else encode_response(df[RESPONSE], info)
     w, o = row_weights(df, info), row_offsets(df, info)
     keep = ~np.isnan(y)
     if info.skip_missing and not scoring:
@@ -165,7 +166,8 @@ def check_validation_values(frame, info: DataInfo, what: str = "validation_data"
         for part in row_slices(frame, min(len(numeric), 64)):
             for _ in numeric_chunks(part, numeric):
                 pass  # numeric_chunks raises on an infinite value, naming the column
-            encode_response(part[RESPONSE], info)
+            if not info.autoencoder:
+                encode_response(part[RESPONSE], info)
             check_row_roles(part, info.weights_column, info.offset_column)
     except DataError as err:
         raise DataError(f"{what}: {err}") from None

@@ -60,7 +60,7 @@ class DataInfo:
     use_all_factor_levels: bool
     skip_missing: bool
     response_name: str
-    response_kind: str              # "classification" | "regression"
+    response_kind: str              # "classification" | "regression" | "autoencoder" (no response)
     classes: list = field(default_factory=list)
     response_mean: float = 0.0
     response_sigma: float = 1.0
@@ -131,11 +131,18 @@ class DataInfo:
             self.__dict__["_hash_tables"] = tables
         return tables
 
+    @property
+    def autoencoder(self) -> bool:
+        return self.response_kind == "autoencoder"
+
     def sub_mul(self, col: ColumnInfo) -> tuple:
-        """(sub, mul) of a numeric column: H2O's STANDARDIZE, DESCALE (sparse) or NONE."""
-        if self.standardize:
-            return 0.0 if self.sparse else col.mean, 1.0 / col.sigma if col.sigma > 0 else 1.0
-        return 0.0, 1.0
+        """(sub, mul) of a numeric column: H2O's STANDARDIZE, DESCALE (sparse), NORMALIZE
+        (autoencoders: 1 / (max - min)) or NONE."""
+        if not self.standardize:
+            return 0.0, 1.0
+        if self.autoencoder:
+            return col.mean, 1.0 / (col.max - col.min) if col.max > col.min else 1.0
+        return 0.0 if self.sparse else col.mean, 1.0 / col.sigma if col.sigma > 0 else 1.0
 
     # ------------------------------------------------------------------------------ response
     @property
@@ -187,13 +194,18 @@ class DataInfo:
         if d["response_kind"] == "regression":
             for key in ("response_mean", "response_sigma"):
                 _finite_field(d[key], f"info.{key}")
+        if d["response_kind"] == "autoencoder":  # NORMALIZE reads each numeric column's range
+            for i, c in enumerate(d["columns"]):
+                if c.kind == "numeric":
+                    _finite_field(c.max - c.min, f"info.columns[{i}].min/max (column {c.name!r})")
         return cls(**d)
 
 
 _INFO_FIELDS = ("feature_names", "columns", "ignored", "standardize", "use_all_factor_levels", "skip_missing",
                 "response_name", "response_kind")
 _RESPONSE_FIELDS = {"classification": ("classes",),
-                    "regression": ("response_mean", "response_sigma", "standardize_response")}
+                    "regression": ("response_mean", "response_sigma", "standardize_response"),
+                    "autoencoder": ()}
 _COLUMN_FIELDS = {"numeric": ("name", "kind", "mean", "sigma"), "categorical": ("name", "kind", "levels")}
 
 
@@ -437,6 +449,8 @@ def partition_stats(df: pd.DataFrame, numeric: list, categorical: list, response
         out["cat"][c] = (level_counts(df[c]), int(df[c].isna().sum()))
     if level_response:
         out["cat_y"] = {c: _level_response(df[c], df[RESPONSE], response_kind) for c in categorical}
+    if response_kind == "autoencoder":
+        return out
     y = df[RESPONSE]
     if response_kind == "regression":
         v = y.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -556,12 +570,12 @@ def merge_stats(a: dict, b: dict) -> dict:
         for k, v in b["cat"][c][0].items():
             counts[k] = counts.get(k, 0) + v
         out["cat"][c] = (counts, a["cat"][c][1] + b["cat"][c][1])
-    if isinstance(a["y"], dict):
+    if isinstance(a.get("y"), dict):
         ys = dict(a["y"])
         for k, v in b["y"].items():
             ys[k] = ys.get(k, 0) + v
         out["y"] = ys
-    else:
+    elif "y" in a:  # (an autoencoder's frame has no response)
         out["y"] = _merge_moments(a["y"], b["y"])
     return out
 
@@ -602,7 +616,9 @@ def build_data_info(stats: dict, feature_names: list, roles: dict, params: dict,
     n_total = stats["rows"]
     if n_total == 0:
         raise DataError("the training data has no rows")
-    _check_response_rows(stats["y"], response_name)
+    autoencoder = response_kind == "autoencoder"
+    if not autoencoder:
+        _check_response_rows(stats["y"], response_name)
     columns, ignored = [], []
     for name in feature_names:
         column, why = _column_info(name, roles[name], stats, params["ignore_const_cols"])
@@ -615,11 +631,14 @@ def build_data_info(stats: dict, feature_names: list, roles: dict, params: dict,
         raise DataError("no usable input column: every column is constant or entirely NA "
                         f"(ignored: {[n for n, _ in ignored]})")
     info = DataInfo(feature_names=list(feature_names), columns=_input_order(columns), ignored=ignored,
-                    standardize=bool(params["standardize"]), use_all_factor_levels=bool(params["use_all_factor_levels"]),
+                    standardize=bool(params["standardize"]),
+                    use_all_factor_levels=autoencoder or bool(params["use_all_factor_levels"]),  # H2O: forced for AEs
                     skip_missing=params["missing_values_handling"] == "Skip", response_name=response_name,
                     response_kind=response_kind, n_rows_total=n_total, sparse=bool(params.get("sparse", False)))
     _set_hashing(info, params, stats)
-    if response_kind == "classification":
+    if autoencoder:
+        info.n_rows = n_total
+    elif response_kind == "classification":
         _set_classes(info, stats["y"], response_name)
     else:
         _set_numeric_response(info, stats["y"], response_name, distribution, bool(params["standardize"]))

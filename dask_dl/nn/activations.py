@@ -59,6 +59,24 @@ def output_error(A, E, co, n_out, out_code, loss, target, hp):
     E[co] = d
 
 
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
+def autoencoder_error(A, E, co, n_out, out_code, loss, x, hp):
+    """An autoencoder's dLoss/dz: each output a_k reconstructs input x_k (before input dropout: a
+    denoising autoencoder); the loss's gradient in a_k times the output activation's derivative
+    (the true gradient; H2O omits the derivative, docs/h2o-differences.md)."""
+    delta = hp[HP_HUBER]
+    for k in range(n_out):
+        a = A[co + k]
+        r = a - x[k]
+        if loss == LAPLACE:
+            d = (r - r + 1.0) if r > 0.0 else -(r - r + 1.0) if r < 0.0 else r - r
+        elif loss == HUBER and abs(r) > delta:
+            d = 2.0 * delta if r > 0.0 else -2.0 * delta
+        else:  # Quadratic (gaussian), and Huber's quadratic zone
+            d = 2.0 * r
+        E[co + k] = _unit_gradient(out_code, d, a)
+
+
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
 def _activate(code, z):
     """A unit's output from its pre-activation: Tanh, Rectifier; any other code passes z through

@@ -12,13 +12,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .activations import _activate, _softmax_inplace, _unit_gradient, output_error
+from .activations import _activate, _softmax_inplace, _unit_gradient, autoencoder_error, output_error
 from .codegen import estimate_rsqrt
 from .network import MAXOUT, SOFTMAX
 from .optimizers import (_bias_step, _cap_norm, _dense_row_update, _elastic_row_update, _inverse, _l1_term,
                          _layer_rate, _schedule)
 from .settings import (ADAM, DROPPED, HP_EA, HP_EPS, HP_L1, HP_L2, HP_MAXW2, HP_N0, HP_NSTEP, HP_OMR, HP_RHO,
-                       IP_BATCH, IP_CAPS_W2, IP_FAST, IP_LOSS, IP_OPT, IP_SEED, SGD)
+                       IP_AUTOENCODER, IP_BATCH, IP_CAPS_W2, IP_FAST, IP_LOSS, IP_OPT, IP_SEED, SGD)
 from .views import model_views, unit_offsets
 
 
@@ -191,6 +191,7 @@ def train_batches_elastic(state, center, net, X, y, w, o, rows, hp, ip):
     n_out = units[n_layers]
     co = aoff[n_layers]
     n_rows = rows.shape[0]
+    ae = ip[IP_AUTOENCODER] != 0
     n0 = hp[HP_N0]
     step = hp[HP_NSTEP]
     for start in range(0, n_rows, bs):
@@ -203,7 +204,10 @@ def train_batches_elastic(state, center, net, X, y, w, o, rows, hp, ip):
             r = rows[start + b]
             if o.shape[0] > 0:
                 aout[b, 0] += o[r]
-            output_error(aout[b], eout[b], 0, n_out, out_code, loss, y[r], hp)
+            if ae:
+                autoencoder_error(aout[b], eout[b], 0, n_out, out_code, loss, X[r], hp)
+            else:
+                output_error(aout[b], eout[b], 0, n_out, out_code, loss, y[r], hp)
             if w.shape[0] > 0:
                 for k in range(n_out):
                     eout[b, k] *= w[r]

@@ -51,7 +51,52 @@ def forward(layout: NetworkLayout, state: np.ndarray, X: np.ndarray) -> np.ndarr
                 np.exp(Z, out=Z)
                 Z /= Z.sum(axis=1, keepdims=True)
                 A = Z
+            elif layout.output_code == TANH:  # an autoencoder's output takes the hidden activation
+                A = np.tanh(Z, out=Z)
+            elif layout.output_code == RECTIFIER:
+                A = np.maximum(Z, 0.0, out=Z)
             else:
                 A = Z
         out[s:s + A.shape[0]] = A
     return out
+
+
+def hidden_activations(layout: NetworkLayout, state: np.ndarray, X: np.ndarray, layer: int) -> np.ndarray:
+    """H2O's deep features: hidden layer ``layer``'s (0-based) activations for every row of X, in
+    scoring mode (dropout layers scaled by 1 - ratio)."""
+    n_hidden = layout.n_layers - 1
+    if not 0 <= layer < n_hidden:
+        raise ValueError(f"layer={layer}: this network has {n_hidden} hidden layer(s), numbered 0 to {n_hidden - 1}")
+    X = np.asarray(X, dtype=state.dtype)
+    out = np.empty((X.shape[0], layout.units[layer + 1]), dtype=state.dtype)
+    mats = [(layout.weight_matrix(state, l), layout.bias_vector(state, l)) for l in range(1, layer + 2)]
+    for s in range(0, X.shape[0], CHUNK_ROWS):
+        A = X[s:s + CHUNK_ROWS]
+        for l, (W, b) in enumerate(mats, start=1):
+            Z = A @ W.T
+            Z += b
+            A = _hidden_inplace(layout, Z, l)
+        out[s:s + A.shape[0]] = A
+    return out
+
+
+def decode(layout: NetworkLayout, state: np.ndarray, H: np.ndarray, layer: int) -> np.ndarray:
+    """The rest of the forward pass from hidden layer ``layer``'s (0-based) activations ``H`` (as
+    ``hidden_activations`` gives them) to the output layer, in scoring mode."""
+    n_hidden = layout.n_layers - 1
+    if not 0 <= layer < n_hidden:
+        raise ValueError(f"layer={layer}: this network has {n_hidden} hidden layer(s), numbered 0 to {n_hidden - 1}")
+    A = np.asarray(H, dtype=state.dtype)
+    if A.ndim != 2 or A.shape[1] != layout.units[layer + 1]:
+        raise ValueError(f"expected deep features of shape (rows, {layout.units[layer + 1]}) for layer {layer}, "
+                         f"got {A.shape}")
+    for l in range(layer + 2, layout.n_layers + 1):
+        Z = A @ layout.weight_matrix(state, l).T
+        Z += layout.bias_vector(state, l)
+        if l < layout.n_layers:
+            A = _hidden_inplace(layout, Z, l)
+        elif layout.output_code in (TANH, RECTIFIER):
+            A = np.tanh(Z, out=Z) if layout.output_code == TANH else np.maximum(Z, 0.0, out=Z)
+        else:
+            A = Z
+    return A

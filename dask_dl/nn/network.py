@@ -30,7 +30,7 @@ class NetworkLayout:
     """Shapes and offsets of every layer inside the flat state vector."""
     units: tuple            # (u_0, u_1, ..., u_L, u_out)
     hidden_code: int        # TANH / RECTIFIER / MAXOUT
-    output_code: int        # SOFTMAX / LINEAR
+    output_code: int        # SOFTMAX / LINEAR, or an autoencoder's hidden activation (TANH / RECTIFIER)
     dropout: tuple          # (input ratio, hidden ratio per layer..., 0 for output)
     input_major: bool = False  # first weight matrix stored (u_0, u_1): one row per INPUT (sparse=True)
 
@@ -114,16 +114,20 @@ class NetworkLayout:
 
 
 def build_layout(n_inputs: int, hidden, hidden_activation: str, n_outputs: int, classifier: bool,
-                 input_dropout: float, hidden_dropout, input_major: bool = False) -> NetworkLayout:
+                 input_dropout: float, hidden_dropout, input_major: bool = False,
+                 autoencoder: bool = False) -> NetworkLayout:
     """``input_major`` (sparse per-sample training): store the first matrix one row per input, so a
-    sample touches only its non-zero inputs' rows. Tanh/Rectifier hidden layers only."""
+    sample touches only its non-zero inputs' rows. Tanh/Rectifier hidden layers only.
+    ``autoencoder``: the output layer (as wide as the input) uses the hidden activation, as H2O."""
     units = (int(n_inputs), *[int(h) for h in hidden], int(n_outputs))
     drop = (float(input_dropout), *[float(r) for r in hidden_dropout], 0.0)
     code = HIDDEN_CODES[hidden_activation]
     if input_major and (not hidden or code == MAXOUT):
         raise ValueError("an input-major first layer needs a Tanh or Rectifier hidden layer")
-    return NetworkLayout(units=units, hidden_code=code, output_code=SOFTMAX if classifier else LINEAR,
-                         dropout=drop, input_major=bool(input_major))
+    if autoencoder and code == MAXOUT:
+        raise ValueError("an autoencoder's output layer takes the hidden activation: Tanh or Rectifier, not Maxout")
+    output = code if autoencoder else SOFTMAX if classifier else LINEAR
+    return NetworkLayout(units=units, hidden_code=code, output_code=output, dropout=drop, input_major=bool(input_major))
 
 
 def initial_state(layout: NetworkLayout, seed: int, distribution: str = "UniformAdaptive",

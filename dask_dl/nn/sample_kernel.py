@@ -14,20 +14,21 @@ matrix l (1-based) feeds layer l. Arrays travel in tuples:
     views    (W, B, S1W, S2W, S1B, S2B): the state's parts (``views.state_views``)
     centre   (CW, CB): the elastic-averaging centre's weights and biases
     optim    (opt, l1, l2, rho, omr, eps, rate, mom): one layer's optimizer scalars
-    scratch  (xv, gw, g1, g2, sc, uv, uacc, psq): per-call buffers (``_row_scratch``)
+    scratch  (xv, gw, g1, g2, sc, uv, uacc, psq, act): per-call buffers (``_row_scratch``)
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from .activations import _activate, _softmax_inplace, _unit_gradient, output_error
+from .activations import _activate, _softmax_inplace, _unit_gradient, autoencoder_error, output_error
 from .codegen import estimate_rsqrt
 from .network import MAXOUT, SOFTMAX
 from .optimizers import (_adadelta_row_sq, _bias_step, _cap_norm, _dense_row_update, _elastic_row_update,
                          _inverse, _l1_term, _layer_rate, _schedule, _step)
-from .settings import (ADADELTA, ADAM, DROPPED, HP_EA, HP_EPS, HP_L1, HP_L2, HP_MAXW2, HP_N0, HP_NSTEP, HP_OMR,
-                       HP_RHO, IP_CAPS_W2, IP_FAST, IP_INPUT_MAJOR, IP_LOSS, IP_OPT, IP_SEED, SGD)
+from .settings import (ADADELTA, ADAM, DROPPED, HP_AVG_ACT, HP_EA, HP_EPS, HP_L1, HP_L2, HP_MAXW2, HP_N0, HP_NSTEP,
+                       HP_OMR, HP_RHO, HP_SPARSITY, IP_AUTOENCODER, IP_CAPS_W2, IP_FAST, IP_INPUT_MAJOR, IP_LOSS,
+                       IP_OPT, IP_SEED, SGD)
 from .views import model_views, unit_offsets
 
 
@@ -237,8 +238,9 @@ def backward_update(views, centre, lay, A, E, nz, nnz, ustate, hp, ip, n_seen, s
     W, B, S1W, S2W, S1B, S2B = views
     CW, CB = centre
     units, woff, boff, aoff, acts = lay
-    xv, gw, g1, g2, sc, uv, uacc, psq = scratch
+    xv, gw, g1, g2, sc, uv, uacc, psq, act = scratch
     n_layers = units.shape[0] - 1
+    beta, target = hp[HP_SPARSITY], hp[HP_AVG_ACT]  # sparse autoencoder: pull mean activations to target
     opt = ip[IP_OPT]
     fast = ip[IP_FAST] != 0
     im = ip[IP_INPUT_MAJOR] != 0
@@ -339,6 +341,8 @@ def backward_update(views, centre, lay, A, E, nz, nnz, ustate, hp, ip, n_seen, s
             bk = bo + r
             b = B[bk]
             gb = g + l2 * b + _l1_term(l1, b) + lam * (b - CB[bk])
+            if beta > 0.0 and l < n_layers:
+                gb += beta * (act[aoff[l] + j] - target)
             _bias_step(B, S1B, S2B, bk, b, gb, gsq * inv_n, opt, rho, omr, eps, rate, mom)
 
 
@@ -354,7 +358,8 @@ def _row_scratch(units, dtype):
     uv = np.zeros(units[1], dtype=dtype)  # input-major first layer: unit gradients, their sums
     uacc = np.zeros(units[1], dtype=dtype)
     psq = np.zeros(units[:-1].max(), dtype=dtype)  # a layer's inputs squared (_adadelta_row_sq)
-    return xv, gw, g1, g2, sc, uv, uacc, psq
+    act = np.zeros(units.sum(), dtype=dtype)  # sparse autoencoder: each unit's running mean activation
+    return xv, gw, g1, g2, sc, uv, uacc, psq, act
 
 
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
@@ -389,12 +394,21 @@ def train_rows_elastic(state, center, net, X, y, w, o, rows, hp, ip):
     step = hp[HP_NSTEP]
     weighted = w.shape[0] > 0
     offset = o.shape[0] > 0
+    ae = ip[IP_AUTOENCODER] != 0
+    sparsity = hp[HP_SPARSITY] > 0.0
+    act = scratch[8]
     for t in range(rows.shape[0]):
         r = rows[t]
         nnz = forward_train(views[0], views[1], lay, drop, X[r], A, nz, ustate, im)
+        if sparsity:  # hidden units: H2O's 0.999 / 0.001 running mean, kept per call from its first row
+            for k in range(aoff[1], co):
+                act[k] = A[k] if t == 0 else 0.999 * act[k] + 0.001 * A[k]
         if offset:
             A[co] += o[r]
-        output_error(A, E, co, n_out, out_code, loss, y[r], hp)
+        if ae:
+            autoencoder_error(A, E, co, n_out, out_code, loss, X[r], hp)
+        else:
+            output_error(A, E, co, n_out, out_code, loss, y[r], hp)
         if weighted:
             for k in range(n_out):
                 E[co + k] *= w[r]

@@ -74,6 +74,8 @@ def block_stats(outputs: np.ndarray, targets: np.ndarray, spec: ScoringSpec, wei
     training (class index, or the response in the training space); ``weights`` and ``offsets`` as
     a block holds them (None or empty: none)."""
     weights = None if weights is None or not len(weights) else weights
+    if spec.kind == "autoencoder":  # ``targets``: the encoded inputs the outputs reconstruct
+        return sufficient.block_stats(outputs, targets, weights, kind="autoencoder")
     if spec.kind == "regression":
         if offsets is not None:
             outputs = with_offsets(outputs, offsets)

@@ -168,6 +168,8 @@ def metric_columns(kind: str) -> list:
     """The metrics of each scoring-history row, per model kind (H2O's columns)."""
     if kind == "regression":
         return ["rmse", "deviance", "mae", "r2"]
+    if kind == "autoencoder":
+        return ["rmse", "mse"]
     if kind == "binomial":
         return ["rmse", "logloss", "r2", "auc", "pr_auc", "lift", "classification_error"]
     return ["rmse", "logloss", "r2", "auc", "pr_auc", "classification_error"]  # AUC: NaN unless auc_type
@@ -192,10 +194,10 @@ def stop_reason(cfg, m_train: dict, series: Sequence[float]) -> Optional[str]:
     """Which stopping rule ends training after a (non-final) scoring, or None: classification_stop
     and regression_stop on the training metrics, then early stopping on ``series`` (§11)."""
     p = cfg.params
-    if cfg.kind != "regression" and p["classification_stop"] != -1 and m_train \
+    if cfg.kind in ("binomial", "multinomial") and p["classification_stop"] != -1 and m_train \
             and m_train.get("classification_error", 1.0) <= p["classification_stop"]:
         return "classification_stop"
-    if cfg.kind == "regression" and p["regression_stop"] != -1 and m_train \
+    if cfg.kind in ("regression", "autoencoder") and p["regression_stop"] != -1 and m_train \
             and m_train.get("mse", math.inf) <= p["regression_stop"]:
         return "regression_stop"
     if p["stopping_rounds"] > 0 and stop_early(series, p["stopping_rounds"], p["stopping_tolerance"],

@@ -40,6 +40,9 @@ def block_stats(outputs: np.ndarray, targets: np.ndarray, weights: np.ndarray | 
     the top-K hit ratios kept; ``class_auc``: multinomial histograms for ``auc_type`` (K x K x
     CLASS_BINS: each class's probability per actual class)."""
     w = np.ones(len(targets)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if kind == "autoencoder":  # targets: the encoded inputs; H2O's MSE: the mean of the rows' mean squared errors
+        row_mse = ((np.asarray(outputs, np.float64) - targets) ** 2).mean(axis=1)
+        return {"w": np.array([w.sum()]), "w_sq": np.array([w @ row_mse])}
     if kind == "regression":
         return _regression_stats(np.asarray(outputs, np.float64).ravel(), np.asarray(targets, np.float64), w,
                                  distribution, tweedie_power, quantile_alpha)
@@ -120,6 +123,9 @@ def finish(stats: dict, *, kind: str, classes: list | None = None, distribution:
     """H2O's metric set of the model kind from merged statistics (multinomial AUC and AUCPR of
     ``auc_type`` when the statistics hold the class histograms)."""
     n = float(stats["w"][0])
+    if kind == "autoencoder":
+        mse = _ratio(stats["w_sq"], n)
+        return Performance({"mse": mse, "rmse": math.sqrt(mse) if n > 0 else math.nan}, nobs=n)
     if kind == "regression":
         values = _regression_metrics(stats, n)
         if distribution == "huber":  # H2O's delta: these rows' huber_alpha-quantile of |residual|
