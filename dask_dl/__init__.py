@@ -22,6 +22,7 @@ _PUBLIC = {
     "DeepLearningClassifier": ".estimators",
     "DeepLearningRegressor": ".estimators",
     "DeepLearningAutoencoder": ".estimators",
+    "GridSearch": ".grid",
     "DeepLearningModel": ".model",
     "DataError": ".errors",
     "ModelDivergedError": ".errors",

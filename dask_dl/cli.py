@@ -38,7 +38,7 @@ _CHOICES = {"activation": P.ACTIVATIONS, "initial_weight_distribution": P.WEIGHT
             "stopping_metric": P.STOPPING_METRICS, "auc_type": P.AUC_TYPES,
             "score_validation_sampling": ("Uniform", "Stratified"), "categorical_encoding": P.CATEGORICAL_ENCODINGS}
 # a distributed.Client cannot come from the command line (use --scheduler), nor can arrays of weights
-_NOT_CLI = ("client", "initial_weights", "initial_biases")
+_NOT_CLI = ("client", "initial_weights", "initial_biases", "pretrained_autoencoder", "warm_start")
 
 
 class CliError(Exception):
@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  "fsspec URL (local, s3://, hdfs://, gcs://, ...).")
     from . import __version__
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{train,predict}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,predict,export}")
     sub.required = True
 
     tr = sub.add_parser("train", allow_abbrev=False, help="train a model and save it",
@@ -178,6 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
                          "the row's Reconstruction.MSE")
     _add_common_options(pr)
     pr.set_defaults(func=_predict)
+
+    ex = sub.add_parser("export", allow_abbrev=False, help="export a saved model for deployment",
+                        description="Export the model at MODEL_URL: --format python writes one Python file that "
+                                    "needs only numpy (score(columns) -> predictions).")
+    ex.add_argument("model", metavar="MODEL_URL", help="a model saved by 'dask-dl train' or save_model")
+    ex.add_argument("--format", required=True, choices=["python", "onnx"], help="python (numpy only) or onnx")
+    ex.add_argument("--out", required=True, metavar="URL", help="where to write the exported model")
+    _add_common_options(ex)
+    ex.set_defaults(func=_export)
     return parser
 
 
@@ -329,7 +338,7 @@ def _train(args, out) -> int:
         estimator = {"classification": "DeepLearningClassifier", "regression": "DeepLearningRegressor"}.get(
             kind, "DeepLearningAutoencoder")
         print(f"{PROG}: training a {estimator} on {args.data} ({about})", file=out, flush=True)
-        model = _fit(frame, args.y, valid, values, kind, client)
+        model = _fit(frame, args.y, valid, values, kind, client, so or None)
     run = model.run
     print(f"{PROG}: trained {model.kind} model: {run.get('epochs', 0):.3f} epochs, {run.get('iterations', 0)} "
           f"iterations, {run.get('run_seconds', 0):.1f} s, stopped by {run.get('stop_reason', '?')}",
@@ -355,14 +364,16 @@ def _check_response_column(frame, args) -> None:
                        + f"; columns: {cols[:12]}{' ...' if len(cols) > 12 else ''}")
 
 
-def _fit(frame, y: str, valid, values: dict, kind: str, client):
+def _fit(frame, y: str, valid, values: dict, kind: str, client, storage_options: dict | None = None):
     """The training job on the frames, as the estimators run it (same checks, same config)."""
     from .estimators import checked_training_input
     from .job import train
+    from .checkpoint import for_fit
     cfg = P.resolve(values, kind, n_classes=2)
     frame, columns, valid, info = checked_training_input(frame, y, kind, cfg, valid, what="the training data",
                                                          validation_what="the validation data")
-    return train(frame, columns, cfg, validation=valid, client=client, info=info)
+    return train(frame, columns, cfg, validation=valid, client=client, info=info,
+                 checkpoint=for_fit(cfg.params, kind, columns, storage_options))
 
 
 # ------------------------------------------------------------------------------------ predict
@@ -405,6 +416,17 @@ def _predict(args, out) -> int:
     what = f"{model.kind}: classes " + ", ".join(map(str, model.info.classes)) if model.kind not in (
         "regression", "autoencoder") else model.kind
     print(f"{PROG}: predictions ({what}) written to {args.out} ({fmt})", file=out)
+    return 0
+
+
+def _export(args, out) -> int:
+    if args.format == "onnx":
+        raise CliError("--format onnx is not available yet (issue 20); --format python writes a numpy scorer")
+    so = storage_options_from(args.storage_option, args.storage_options)
+    model = _load(args.model, so)
+    _prepare_output(args.out, so)
+    model.to_python(args.out, so or None)
+    print(f"{PROG}: {model.kind} model exported to {args.out} (Python, numpy only: score(columns))", file=out)
     return 0
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from . import checkpoint as checkpoints
 from . import params as P
 from .data.encode import check_validation_values
 from .data.schema import (check_columns, check_response, column_role,
@@ -133,6 +134,17 @@ class _DeepLearningBase(_SkBase):
             setattr(self, k, v)
         return self
 
+    # parameters a clone shares with its original instead of copying: a Client (it cannot be copied)
+    # and the models and arrays a fit only reads
+    _SHARED_PARAMS = ("client", "checkpoint", "pretrained_autoencoder", "initial_weights", "initial_biases")
+
+    def __sklearn_clone__(self):
+        """scikit-learn's clone (GridSearchCV, cross_val_score...): an unfitted estimator with the
+        same parameters; the client and the models given as parameters are shared, not copied."""
+        from sklearn.base import clone
+        params = self.get_params()
+        return type(self)(**{k: v if k in self._SHARED_PARAMS else clone(v, safe=False) for k, v in params.items()})
+
     def __getstate__(self):
         state = dict(self.__dict__)
         state["client"] = None  # a Client never travels with the estimator
@@ -145,11 +157,16 @@ class _DeepLearningBase(_SkBase):
         weights (array, Series, or a dask Series partitioned like a dask X) multiplying each row's
         loss and every metric, as ``weights_column`` does. Returns self."""
         values = self.get_params()
+        if values["warm_start"] and values["checkpoint"] is None and hasattr(self, "model_"):
+            # scikit-learn's warm start: another `epochs` from the fitted model
+            values.update(checkpoint=self.model_, epochs=self.model_.run.get("epochs", 0.0) + values["epochs"])
         # everything checkable without a cluster happens before any cluster work
         cfg = P.resolve(values, self._kind, n_classes=2)
         frame, columns, valid, info = checked_training_input(X, y, self._kind, cfg, validation_data,
                                                              sample_weight=sample_weight)
-        model = train(frame, columns, cfg, validation=valid, client=values.get("client"), info=info)
+        resumed = checkpoints.for_fit(cfg.params, self._kind, columns)
+        model = train(frame, columns, cfg, validation=valid, client=values.get("client"), info=info,
+                      checkpoint=resumed)
         self.model_ = model
         self.feature_names_in_ = np.asarray(list(columns.features), dtype=object)
         self.n_features_in_ = len(columns.features)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import checkpoint as checkpoints
 from . import params as P
 from .cluster import loop, memory, placement
 from .cluster.frames import persist_if_in_memory
@@ -38,16 +39,27 @@ class ColumnRoles:
 
 def train(frame, columns: ColumnRoles, cfg: P.TrainingConfig, *, validation=None, client=None,
           start_state: np.ndarray | None = None, info: DataInfo | None = None,
-          pipeline_max_round_s: float = loop.PIPELINE_MAX_ROUND_S) -> DeepLearningModel:
+          pipeline_max_round_s: float = loop.PIPELINE_MAX_ROUND_S,
+          checkpoint: DeepLearningModel | None = None) -> DeepLearningModel:
     """Train a network on ``frame`` (pandas or dask) and return the model. ``cfg`` is resolved for
     the model's family (its class count is settled by the statistics pass); ``validation`` is a
     frame laid out like ``frame``; ``client`` a distributed.Client (None: the active one, else an
     embedded LocalCluster); ``start_state`` a flat state to train from instead of a fresh one;
     ``info`` the frame's statistics when already computed (in-memory data: on the client).
-    A ModelDivergedError carries the last good model (``.last_good_model``)."""
+    A ModelDivergedError carries the last good model (``.last_good_model``). ``checkpoint``: a
+    model this fit continues (its encoding, state and progress; checked by ``checkpoint.check``)."""
     family = cfg.kind if cfg.kind in ("regression", "autoencoder") else "classification"
+    resume = None
+    if checkpoint is not None:  # its encoding: the inputs its weights were trained on
+        info = checkpoint.info
+        network = _network(cfg, family, info, None)
+        start_state, resume = checkpoints.start(checkpoint, network[1])
+        network = (network[0], network[1], start_state)
     # in-memory data: the network and its start (initial_weights' shapes) are settled before any cluster work
-    network = _network(cfg, family, info, start_state) if info is not None else None
+    elif info is not None:
+        network = _network(cfg, family, info, start_state)
+    else:
+        network = None
     with cluster_client(client, mini_batch=not cfg.per_sample, thread_copies=cfg.thread_copies) as c, \
             _training_slot(c, quiet=bool(cfg.params["quiet_mode"])):
         threads = worker_threads(c)
@@ -65,10 +77,11 @@ def train(frame, columns: ColumnRoles, cfg: P.TrainingConfig, *, validation=None
         cfg = memory.preflight(c, info, layout, cfg, n_parts=frame.npartitions)  # replication off / out of core
         data = placement.place_training_data(c, frame, info, validation, cfg, placement.seed_for(cfg))
         runner = loop.IterationLoop(c, cfg, info, layout, kernel_settings.settings_from_config(cfg), data, threads,
-                                    pipeline_max_round_s=pipeline_max_round_s)
+                                    pipeline_max_round_s=pipeline_max_round_s,
+                                    on_scored=_exporter(cfg, layout, info, data))
         failed = True
         try:
-            result = runner.run(state)
+            result = runner.run(state, resume)
             failed = False
         except ModelDivergedError as err:
             err.last_good_model = DeepLearningModel(layout, err.last_good_state, info, _kept(cfg.params), cfg.kind,
@@ -81,6 +94,25 @@ def train(frame, columns: ColumnRoles, cfg: P.TrainingConfig, *, validation=None
                 gc.collect()
     return DeepLearningModel(layout, result.state, info, _kept(cfg.params), cfg.kind, cfg.distribution, cfg.loss,
                              result.history, threshold=result.threshold, run=_run_record(result, data, cfg))
+
+
+def _exporter(cfg: P.TrainingConfig, layout: NetworkLayout, info: DataInfo, data):
+    """export_checkpoints_dir: a function that writes the model so far after each scoring round,
+    <dir>/<fit id>_<iteration>.npz (None without the parameter)."""
+    folder = cfg.params.get("export_checkpoints_dir")
+    if not folder:
+        return None
+    import uuid
+    fit_id = f"dask_dl_{uuid.uuid4().hex[:8]}"
+
+    def export(result: loop.FitResult) -> None:
+        model = DeepLearningModel(layout, result.state.copy(), info, _kept(cfg.params), cfg.kind, cfg.distribution,
+                                  cfg.loss, result.history, threshold=result.threshold,
+                                  run=_run_record(result, data, cfg))
+        url = f"{folder.rstrip('/')}/{fit_id}_{result.iterations:05d}.npz"
+        model.save(url)
+        logger.debug("dask_dl: checkpoint written to %s", url)
+    return export
 
 
 # fits that train at once on one cluster (from threads of this process: grids, cross-validation)
@@ -193,6 +225,9 @@ def _kept(params: dict) -> dict:
     """The parameters as the model keeps them (and saves them): for initial_weights /
     initial_biases the shapes that were given, None for a layer left to its default."""
     kept = dict(params)
+    if kept.get("checkpoint") is not None and not isinstance(kept["checkpoint"], str):
+        ckpt = getattr(kept["checkpoint"], "model_", kept["checkpoint"])  # the model it continued, described
+        kept["checkpoint"] = f"{ckpt.kind} model {list(ckpt.layout.units)} at {ckpt.run.get('epochs', 0):.4g} epochs"
     for name in ("initial_weights", "initial_biases"):
         if kept.get(name) is not None:
             kept[name] = [None if a is None else list(np.shape(a)) for a in kept[name]]

@@ -155,6 +155,13 @@ class DeepLearningModel:
                                                         if isinstance(last[c], float)))
         return "\n".join(lines)
 
+    def to_python(self, url: str, storage_options: dict | None = None) -> str:
+        """Export this model as one Python file needing only numpy: its ``score(columns)`` (a dict
+        of column name -> array) returns what ``predict_proba`` (classifiers), ``predict``
+        (regressors) or ``reconstruct`` (autoencoders) returns, as arrays."""
+        from .export import to_python
+        return to_python(self, url, storage_options)
+
     def save(self, url: str, storage_options: dict | None = None) -> str:
         """Write this model to any fsspec URL (npz arrays + JSON metadata; never pickle)."""
         return persist.write_bytes(url, model_to_bytes(self), storage_options)

@@ -108,6 +108,17 @@ def _column_names(v):
     return None
 
 
+def _checkpoint(v):
+    model = getattr(v, "model_", v)
+    if v is None or isinstance(v, str) and v or hasattr(model, "layout") and hasattr(model, "state"):
+        return None
+    return "None, a fitted estimator, its model_, or the URL of a saved model"
+
+
+def _optional_url(v):
+    return None if v is None or isinstance(v, str) and v else "None or a folder URL, e.g. 's3://bucket/checkpoints'"
+
+
 def _pretrained(v):
     model = getattr(v, "model_", v)
     if v is None or getattr(model, "kind", None) == "autoencoder":
@@ -432,6 +443,17 @@ PARAMETERS: dict[str, Param] = {
     "pretrained_autoencoder": Param(None, _pretrained,
                                     "a fitted DeepLearningAutoencoder (or its model_) whose hidden layers start this "
                                     "supervised network: the same inputs and hidden sizes"),
+    "checkpoint": Param(None, _checkpoint,
+                        "continue training a model: a fitted estimator, its model_, or a saved model's URL; epochs "
+                        "is the new total (as H2O), the parameters H2O lets change may change, the architecture, "
+                        "inputs and response may not; the checkpoint itself is left as it was"),
+    "warm_start": Param(False, _bool,
+                        "scikit-learn's warm start: a second fit of a fitted estimator continues its model for "
+                        "another `epochs` (its checkpoint)"),
+    "export_checkpoints_dir": Param(None, _optional_url,
+                                    "a folder URL (any fsspec URL) where every scoring round writes a loadable "
+                                    "model, <dir>/<fit id>_<iteration>.npz: a fit whose driver died resumes from "
+                                    "the last one with checkpoint="),
     "categorical_encoding": Param("AUTO", _encoding,
                                   "how categorical columns become inputs: AUTO / OneHotInternal (one input per "
                                   "level and a missing one), EnumLimited (one-hot of the 10 most frequent levels), "

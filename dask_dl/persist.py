@@ -49,11 +49,18 @@ def _from_json(obj):
 
 def to_bytes(state: np.ndarray, meta: dict) -> bytes:
     """A model file: the state array and the metadata document (format and version added here)."""
-    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
+    state = np.asarray(state, dtype=np.float32)
+    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "state_sha256": state_checksum(state), **meta}
     buf = io.BytesIO()
     np.savez_compressed(buf, state=state,
                         metadata=np.frombuffer(json.dumps(_json_safe(doc)).encode("utf-8"), dtype=np.uint8))
     return buf.getvalue()
+
+
+def state_checksum(state: np.ndarray) -> str:
+    """SHA-256 of the float32 state's bytes: a file whose weights changed after writing is refused."""
+    import hashlib
+    return hashlib.sha256(np.ascontiguousarray(state, dtype=np.float32).tobytes()).hexdigest()
 
 
 def damaged(source: str | None, why: str) -> ModelFileError:
@@ -113,6 +120,9 @@ def from_bytes(data: bytes, source: str | None = None) -> tuple[np.ndarray, dict
         where = f" of {source!r}" if source else ""
         raise ModelFileError(f"model file format version {version}{where} is newer than this dask_dl "
                              f"understands ({FORMAT_VERSION}); upgrade dask_dl")
+    expected = meta.pop("state_sha256", None)  # files written before the checksum have none
+    if expected is not None and expected != state_checksum(state):
+        raise damaged(source, "its weights do not match the checksum written with them (changed or corrupted)")
     return state, meta
 
 

@@ -318,11 +318,16 @@ def small_model(iris):
     return DeepLearningModel(layout, state, info, cfg.params, "multinomial", "multinomial", "CrossEntropy", [])
 
 
-def _rewrite(data: bytes, edit_meta=None, state=None) -> bytes:
+def _rewrite(data: bytes, edit_meta=None, state=None, checksum: bool = True) -> bytes:
+    """The file with its metadata edited and/or its state replaced; ``checksum``: as written by a
+    writer that produced this state (the checksum follows it), else left as it was."""
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
         meta, old_state = json.loads(z["metadata"].tobytes().decode("utf-8")), np.array(z["state"])
     if edit_meta is not None:
         edit_meta(meta)
+    if state is not None and checksum:
+        from dask_dl.persist import state_checksum
+        meta["state_sha256"] = state_checksum(state)
     buf = io.BytesIO()
     np.savez(buf, state=old_state if state is None else state,
              metadata=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8))
@@ -365,6 +370,8 @@ MODEL_FILE_CASES = [
     ("layout does not fit the columns", lambda m, b: _rewrite(b, lambda d: d["info"]["columns"].pop()),
      r"its layout \(4 inputs, 3 outputs\) does not fit its column metadata \(3 inputs, 3 outputs\)"),
     ("state of the wrong size", lambda m, b: _rewrite(b, state=m.state[:-7]), r"corrupt or cut short"),
+    ("weights changed after writing", lambda m, b: _rewrite(b, state=_nan_state(m), checksum=False),
+     r"its weights do not match the checksum written with them"),
     ("newer format version", lambda m, b: _rewrite(b, lambda d: d.update(format_version=FORMAT_VERSION + 1)),
      rf"model file format version {FORMAT_VERSION + 1} of '.*' is newer than this dask_dl understands"),
 ]

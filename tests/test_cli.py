@@ -204,7 +204,8 @@ def test_help_lists_every_parameter(capsys):
     for name in PARAMETERS:
         if name not in cli._NOT_CLI:
             assert f"--{name}" in text
-    assert set(cli._NOT_CLI) == {"client", "initial_weights", "initial_biases"}  # objects and arrays only
+    # objects and arrays, and warm_start (a second fit of one estimator object)
+    assert set(cli._NOT_CLI) == {"client", "initial_weights", "initial_biases", "pretrained_autoencoder", "warm_start"}
 
 
 # -------------------------------------------------------------------------------------- units
@@ -327,3 +328,20 @@ def test_autoencoder_on_the_command_line(files, capsys):
     assert code != 0 and "--autoencoder trains on every column: drop --y" in _one_line_error(err)
     code, out, err = _run(["train", files / "iris.csv", "--model-out", path], capsys)
     assert code != 0 and "--y COLUMN is required" in _one_line_error(err)
+
+
+def test_export_a_saved_model_as_a_numpy_scorer(files, iris_model, iris, capsys):
+    import importlib.util
+    code, out, err, path = iris_model
+    target = files / "iris_scorer.py"
+    code, out, err = _run(["export", path, "--format", "python", "--out", target], capsys)
+    assert code == 0, err
+    spec = importlib.util.spec_from_file_location("iris_scorer", target)
+    scorer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scorer)
+    from dask_dl import load_model
+    X = iris.drop(columns="class")
+    np.testing.assert_allclose(scorer.score({c: X[c].to_numpy() for c in X.columns}),
+                               load_model(str(path)).predict_proba(X), rtol=1e-5, atol=1e-6)
+    code, out, err = _run(["export", path, "--format", "onnx", "--out", files / "m.onnx"], capsys)
+    assert code != 0 and "--format onnx is not available yet" in _one_line_error(err)

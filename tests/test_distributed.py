@@ -202,12 +202,12 @@ def test_concurrent_fits_share_the_cluster_boundedly_and_leave_nothing(client2, 
     training, peak, lock = [0], [0], threading.Lock()
     run = job.loop.IterationLoop.run
 
-    def counted_run(self, state):
+    def counted_run(self, state, resume=None):
         with lock:
             training[0] += 1
             peak[0] = max(peak[0], training[0])
         try:
-            return run(self, state)
+            return run(self, state, resume)
         finally:
             with lock:
                 training[0] -= 1

@@ -84,6 +84,9 @@ H2O_DEFAULTS = {
     "auc_type": "AUTO",
     "score_validation_sampling": "Uniform",
     "balance_classes": False,
+    "checkpoint": None,
+    "warm_start": False,
+    "export_checkpoints_dir": None,
     "average_activation": 0.0,
     "sparsity_beta": 0.0,
     "pretrained_autoencoder": None,
@@ -226,6 +229,8 @@ BAD_VALUES = [
     ("class_sampling_factors", "1,2", "positive numbers"),
     ("max_after_balance_size", 0.0, "(0"),
     ("sparsity_beta", -1.0, "[0"),
+    ("checkpoint", 3, "URL of a saved model"),
+    ("export_checkpoints_dir", "", "folder URL"),
     ("average_activation", float("inf"), "finite"),
     ("pretrained_autoencoder", "ae.npz", "fitted DeepLearningAutoencoder"),
 ] + [(name, "True", "a bool") for name in BOOL_PARAMS] \

@@ -224,6 +224,25 @@ def test_corrupt_state_size_is_refused(models, tmp_path):
         load_model(str(path))
 
 
+def test_changed_weights_are_refused_by_the_checksum_and_old_files_still_load(models, tmp_path):
+    """The file carries the SHA-256 of its weights: a weight changed after writing (same size, a
+    sound zip) is refused; a file written before checksums (none in its metadata) loads."""
+    model, X = models["multinomial"]
+    data = model_to_bytes(model)
+    meta = _meta_of(data)
+    assert len(meta["state_sha256"]) == 64
+    changed = model.state.copy()
+    changed[0] += 1.0
+    path = tmp_path / "changed.npz"
+    path.write_bytes(_rewrite(data, state=changed))
+    with pytest.raises(ValueError, match=r"its weights do not match the checksum written with them"):
+        load_model(str(path))
+    del meta["state_sha256"]
+    old = tmp_path / "old.npz"
+    old.write_bytes(_rewrite(data, meta=meta))
+    np.testing.assert_array_equal(load_model(str(old)).state, model.state)
+
+
 def _write_marker(path):
     with open(path, "w") as f:
         f.write("code ran")

@@ -144,6 +144,15 @@ class _Round:
     positions: dict
 
 
+@dataclass(frozen=True)
+class Resume:
+    """A checkpoint's progress, for a fit that continues it."""
+    samples: int
+    iterations: int
+    history: list
+    seconds: float  # its training time: the new rows' durations go on from there
+
+
 @dataclass
 class _Progress:
     """Where a fit stands between rounds: everything the loop changes."""
@@ -184,8 +193,9 @@ class IterationLoop:
     """Runs the rounds of one fit against a Dask client."""
 
     def __init__(self, client, cfg, info, layout, settings, data: TrainingData, n_threads: dict,
-                 pipeline_max_round_s: float = PIPELINE_MAX_ROUND_S):
+                 pipeline_max_round_s: float = PIPELINE_MAX_ROUND_S, on_scored=None):
         self.client, self.cfg, self.info, self.layout, self.data = client, cfg, info, layout, data
+        self.on_scored = on_scored  # called with the FitResult so far after every scoring (export_checkpoints_dir)
         self.settings = settings
         self.scoring_spec = evaluate.ScoringSpec.of(cfg.kind, cfg.distribution, cfg.params, info)
         self.n_threads = n_threads
@@ -220,9 +230,10 @@ class IterationLoop:
             logger.info(msg, *args)
 
     # ---------------------------------------------------------------------------------- run
-    def run(self, state: np.ndarray) -> FitResult:
-        """Train from ``state`` until the epochs are done or a stopping rule fires."""
-        pg = self._start(state)
+    def run(self, state: np.ndarray, resume: Resume | None = None) -> FitResult:
+        """Train from ``state`` until the epochs are done or a stopping rule fires; ``resume``: a
+        checkpoint's progress, which this fit continues (samples, iterations, history, time)."""
+        pg = self._start(state, resume)
         try:
             while pg.samples < self.total - 1e-9:
                 score_jobs = self._one_round(pg)
@@ -260,7 +271,9 @@ class IterationLoop:
             self.client.run(tasks.drop_fit_state, self.fit_key, on_error="ignore")
 
     # ----------------------------------------------------------------------------- the steps
-    def _start(self, state: np.ndarray) -> _Progress:
+    def _start(self, state: np.ndarray, resume: Resume | None = None) -> _Progress:
+        if resume is not None:
+            return self._resume(state, resume)
         data = self.data
         all_futs = [f for fs in data.blocks_by_worker.values() for f in fs]
         self._who_has = self.client.who_has(all_futs + list(data.score_train) + list(data.score_valid or []))
@@ -275,6 +288,23 @@ class IterationLoop:
         m_train, m_valid = self._score(state)[:2] if self.cfg.kind == "autoencoder" else ({}, {})
         pg.history.append(history.history_row(self.cfg.kind, 0.0, 0.0, 0, 0, data.n_rows, m_train,
                                                m_valid if data.score_valid is not None else None))
+        return pg
+
+    def _resume(self, state: np.ndarray, resume: Resume) -> _Progress:
+        """Progress that continues a checkpoint: its samples (the rate schedules and each worker's
+        stream position follow them), iterations and history; the clock goes on from its duration."""
+        data = self.data
+        self._who_has = self.client.who_has([f for fs in data.blocks_by_worker.values() for f in fs]
+                                            + list(data.score_train) + list(data.score_valid or []))
+        total_rows = max(1, sum(data.rows_by_worker.values()))
+        pg = _Progress(state=state, settings=self.settings, tspi=self.tspi,
+                       positions={w: int(resume.samples * r / total_rows) for w, r in data.rows_by_worker.items()},
+                       round_s=self.tspi / (auto_speed(self.cfg) * max(1, self.threads_total)),
+                       t_start=time.perf_counter() - resume.seconds, samples=int(resume.samples),
+                       iteration=int(resume.iterations), history=list(resume.history),
+                       samples_scored=int(resume.samples))
+        self._log("dask_dl: continuing a checkpoint at %d samples (%.3f epochs of these %d rows) to %d samples",
+                  pg.samples, pg.samples / data.n_rows, data.n_rows, int(self.total))
         return pg
 
     def _one_round(self, pg: _Progress):
@@ -458,6 +488,8 @@ class IterationLoop:
         self._log("dask_dl: scoring: %s", _brief(m_train, m_valid, self.cfg.stopping_key))
         pg.series.append(ref.get(self.cfg.stopping_key, float("nan")) if ref else float("nan"))
         pg.m_train, pg.m_valid = m_train, m_valid
+        if self.on_scored is not None:
+            self.on_scored(self._result(pg))
 
     def _add_history_row(self, pg: _Progress, s0: float, m_train, m_valid) -> None:
         now = time.perf_counter()
