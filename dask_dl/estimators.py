@@ -10,6 +10,7 @@ import inspect
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from . import checkpoint as checkpoints
 from . import params as P
@@ -51,6 +52,19 @@ def checked_training_input(X, y, kind: str, cfg: P.TrainingConfig, validation_da
         if info is not None:
             check_validation_values(valid, info, validation_what)
     return frame, ColumnRoles(response=yname, features=roles), valid, info
+
+
+def _fold_column(frame, name):
+    """(frame without the fold column, each row's fold 0..K-1, K) from a fold_column of X."""
+    if name not in frame.columns:
+        raise DataError(f"fold_column {name!r} is not a column of X")
+    col = frame[name]
+    levels = sorted(pd.unique(col.compute() if _is_dask(col) else col).tolist(), key=str)
+    if len(levels) < 2:
+        raise DataError(f"fold_column {name!r} holds {len(levels)} distinct value(s); cross-validation needs 2 or more")
+    codes = {v: i for i, v in enumerate(levels)}
+    folds = col.map(codes, meta=(name, "int64")) if _is_dask(col) else col.map(codes).astype(np.int64)
+    return frame.drop(columns=[name]), folds, len(levels)
 
 
 def _autoencoder_input(X, cfg: P.TrainingConfig, validation_data, what: str, validation_what: str):
@@ -157,6 +171,8 @@ class _DeepLearningBase(_SkBase):
         weights (array, Series, or a dask Series partitioned like a dask X) multiplying each row's
         loss and every metric, as ``weights_column`` does. Returns self."""
         values = self.get_params()
+        if values["nfolds"] or values["fold_column"] is not None:
+            return self._cross_validate(X, y, validation_data, sample_weight)
         if values["warm_start"] and values["checkpoint"] is None and hasattr(self, "model_"):
             # scikit-learn's warm start: another `epochs` from the fitted model
             values.update(checkpoint=self.model_, epochs=self.model_.run.get("epochs", 0.0) + values["epochs"])
@@ -167,6 +183,9 @@ class _DeepLearningBase(_SkBase):
         resumed = checkpoints.for_fit(cfg.params, self._kind, columns)
         model = train(frame, columns, cfg, validation=valid, client=values.get("client"), info=info,
                       checkpoint=resumed)
+        return self._fitted(model, columns)
+
+    def _fitted(self, model, columns):
         self.model_ = model
         self.feature_names_in_ = np.asarray(list(columns.features), dtype=object)
         self.n_features_in_ = len(columns.features)
@@ -176,6 +195,32 @@ class _DeepLearningBase(_SkBase):
         return self
 
     # -------------------------------------------------------------------------------- predict
+    def _cross_validate(self, X, y, validation_data, sample_weight):
+        """nfolds / fold_column (H2O §12.1): the fold models, then the main model (crossval.py)."""
+        from . import crossval
+        p = self.get_params()
+        cfg = P.resolve(p, self._kind, n_classes=2)  # the parameters, checked before any cluster work
+        if self._kind == "autoencoder":
+            raise ValueError("nfolds / fold_column: cross-validation is for supervised models (as in H2O)")
+        if p["nfolds"] and p["fold_column"] is not None:
+            raise ValueError("give nfolds or fold_column, not both (as H2O)")
+        if p["checkpoint"] is not None:
+            raise ValueError("nfolds / fold_column cannot continue a checkpoint (as H2O)")
+        frame = _as_frame(X)
+        if _is_dask(frame) and not isinstance(y, str):
+            raise DataError("cross-validating a dask X needs y as the name of one of its columns")
+        if p["fold_column"] is not None:
+            frame, folds, nfolds = _fold_column(frame, p["fold_column"])
+        else:
+            nfolds = p["nfolds"]
+            frame, folds = crossval.with_folds(frame, nfolds, p["fold_assignment"], cfg.seed, y)
+        main, cv = crossval.run(self, frame, y, folds, nfolds, sample_weight, validation_data)
+        main.model_.cv = cv
+        for name in ("model_", "feature_names_in_", "n_features_in_", "_roles", "classes_"):
+            if hasattr(main, name):
+                setattr(self, name, getattr(main, name))
+        return self
+
     def _check_fitted(self):
         if not hasattr(self, "model_"):
             raise RuntimeError(f"this {type(self).__name__} is not fitted yet; call fit first")

@@ -234,10 +234,61 @@ class DeepLearningModel:
             raise ValueError(f"auc_type={auc_type!r}: expected one of {list(AUC_TYPES)}")
         auc_type = auc_type or self.params.get("auc_type", "AUTO")
         stats = self._stats(frame, ScoringSpec.of(self.kind, self.distribution, self.params, self.info, auc_type))
+        return self.performance_from_stats(stats, auc_type)
+
+    def performance_stats(self, X, y=None, sample_weight=None) -> dict:
+        """``model_performance``'s mergeable sufficient statistics (cross-validation merges the
+        folds' holdout statistics, then ``performance_from_stats``)."""
+        frame = training_frame(X, self.info.response_name if y is None else y, "X")[0]
+        weights_column = self.params.get("weights_column") if sample_weight is None else None
+        frame = with_weights(with_model_roles(frame, weights_column, self.info.offset_column), sample_weight)
+        self.check_columns(frame, "X", allow_extra=self.extra_columns())
+        return self._stats(frame, ScoringSpec.of(self.kind, self.distribution, self.params, self.info))
+
+    def performance_from_stats(self, stats: dict, auc_type: str | None = None) -> "sufficient.Performance":
+        """H2O's metric set of merged sufficient statistics."""
         p = self.params
-        return sufficient.finish(stats, kind=self.kind, classes=self.classes if self.kind != "regression" else None,
+        return sufficient.finish(stats, kind=self.kind,
+                                 classes=self.classes if self.kind in ("binomial", "multinomial") else None,
                                  distribution=self.distribution, huber_alpha=p.get("huber_alpha", 0.9),
-                                 auc_type=auc_type, max_confusion_matrix_size=p.get("max_confusion_matrix_size", 20))
+                                 auc_type=auc_type or p.get("auc_type", "AUTO"),
+                                 max_confusion_matrix_size=p.get("max_confusion_matrix_size", 20))
+
+    # ------------------------------------------------------------------------- cross-validation
+    def _cv_part(self, name: str, keep: str | None = None):
+        cv = getattr(self, "cv", None)
+        if cv is None:
+            raise ValueError("this model was not cross-validated: train with nfolds >= 2 or a fold_column")
+        value = getattr(cv, name)
+        if value is None:
+            raise ValueError(f"train with {keep}=True to keep this (H2O's default: "
+                             f"{'True' if keep == 'keep_cross_validation_models' else 'False'})")
+        return value
+
+    def cross_validation_models(self) -> list:
+        """The fold models (keep_cross_validation_models=True, H2O's default)."""
+        return self._cv_part("models", "keep_cross_validation_models")
+
+    def cross_validation_holdout_predictions(self):
+        """One row per training row: the prediction (probabilities for classifiers) of the fold
+        model that held the row out (keep_cross_validation_predictions=True)."""
+        return self._cv_part("holdout_predictions", "keep_cross_validation_predictions")
+
+    def cross_validation_predictions(self) -> list:
+        """Per fold: its model's predictions on its holdout rows, 0 elsewhere."""
+        return self._cv_part("predictions", "keep_cross_validation_predictions")
+
+    def cross_validation_fold_assignment(self):
+        """Each training row's fold (keep_cross_validation_fold_assignment=True)."""
+        return self._cv_part("fold_assignment", "keep_cross_validation_fold_assignment")
+
+    def cross_validation_metrics(self) -> "sufficient.Performance":
+        """H2O's metrics of the holdout predictions of all folds together."""
+        return self._cv_part("metrics")
+
+    def cross_validation_metrics_summary(self) -> pd.DataFrame:
+        """Per metric: the mean and sd across folds and each fold's value (cv_<k>_valid)."""
+        return self._cv_part("summary")
 
     def _stats(self, frame, spec: ScoringSpec) -> dict:
         import dask.dataframe as dd

@@ -108,6 +108,12 @@ def _column_names(v):
     return None
 
 
+def _nfolds(v):
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and (v == 0 or v >= 2):
+        return None
+    return "0 (no cross-validation) or an integer >= 2 (H2O refuses nfolds=1)"
+
+
 def _checkpoint(v):
     model = getattr(v, "model_", v)
     if v is None or isinstance(v, str) and v or hasattr(model, "layout") and hasattr(model, "state"):
@@ -443,6 +449,20 @@ PARAMETERS: dict[str, Param] = {
     "pretrained_autoencoder": Param(None, _pretrained,
                                     "a fitted DeepLearningAutoencoder (or its model_) whose hidden layers start this "
                                     "supervised network: the same inputs and hidden sizes"),
+    "nfolds": Param(0, _nfolds,
+                    "cross-validation: 0 (none) or the number of folds (>= 2); the fold models train concurrently, "
+                    "model.cross_validation_metrics_summary() compares them"),
+    "fold_assignment": Param("AUTO", _choice(("AUTO", "Random", "Modulo", "Stratified")),
+                             "how rows are dealt into folds (per partition, where the data lies): AUTO (Random), "
+                             "Random, Modulo (the row number) or Stratified (each class evenly)"),
+    "fold_column": Param(None, _column_name,
+                         "a column of X whose values are the folds (instead of nfolds); it does not train"),
+    "keep_cross_validation_models": Param(True, _bool, "keep the fold models (model.cross_validation_models())"),
+    "keep_cross_validation_predictions": Param(False, _bool,
+                                               "keep the fold models' holdout predictions "
+                                               "(model.cross_validation_holdout_predictions())"),
+    "keep_cross_validation_fold_assignment": Param(False, _bool,
+                                                   "keep each row's fold (model.cross_validation_fold_assignment())"),
     "checkpoint": Param(None, _checkpoint,
                         "continue training a model: a fitted estimator, its model_, or a saved model's URL; epochs "
                         "is the new total (as H2O), the parameters H2O lets change may change, the architecture, "

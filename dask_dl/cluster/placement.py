@@ -217,7 +217,7 @@ def _place_in_memory(client, frame, info, valid_frame, cfg, seed: int) -> Traini
 def log_skipped_rows(info, n_rows: int) -> None:
     """Say how many training rows do not train (in memory and out of core alike): rows without a
     response, and with missing_values_handling='Skip' rows with a missing predictor."""
-    no_response = info.n_rows_total - info.n_rows
+    no_response = info.n_rows_total - info.n_rows - info.zero_weight_rows  # weight-0 rows are the user's choice
     if no_response > 0:
         logger.warning("dask_dl: %d training rows have a missing response and are skipped", no_response)
     if info.skip_missing and info.n_rows > n_rows:

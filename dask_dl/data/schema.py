@@ -71,6 +71,7 @@ class DataInfo:
     class_factors: list | None = None  # balance_classes: each class's sampling factor (rows emitted per row)
     class_priors: list | None = None   # balance_classes: class shares before and after balancing, for the
     class_balanced: list | None = None  # probability correction p_c * prior_c / balanced_c
+    zero_weight_rows: int = 0       # rows with a response and weight 0 (they do not train)
     hash_slots: int = 0             # max_categorical_features: the one-hot inputs hashed into this many (0: none)
     hash_seed: int = 0
     weights_column: str | None = None  # the column of observation weights (None: none, or fit's sample_weight)
@@ -689,6 +690,7 @@ def _set_weights(info: DataInfo, weights: tuple, params: dict) -> None:
         raise DataError(f"weights {name!r} are 0 in every row with a response: nothing would train")
     info.weights_column = params.get("weights_column")
     info.n_rows -= n_zero
+    info.zero_weight_rows = int(n_zero)
 
 
 def _check_response_rows(y_stats, response_name: str) -> None:
