@@ -420,13 +420,21 @@ def _predict(args, out) -> int:
 
 
 def _export(args, out) -> int:
-    if args.format == "onnx":
-        raise CliError("--format onnx is not available yet (issue 20); --format python writes a numpy scorer")
     so = storage_options_from(args.storage_option, args.storage_options)
     model = _load(args.model, so)
     _prepare_output(args.out, so)
-    model.to_python(args.out, so or None)
-    print(f"{PROG}: {model.kind} model exported to {args.out} (Python, numpy only: score(columns))", file=out)
+    if args.format == "onnx":
+        try:
+            model.to_onnx(args.out)
+        except ImportError as err:
+            raise CliError("--format onnx needs the onnx package (pip install onnx)") from err
+        except ValueError as err:
+            raise CliError(str(err)) from err
+        what = "ONNX, one input per column"
+    else:
+        model.to_python(args.out, so or None)
+        what = "Python, numpy only: score(columns)"
+    print(f"{PROG}: {model.kind} model exported to {args.out} ({what})", file=out)
     return 0
 
 

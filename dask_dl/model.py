@@ -155,6 +155,13 @@ class DeepLearningModel:
                                                         if isinstance(last[c], float)))
         return "\n".join(lines)
 
+    def to_onnx(self, path: str) -> str:
+        """Export this model and its preprocessing as an ONNX graph (one input per original
+        column, named after it; output ``output``: what predict_proba / predict / reconstruct
+        give). Needs the ``onnx`` package; one-hot categorical encodings only."""
+        from .onnx_export import to_onnx
+        return to_onnx(self, path)
+
     def to_python(self, url: str, storage_options: dict | None = None) -> str:
         """Export this model as one Python file needing only numpy: its ``score(columns)`` (a dict
         of column name -> array) returns what ``predict_proba`` (classifiers), ``predict``

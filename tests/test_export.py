@@ -65,3 +65,55 @@ def test_autoencoder_scorer_matches_reconstruct(client2, iris, tmp_path):
     np.testing.assert_allclose(scorer.score(_columns(iris)), ae.reconstruct(iris).to_numpy(), rtol=1e-5, atol=1e-6)
     with pytest.raises(KeyError, match="column 'class' is missing"):
         scorer.score(_columns(iris.drop(columns="class")))
+
+
+def _onnx_run(model, tmp_path, X, extra=None):
+    import onnxruntime as ort
+    path = str(tmp_path / "model.onnx")
+    model.to_onnx(path)
+    session = ort.InferenceSession(path)
+    feeds = {}
+    for inp in session.get_inputs():
+        col = X[inp.name]
+        if inp.type == "tensor(string)":
+            feeds[inp.name] = np.array([["" if v is None or v != v else str(v)] for v in col], dtype=object)
+        else:
+            feeds[inp.name] = col.to_numpy(np.float32)[:, None]
+    assert {i.name for i in session.get_inputs()} <= set(X.columns)  # one input per original column
+    return session.run(["output"], feeds)[0]
+
+
+@pytest.mark.parametrize("params", [dict(activation="RectifierWithDropout", hidden_dropout_ratios=[0.3]),
+                                    dict(activation="Maxout", balance_classes=True),
+                                    dict(use_all_factor_levels=False, categorical_encoding="EnumLimited")],
+                         ids=["dropout", "maxout-balanced", "k-1-enum-limited"])
+def test_onnx_classifier_matches_predict_proba(client2, covtype, tmp_path, params):
+    df = covtype.sample(3000, random_state=0).reset_index(drop=True)
+    clf = DeepLearningClassifier(hidden=[16], epochs=1, client=client2, **QUIET, **params).fit(df, "Cover_Type")
+    X = df.drop(columns="Cover_Type").iloc[:300].copy()
+    X.loc[X.index[:5], "Elevation"] = np.nan
+    X["Soil_Type"] = X["Soil_Type"].astype(object)
+    X.loc[X.index[5:8], "Soil_Type"] = None
+    X.loc[X.index[8], "Soil_Type"] = "an unseen level"
+    np.testing.assert_allclose(_onnx_run(clf.model_, tmp_path, X), clf.predict_proba(X), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("params", [dict(), dict(distribution="poisson", offset_column="o")])
+def test_onnx_regressor_and_autoencoder(client2, wine, iris, tmp_path, params):
+    df = wine.sample(1000, random_state=1).reset_index(drop=True).assign(o=np.linspace(-0.5, 0.5, 1000))
+    if "offset_column" not in params:
+        df = df.drop(columns="o")
+    reg = DeepLearningRegressor(hidden=[8], epochs=1, client=client2, **QUIET, **params).fit(df, "quality")
+    X = df.drop(columns="quality")
+    np.testing.assert_allclose(_onnx_run(reg.model_, tmp_path, X).ravel(), reg.predict(X), rtol=1e-5, atol=1e-5)
+    ae = DeepLearningAutoencoder(hidden=[5], activation="Tanh", epochs=1, client=client2, **QUIET).fit(iris)
+    np.testing.assert_allclose(_onnx_run(ae.model_, tmp_path, iris), ae.reconstruct(iris).to_numpy(), rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_onnx_refuses_encodings_it_cannot_express(client2, covtype, tmp_path):
+    df = covtype.sample(500, random_state=0)
+    clf = DeepLearningClassifier(hidden=[4], epochs=1, categorical_encoding="Binary", client=client2,
+                                 **QUIET).fit(df, "Cover_Type")
+    with pytest.raises(ValueError, match=r"to_onnx exports one-hot categorical columns.*to_python instead"):
+        clf.model_.to_onnx(str(tmp_path / "m.onnx"))
