@@ -154,3 +154,9 @@ def test_bench_autoencoder_smoke(bench_path):
                                     "--ae-epochs", "1"])
     row = table.iloc[0]
     assert row["mse_9"] > 0 and row["mse_0_8"] > 0 and 0 < row["error_scratch"] < 0.5
+
+
+def test_bench_concurrency_smoke(bench_path):
+    import bench_concurrency
+    table = bench_concurrency.main(["--rows", "600", "--epochs", "1"])
+    assert list(table["models"]) == [4, 4] and list(table["fits"]) == [16, 16]
