@@ -350,3 +350,17 @@ def test_export_a_saved_model_as_a_numpy_scorer(files, iris_model, iris, capsys)
     feeds = {c: X[c].to_numpy(np.float32)[:, None] for c in X.columns}
     np.testing.assert_allclose(session.run(["output"], feeds)[0], load_model(str(path)).predict_proba(X), rtol=1e-5,
                                atol=1e-6)
+
+
+def test_continue_a_saved_model_from_the_command_line(files, iris_model, capsys):
+    code, out, err, path = iris_model
+    more = files / "models" / "iris_more.npz"
+    code, out, err = _run(["train", files / "iris.csv", "--y", "class", "--hidden", "16", "--epochs", "25",
+                           "--checkpoint", path, "--quiet_mode", "true", "--model-out", more], capsys)
+    assert code == 0, err
+    from dask_dl import load_model
+    first, second = load_model(str(path)), load_model(str(more))
+    assert second.run["epochs"] == 25.0 and len(second.scoring_history()) > len(first.scoring_history())
+    code, out, err = _run(["train", files / "iris.csv", "--y", "class", "--hidden", "8", "--epochs", "30",
+                           "--checkpoint", path, "--model-out", more], capsys)
+    assert code != 0 and "hidden=[8] (the checkpoint's: [16]) cannot change" in _one_line_error(err)

@@ -282,3 +282,20 @@ def test_pickled_object_array_is_refused_without_running_it(models, tmp_path, wh
     with pytest.raises(ValueError):
         model_from_bytes(data)
     assert not marker.exists()
+
+
+def test_a_local_model_file_is_replaced_whole_or_not_at_all(models, tmp_path, monkeypatch):
+    """save writes a temporary file and renames it: a failure (or a kill) mid-write leaves the
+    previous model loadable and no partial file."""
+    import os
+    model, _ = models["multinomial"]
+    path = str(tmp_path / "m.npz")
+    model.save(path)
+    before = open(path, "rb").read()
+
+    def fail(*a, **k):
+        raise OSError("disk full")
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(path)
+    assert open(path, "rb").read() == before and os.listdir(tmp_path) == ["m.npz"]
