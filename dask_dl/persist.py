@@ -153,24 +153,19 @@ def write_bytes(url: str, data: bytes, storage_options: dict | None = None) -> s
     check_destination(url, storage_options)
     fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
     if "file" not in (fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)):
-        with fs.open(path, "wb") as f:  # object stores publish an object whole
+        with fsspec.open(url, "wb", **(storage_options or {})) as f:  # object stores publish an object whole
             f.write(data)
         return url
-    import os
-    import tempfile
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".dask_dl_", suffix=".part")
+    import uuid
+    part = f"{path}.{uuid.uuid4().hex[:8]}.part"
+    fs.makedirs(fs._parent(path), exist_ok=True)
     try:  # a local file appears whole or not at all: a process killed mid-write leaves the old one
-        with os.fdopen(fd, "wb") as f:
+        with fs.open(part, "wb") as f:
             f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # the permissions a plain open() would give, not mkstemp's 0600
-        os.replace(tmp, path)
+        fs.mv(part, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        if fs.exists(part):
+            fs.rm(part)
         raise
     return url
 

@@ -288,6 +288,7 @@ def test_a_local_model_file_is_replaced_whole_or_not_at_all(models, tmp_path, mo
     """save writes a temporary file and renames it: a failure (or a kill) mid-write leaves the
     previous model loadable and no partial file."""
     import os
+    from fsspec.implementations.local import LocalFileSystem
     model, _ = models["multinomial"]
     path = str(tmp_path / "m.npz")
     model.save(path)
@@ -295,7 +296,7 @@ def test_a_local_model_file_is_replaced_whole_or_not_at_all(models, tmp_path, mo
 
     def fail(*a, **k):
         raise OSError("disk full")
-    monkeypatch.setattr(os, "replace", fail)
+    monkeypatch.setattr(LocalFileSystem, "mv", fail)
     with pytest.raises(OSError, match="disk full"):
         model.save(path)
     assert open(path, "rb").read() == before and os.listdir(tmp_path) == ["m.npz"]
