@@ -151,22 +151,10 @@ def finish(stats: dict, *, kind: str, classes: list | None = None, distribution:
                        **table)
 
 
-def _hist_auc(pos: np.ndarray, neg: np.ndarray) -> float:
-    """ROC AUC of histogram rows (each bin one tied score; ties count half), NaN with one class."""
-    p, q = pos.sum(), neg.sum()
-    if p <= 0 or q <= 0:
-        return math.nan
-    below = np.cumsum(neg) - neg
-    return float(pos @ (below + 0.5 * neg) / (p * q))
-
-
-def _hist_pr_auc(pos: np.ndarray, neg: np.ndarray) -> float:
-    """Average precision of histogram rows, thresholds at each non-empty bin from the top."""
-    tps, fps = np.cumsum(pos[::-1]), np.cumsum(neg[::-1])
-    if tps[-1] <= 0:
-        return math.nan
-    step = pos[::-1] > 0
-    return float(np.sum(pos[::-1][step] / tps[-1] * tps[step] / (tps[step] + fps[step])))
+def _ranking(pos: np.ndarray, neg: np.ndarray) -> tuple[float, float]:
+    """(AUC, AUCPR) of one class's probability histogram against another's (CLASS_BINS bins)."""
+    rows = _binned_rows(pos, neg, CLASS_BINS)
+    return metrics.auc(*rows), metrics.pr_auc(*rows)
 
 
 def multinomial_auc_table(hist: np.ndarray, classes=None) -> pd.DataFrame:
@@ -174,12 +162,11 @@ def multinomial_auc_table(hist: np.ndarray, classes=None) -> pd.DataFrame:
     (unweighted) and weighted by class prevalence (Hand & Till for one-vs-one, as scikit-learn)."""
     k = hist.shape[0]
     n_c = np.array([hist[c, c].sum() for c in range(k)])
-    ovr = [(_hist_auc(hist[j, j], hist[j].sum(axis=0) - hist[j, j]),
-            _hist_pr_auc(hist[j, j], hist[j].sum(axis=0) - hist[j, j])) for j in range(k)]
+    ovr = [_ranking(hist[j, j], hist[j].sum(axis=0) - hist[j, j]) for j in range(k)]
     pairs, pair_w = [], []
     for j in range(k):
         for c in range(j + 1, k):
-            a = [(_hist_auc(hist[x, x], hist[x, z]), _hist_pr_auc(hist[x, x], hist[x, z])) for x, z in ((j, c), (c, j))]
+            a = [_ranking(hist[x, x], hist[x, z]) for x, z in ((j, c), (c, j))]
             pairs.append(np.mean(a, axis=0))
             pair_w.append(n_c[j] + n_c[c])
     rows = []
@@ -238,9 +225,9 @@ def _huber_deviance(stats: dict, delta: float, n: float) -> float:
     return float(stats["abs_r_hist"] @ d / n)
 
 
-def _binned_rows(pos: np.ndarray, neg: np.ndarray):
+def _binned_rows(pos: np.ndarray, neg: np.ndarray, bins: int = BINS):
     """The histogram as weighted rows (y, score, weight): one per non-empty (bin, class)."""
-    edges = bin_edges()
+    edges = bin_edges(bins)
     ip, ineg = np.nonzero(pos)[0], np.nonzero(neg)[0]
     y = np.r_[np.ones(len(ip)), np.zeros(len(ineg))]
     return y, np.r_[edges[ip], edges[ineg]], np.r_[pos[ip], neg[ineg]]
