@@ -76,11 +76,8 @@ def _autoencoder_input(X, cfg: P.TrainingConfig, validation_data, what: str, val
     info = in_memory_data_info(frame, roles, cfg.params, "autoencoder", None, cfg.distribution)
     valid = None
     if validation_data is not None:
-        vX = validation_data[0] if isinstance(validation_data, tuple) else validation_data
-        valid = feature_frame(vX, validation_what)[0]
-        dropped = [c for c in (cfg.params["ignored_columns"] or ()) if c in valid.columns]
-        valid = valid.drop(columns=dropped) if dropped else valid
-        check_columns(valid, features, roles, validation_what)
+        valid = _validation_frame(validation_data, None, features, roles, validation_what,
+                                  cfg.params["ignored_columns"] or ())
         if info is not None:
             check_validation_values(valid, info, validation_what)
     return frame, ColumnRoles(response=None, features=roles), valid, info
@@ -104,8 +101,12 @@ def _without_ignored(frame, yname: str, features: list, ignored, what: str):
 def _validation_frame(validation_data, yname: str, features: list, roles: dict, what: str = "validation_data",
                       ignored=(), row_roles=(None, None)):
     """``validation_data`` ((X, y) or a frame holding the response) laid out like the training frame;
-    ``row_roles``: the (weights, offset) columns it holds (weights optional, the offset required)."""
-    if isinstance(validation_data, tuple):
+    ``row_roles``: the (weights, offset) columns it holds (weights optional, the offset required).
+    ``yname`` None: an autoencoder's, X alone (the y of an (X, y) pair is ignored)."""
+    if yname is None:
+        vframe = feature_frame(validation_data[0] if isinstance(validation_data, tuple) else validation_data,
+                               what)[0]
+    elif isinstance(validation_data, tuple):
         if len(validation_data) != 2:
             raise DataError(f"{what} must be an (X, y) pair or a DataFrame holding the response")
         vframe, _, _ = training_frame(validation_data[0], validation_data[1], what)

@@ -159,11 +159,11 @@ def with_row_roles(frame, features: list, response: str, weights_column=None, of
         if name not in features:
             raise DataError(f"{param} {name!r} is " + ("the response" if name == response else
                                                        f"not a column of {what}"))
-        roles[name] = (WEIGHT if param == "weights_column" else OFFSET, f"{param} {name!r}")
+        roles[name] = param
     if weights_column is not None and weights_column == offset_column:
         raise DataError(f"weights_column and offset_column both name {weights_column!r}")
-    for name, (role, label) in roles.items():
-        frame = frame.assign(**{role: _numeric_weights(frame[name], label)}).drop(columns=[name])
+    for name, param in roles.items():
+        frame = _take_role(frame, name, param)
     features = [c for c in features if c not in roles]
     if not features:
         raise DataError(f"{what} has no feature columns besides the response, weights and offset")
@@ -177,9 +177,13 @@ def with_model_roles(frame, weights_column, offset_column, what: str = "X"):
         if offset_column not in frame.columns:
             raise DataError(f"{what} lacks the offset_column {offset_column!r}: the model was trained with offsets "
                             "and needs them for every row it scores")
-        frame = frame.assign(**{OFFSET: _numeric_weights(frame[offset_column], f"offset_column {offset_column!r}")})
-        frame = frame.drop(columns=[offset_column])
+        frame = _take_role(frame, offset_column, "offset_column")
     if weights_column is not None and weights_column in frame.columns:
-        frame = frame.assign(**{WEIGHT: _numeric_weights(frame[weights_column], f"weights_column {weights_column!r}")})
-        frame = frame.drop(columns=[weights_column])
+        frame = _take_role(frame, weights_column, "weights_column")
     return frame
+
+
+def _take_role(frame, name: str, param: str):
+    """Column ``name`` moved to the role column of ``param`` (WEIGHT or OFFSET), as numbers."""
+    role = WEIGHT if param == "weights_column" else OFFSET
+    return frame.assign(**{role: _numeric_weights(frame[name], f"{param} {name!r}")}).drop(columns=[name])

@@ -12,7 +12,7 @@ from .data.encode import encode_features, encode_training_block, row_offsets
 from .data.schema import OFFSET, DataInfo, check_columns, tree_merge
 from .inputs import feature_frame, training_frame, with_model_roles, with_weights
 from .names import AUC_TYPES
-from .nn.forward import forward
+from .nn.forward import check_hidden_layer, forward
 from .nn.network import HIDDEN_NAMES, NetworkLayout
 from .scoring.evaluate import ScoringSpec, block_stats, to_response_scale, with_offsets, with_priors
 from .scoring import sufficient
@@ -230,6 +230,12 @@ class DeepLearningModel:
         ``sample_weight`` the model's ``weights_column`` weighs the rows when X holds it; a model
         trained with an ``offset_column`` needs it in X. ``auc_type``: a multinomial model's AUC
         averaging (default: the model's ``auc_type``)."""
+        auc_type = auc_type or self.params.get("auc_type", "AUTO")
+        return self.performance_from_stats(self.performance_stats(X, y, sample_weight, auc_type), auc_type)
+
+    def performance_stats(self, X, y=None, sample_weight=None, auc_type: str | None = None) -> dict:
+        """``model_performance``'s mergeable sufficient statistics (cross-validation merges the
+        folds' holdout statistics, then ``performance_from_stats``)."""
         if self.kind == "autoencoder":  # no response: the rows' reconstruction error
             frame = feature_frame(X)[0]
         else:
@@ -239,18 +245,7 @@ class DeepLearningModel:
         self.check_columns(frame, "X", allow_extra=self.extra_columns())
         if auc_type is not None and auc_type not in AUC_TYPES:
             raise ValueError(f"auc_type={auc_type!r}: expected one of {list(AUC_TYPES)}")
-        auc_type = auc_type or self.params.get("auc_type", "AUTO")
-        stats = self._stats(frame, ScoringSpec.of(self.kind, self.distribution, self.params, self.info, auc_type))
-        return self.performance_from_stats(stats, auc_type)
-
-    def performance_stats(self, X, y=None, sample_weight=None) -> dict:
-        """``model_performance``'s mergeable sufficient statistics (cross-validation merges the
-        folds' holdout statistics, then ``performance_from_stats``)."""
-        frame = training_frame(X, self.info.response_name if y is None else y, "X")[0]
-        weights_column = self.params.get("weights_column") if sample_weight is None else None
-        frame = with_weights(with_model_roles(frame, weights_column, self.info.offset_column), sample_weight)
-        self.check_columns(frame, "X", allow_extra=self.extra_columns())
-        return self._stats(frame, ScoringSpec.of(self.kind, self.distribution, self.params, self.info))
+        return self._stats(frame, ScoringSpec.of(self.kind, self.distribution, self.params, self.info, auc_type))
 
     def performance_from_stats(self, stats: dict, auc_type: str | None = None) -> "sufficient.Performance":
         """H2O's metric set of merged sufficient statistics."""
@@ -336,10 +331,7 @@ class DeepLearningModel:
         """Hidden layer ``layer``'s activations (0-based, as H2O counts) for each row of X, in
         scoring mode: a DataFrame ``DF.L<layer+1>.C<j>`` (a lazy dask DataFrame for dask input)."""
         self.check_columns(X, "X", allow_extra=True)
-        n_hidden = self.layout.n_layers - 1
-        if not isinstance(layer, (int, np.integer)) or not 0 <= layer < n_hidden:
-            raise ValueError(f"layer={layer!r}: this network has {n_hidden} hidden layer(s), numbered 0 to "
-                             f"{n_hidden - 1}")
+        check_hidden_layer(self.layout, layer)  # here, before a lazy graph is built
         fn = functools.partial(autoencoding.deep_features, layer=int(layer))
         return autoencoding.on_frame(X, fn, self, autoencoding.feature_columns(self, int(layer)))
 

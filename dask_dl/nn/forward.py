@@ -44,29 +44,41 @@ def forward(layout: NetworkLayout, state: np.ndarray, X: np.ndarray) -> np.ndarr
         for l, ((W, b), buf) in enumerate(zip(mats, bufs), start=1):
             Z = np.matmul(A, W.T, out=buf[:A.shape[0]])
             Z += b
-            if l < n_layers:
-                A = _hidden_inplace(layout, Z, l)
-            elif layout.output_code == SOFTMAX:
-                Z -= Z.max(axis=1, keepdims=True)
-                np.exp(Z, out=Z)
-                Z /= Z.sum(axis=1, keepdims=True)
-                A = Z
-            elif layout.output_code == TANH:  # an autoencoder's output takes the hidden activation
-                A = np.tanh(Z, out=Z)
-            elif layout.output_code == RECTIFIER:
-                A = np.maximum(Z, 0.0, out=Z)
-            else:
-                A = Z
+            A = _layer_inplace(layout, Z, l)
         out[s:s + A.shape[0]] = A
     return out
+
+
+def _layer_inplace(layout: NetworkLayout, Z: np.ndarray, l: int) -> np.ndarray:
+    """Layer l's activations from its pre-activations Z: a hidden layer's (``_hidden_inplace``), or
+    the output's: softmax, an autoencoder's hidden activation, or Z itself (linear)."""
+    if l < layout.n_layers:
+        return _hidden_inplace(layout, Z, l)
+    code = layout.output_code
+    if code == SOFTMAX:
+        Z -= Z.max(axis=1, keepdims=True)
+        np.exp(Z, out=Z)
+        Z /= Z.sum(axis=1, keepdims=True)
+        return Z
+    if code == TANH:  # an autoencoder's output takes the hidden activation
+        return np.tanh(Z, out=Z)
+    if code == RECTIFIER:
+        return np.maximum(Z, 0.0, out=Z)
+    return Z
+
+
+def check_hidden_layer(layout: NetworkLayout, layer) -> None:
+    """``layer`` must be the 0-based index of one of the network's hidden layers."""
+    n_hidden = layout.n_layers - 1
+    if not isinstance(layer, (int, np.integer)) or not 0 <= layer < n_hidden:
+        raise ValueError(f"layer={layer!r}: this network has {n_hidden} hidden layer(s), numbered 0 to "
+                         f"{n_hidden - 1}")
 
 
 def hidden_activations(layout: NetworkLayout, state: np.ndarray, X: np.ndarray, layer: int) -> np.ndarray:
     """H2O's deep features: hidden layer ``layer``'s (0-based) activations for every row of X, in
     scoring mode (dropout layers scaled by 1 - ratio)."""
-    n_hidden = layout.n_layers - 1
-    if not 0 <= layer < n_hidden:
-        raise ValueError(f"layer={layer}: this network has {n_hidden} hidden layer(s), numbered 0 to {n_hidden - 1}")
+    check_hidden_layer(layout, layer)
     X = np.asarray(X, dtype=state.dtype)
     out = np.empty((X.shape[0], layout.units[layer + 1]), dtype=state.dtype)
     mats = [(layout.weight_matrix(state, l), layout.bias_vector(state, l)) for l in range(1, layer + 2)]
@@ -83,9 +95,7 @@ def hidden_activations(layout: NetworkLayout, state: np.ndarray, X: np.ndarray, 
 def decode(layout: NetworkLayout, state: np.ndarray, H: np.ndarray, layer: int) -> np.ndarray:
     """The rest of the forward pass from hidden layer ``layer``'s (0-based) activations ``H`` (as
     ``hidden_activations`` gives them) to the output layer, in scoring mode."""
-    n_hidden = layout.n_layers - 1
-    if not 0 <= layer < n_hidden:
-        raise ValueError(f"layer={layer}: this network has {n_hidden} hidden layer(s), numbered 0 to {n_hidden - 1}")
+    check_hidden_layer(layout, layer)
     A = np.asarray(H, dtype=state.dtype)
     if A.ndim != 2 or A.shape[1] != layout.units[layer + 1]:
         raise ValueError(f"expected deep features of shape (rows, {layout.units[layer + 1]}) for layer {layer}, "
@@ -93,10 +103,5 @@ def decode(layout: NetworkLayout, state: np.ndarray, H: np.ndarray, layer: int) 
     for l in range(layer + 2, layout.n_layers + 1):
         Z = A @ layout.weight_matrix(state, l).T
         Z += layout.bias_vector(state, l)
-        if l < layout.n_layers:
-            A = _hidden_inplace(layout, Z, l)
-        elif layout.output_code in (TANH, RECTIFIER):
-            A = np.tanh(Z, out=Z) if layout.output_code == TANH else np.maximum(Z, 0.0, out=Z)
-        else:
-            A = Z
+        A = _layer_inplace(layout, Z, l)
     return A
