@@ -122,7 +122,10 @@ def _results(p: dict, models: list, X, y, yv, folds, nfolds: int) -> CrossValida
 
 
 def _predictions(est, X, folds, k: int):
-    """A fold model's predictions (probabilities for classifiers) on its holdout rows, 0 elsewhere."""
-    out = np.asarray(est.predict_proba(X) if hasattr(est, "predict_proba") else est.predict(X), dtype=np.float64)
-    mask = np.asarray(folds == k)
+    """A fold model's predictions (probabilities for classifiers) on its holdout rows, 0 elsewhere:
+    numpy for a pandas frame, a lazy dask array for a dask one (X and folds are partitioned alike)."""
+    out = est.predict_proba(X) if hasattr(est, "predict_proba") else est.predict(X)
+    mask = folds == k
+    mask = mask.to_dask_array() if hasattr(mask, "to_dask_array") else mask.to_numpy()
+    out = out.astype(np.float64)
     return out * (mask[:, None] if out.ndim == 2 else mask)

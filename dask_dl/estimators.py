@@ -18,7 +18,8 @@ from .data.encode import check_validation_values
 from .data.schema import (check_columns, check_response, column_role,
                           in_memory_data_info)
 from .errors import DataError
-from .inputs import _as_frame, _is_dask, feature_frame, training_frame, with_model_roles, with_row_roles
+from .inputs import (_as_frame, _is_dask, feature_frame, response_as_column, training_frame, with_model_roles,
+                     with_row_roles)
 from .job import ColumnRoles, train
 from .scoring import metrics
 
@@ -208,8 +209,8 @@ class _DeepLearningBase(_SkBase):
         if p["checkpoint"] is not None:
             raise ValueError("nfolds / fold_column cannot continue a checkpoint (as H2O)")
         frame = _as_frame(X)
-        if _is_dask(frame) and not isinstance(y, str):
-            raise DataError("cross-validating a dask X needs y as the name of one of its columns")
+        if _is_dask(frame) and not isinstance(y, str):  # folds are dealt per partition of one frame
+            frame, y = response_as_column(frame, y)
         if p["fold_column"] is not None:
             frame, folds, nfolds = _fold_column(frame, p["fold_column"])
         else:

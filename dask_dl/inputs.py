@@ -108,6 +108,15 @@ def _with_dask_response(frame, y, what: str):
     return frame.assign(**{RESPONSE: y})
 
 
+def response_as_column(frame, y, what: str = "X"):
+    """(dask ``frame`` with a dask ``y`` joined as a column named after it, that name)."""
+    name = str(getattr(y, "name", None) or "y")
+    if name in frame.columns:
+        raise DataError(f"y is named {name!r} like a column of {what}; rename one of them, or pass y as that "
+                        "column's name")
+    return _with_dask_response(frame, y, what).rename(columns={RESPONSE: name}), name
+
+
 def _check_aligned(frame, s, label: str, what: str) -> None:
     """A dask Series ``s`` must be partitioned like ``frame`` and hold as many rows (``assign``
     aligns on the index: a shorter one would leave rows without a value, silently)."""

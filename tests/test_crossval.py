@@ -41,6 +41,24 @@ def test_nfolds_gives_fold_models_holdout_predictions_and_a_summary(client2, shu
     assert not [r for r in dl_log if "missing response" in r]
 
 
+def test_dask_x_and_dask_y_give_lazy_holdout_predictions(client2, shuffled):
+    X = dd.from_pandas(shuffled.drop(columns="class"), npartitions=3)
+    y = dd.from_pandas(shuffled["class"].rename("species"), npartitions=3)
+    clf = DeepLearningClassifier(hidden=[8], epochs=5, nfolds=3, fold_assignment="Modulo",
+                                 keep_cross_validation_predictions=True, client=client2, **QUIET).fit(X, y)
+    m = clf.model_
+    holdout = m.cross_validation_holdout_predictions()
+    assert hasattr(holdout, "dask")  # dask input gives lazy output
+    holdout, folds = holdout.compute(), np.arange(150) % 3
+    assert holdout.shape == (150, 3)
+    for k, fold_model in enumerate(m.cross_validation_models()):
+        np.testing.assert_allclose(holdout[folds == k],
+                                   fold_model.predict_proba(shuffled.drop(columns="class")[folds == k]), rtol=1e-6)
+    assert m.info.response_name == "species"
+    with pytest.raises(DataError, match="y is named 'sepal_len' like a column of X"):
+        DeepLearningClassifier(nfolds=2, client=client2, **QUIET).fit(X, y.rename("sepal_len"))
+
+
 @pytest.mark.parametrize("assignment", ["Modulo", "Stratified", "Random"])
 def test_fold_assignments_on_dask_partitions(assignment, client2, shuffled):
     frame = dd.from_pandas(shuffled, npartitions=3)
