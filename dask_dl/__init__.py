@@ -43,7 +43,22 @@ def __getattr__(name: str):
         raise AttributeError(f"module 'dask_dl' has no attribute {name!r}")
     value = getattr(_importlib.import_module(module, __name__), name)
     globals()[name] = value
+    if name in _COMPILE_EARLY:
+        _precompile_soon()
     return value
+
+
+# the client's first touch of an estimator: compile the default kernel in the background, while the
+# user loads data and the cluster starts (issue 21; DASK_DL_PRECOMPILE=0 turns it off)
+_COMPILE_EARLY = {"DeepLearningClassifier", "DeepLearningRegressor", "DeepLearningAutoencoder", "GridSearch"}
+
+
+def _precompile_soon() -> None:
+    """Start ``nn.precompile.start`` (never failing the import that triggered it)."""
+    try:
+        _importlib.import_module(".nn.precompile", __name__).start()
+    except Exception:  # noqa: BLE001 - an optimisation only: the fit compiles as before
+        pass
 
 
 def __dir__():

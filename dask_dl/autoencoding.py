@@ -75,4 +75,4 @@ def on_frame(X, fn, model, columns: list):
     import dask
     light = dask.delayed(model.for_prediction(), traverse=False)
     meta = pd.DataFrame({c: pd.Series([], dtype=np.float64) for c in columns})
-    return X.map_partitions(fn, light, meta=meta)
+    return X.map_partitions(fn, light, meta=meta, token="dask_dl-predict")

@@ -21,6 +21,7 @@ from .errors import DataError
 from .inputs import (_as_frame, _is_dask, feature_frame, response_as_column, training_frame, with_model_roles,
                      with_row_roles)
 from .job import ColumnRoles, train
+from .progress import FitObserver
 from .scoring import metrics
 
 try:  # scikit-learn is optional: with it, estimators are real sklearn estimators (tags, repr, Pipeline)
@@ -140,9 +141,11 @@ class _DeepLearningBase(_SkBase):
         return sorted(P.PARAMETERS)
 
     def get_params(self, deep: bool = True) -> dict:
+        """Every parameter of the estimator and its value (scikit-learn's API; ``deep`` is ignored)."""
         return {name: getattr(self, name) for name in P.PARAMETERS}
 
     def set_params(self, **params: Any):
+        """Set parameters by name (scikit-learn's API); an unknown name is a ValueError. Returns self."""
         unknown = sorted(set(params) - set(P.PARAMETERS))
         if unknown:
             raise ValueError(f"invalid parameter(s) {unknown} for {type(self).__name__}")
@@ -152,7 +155,8 @@ class _DeepLearningBase(_SkBase):
 
     # parameters a clone shares with its original instead of copying: a Client (it cannot be copied)
     # and the models and arrays a fit only reads
-    _SHARED_PARAMS = ("client", "checkpoint", "pretrained_autoencoder", "initial_weights", "initial_biases")
+    _SHARED_PARAMS = ("client", "checkpoint", "pretrained_autoencoder", "initial_weights", "initial_biases",
+                      "callbacks")
 
     def __sklearn_clone__(self):
         """scikit-learn's clone (GridSearchCV, cross_val_score...): an unfitted estimator with the
@@ -164,6 +168,7 @@ class _DeepLearningBase(_SkBase):
     def __getstate__(self):
         state = dict(self.__dict__)
         state["client"] = None  # a Client never travels with the estimator
+        state.pop("_observer", None)  # nor a running fit's progress display
         return state
 
     # ------------------------------------------------------------------------------------ fit
@@ -183,9 +188,22 @@ class _DeepLearningBase(_SkBase):
         frame, columns, valid, info = checked_training_input(X, y, self._kind, cfg, validation_data,
                                                              sample_weight=sample_weight)
         resumed = checkpoints.for_fit(cfg.params, self._kind, columns)
-        model = train(frame, columns, cfg, validation=valid, client=values.get("client"), info=info,
-                      checkpoint=resumed)
+        self._observer = FitObserver(values["callbacks"], quiet=values["quiet_mode"])
+        try:
+            model = train(frame, columns, cfg, validation=valid, client=values.get("client"), info=info,
+                          checkpoint=resumed, observer=self._observer)
+        finally:
+            del self._observer
         return self._fitted(model, columns)
+
+    def scoring_history(self) -> pd.DataFrame:
+        """H2O's scoring history: while ``fit`` runs (read it from another thread), the rows so far;
+        afterwards the fitted model's."""
+        running = getattr(self, "_observer", None)
+        if running is not None:
+            return running.scoring_history()
+        self._check_fitted()
+        return self.model_.scoring_history()
 
     def _fitted(self, model, columns):
         self.model_ = model
@@ -249,6 +267,30 @@ class _DeepLearningBase(_SkBase):
         """H2O's metrics of the fitted model on (X, y): see ``DeepLearningModel.model_performance``."""
         self._check_fitted()
         return self.model_.model_performance(X, y, sample_weight, auc_type)
+
+    def permutation_importance(self, X, y=None, metric="AUTO", n_samples=10000, n_repeats=1, features=None, seed=-1):
+        """H2O's permutation variable importance of the fitted model on a sample of (X, y): see
+        ``dask_dl.explain.permutation_importance``."""
+        self._check_fitted()
+        return self.model_.permutation_importance(X, y, metric, n_samples, n_repeats, features, seed)
+
+    # ------------------------------------------------------------------ Jupyter display (display.py)
+    @property
+    def _repr_html_(self):
+        """Fitted: the model page with this estimator's parameters; unfitted: scikit-learn's
+        diagram. A property, as scikit-learn's: absent (AttributeError) when HTML is turned off."""
+        from .display import estimator_html, wants_html
+        if hasattr(self, "model_") and wants_html():
+            return lambda: estimator_html(self)
+        return super()._repr_html_
+
+    def _repr_mimebundle_(self, **kwargs):
+        """What Jupyter asks first (scikit-learn defines it): the page as text and HTML once fitted."""
+        from .display import estimator_bundle
+        if hasattr(self, "model_"):
+            return estimator_bundle(self)
+        parent = getattr(super(), "_repr_mimebundle_", None)
+        return parent(**kwargs) if parent is not None else {"text/plain": repr(self)}
 
 
 _ATTRIBUTES_DOC = """

@@ -40,14 +40,15 @@ class ColumnRoles:
 def train(frame, columns: ColumnRoles, cfg: P.TrainingConfig, *, validation=None, client=None,
           start_state: np.ndarray | None = None, info: DataInfo | None = None,
           pipeline_max_round_s: float = loop.PIPELINE_MAX_ROUND_S,
-          checkpoint: DeepLearningModel | None = None) -> DeepLearningModel:
+          checkpoint: DeepLearningModel | None = None, observer=None) -> DeepLearningModel:
     """Train a network on ``frame`` (pandas or dask) and return the model. ``cfg`` is resolved for
     the model's family (its class count is settled by the statistics pass); ``validation`` is a
     frame laid out like ``frame``; ``client`` a distributed.Client (None: the active one, else an
     embedded LocalCluster); ``start_state`` a flat state to train from instead of a fresh one;
     ``info`` the frame's statistics when already computed (in-memory data: on the client).
     A ModelDivergedError carries the last good model (``.last_good_model``). ``checkpoint``: a
-    model this fit continues (its encoding, state and progress; checked by ``checkpoint.check``)."""
+    model this fit continues (its encoding, state and progress; checked by ``checkpoint.check``).
+    ``observer``: the client's view of the fit (``progress.FitObserver``), None: one from the params."""
     family = cfg.kind if cfg.kind in ("regression", "autoencoder") else "classification"
     resume = None
     if checkpoint is not None:  # its encoding: the inputs its weights were trained on
@@ -60,7 +61,8 @@ def train(frame, columns: ColumnRoles, cfg: P.TrainingConfig, *, validation=None
         network = _network(cfg, family, info, start_state)
     else:
         network = None
-    with cluster_client(client, mini_batch=not cfg.per_sample, thread_copies=cfg.thread_copies) as c, \
+    with cluster_client(client, mini_batch=not cfg.per_sample, thread_copies=cfg.thread_copies,
+                        quiet=bool(cfg.params["quiet_mode"])) as c, \
             _training_slot(c, quiet=bool(cfg.params["quiet_mode"])):
         threads = worker_threads(c)
         if not threads:
@@ -78,7 +80,7 @@ def train(frame, columns: ColumnRoles, cfg: P.TrainingConfig, *, validation=None
         data = placement.place_training_data(c, frame, info, validation, cfg, placement.seed_for(cfg))
         runner = loop.IterationLoop(c, cfg, info, layout, kernel_settings.settings_from_config(cfg), data, threads,
                                     pipeline_max_round_s=pipeline_max_round_s,
-                                    on_scored=_exporter(cfg, layout, info, data))
+                                    on_scored=_exporter(cfg, layout, info, data), observer=observer)
         failed = True
         try:
             result = runner.run(state, resume)
@@ -93,7 +95,8 @@ def train(frame, columns: ColumnRoles, cfg: P.TrainingConfig, *, validation=None
             if failed:  # futures in the exception's reference cycles would keep this fit's tasks on the cluster
                 gc.collect()
     return DeepLearningModel(layout, result.state, info, _kept(cfg.params), cfg.kind, cfg.distribution, cfg.loss,
-                             result.history, threshold=result.threshold, run=_run_record(result, data, cfg))
+                             result.history, threshold=result.threshold, run=_run_record(result, data, cfg),
+                             metrics_stats=result.metrics_stats)
 
 
 def _exporter(cfg: P.TrainingConfig, layout: NetworkLayout, info: DataInfo, data):
@@ -108,7 +111,7 @@ def _exporter(cfg: P.TrainingConfig, layout: NetworkLayout, info: DataInfo, data
     def export(result: loop.FitResult) -> None:
         model = DeepLearningModel(layout, result.state.copy(), info, _kept(cfg.params), cfg.kind, cfg.distribution,
                                   cfg.loss, result.history, threshold=result.threshold,
-                                  run=_run_record(result, data, cfg))
+                                  run=_run_record(result, data, cfg), metrics_stats=result.metrics_stats)
         url = f"{folder.rstrip('/')}/{fit_id}_{result.iterations:05d}.npz"
         model.save(url)
         logger.debug("dask_dl: checkpoint written to %s", url)
@@ -225,6 +228,7 @@ def _kept(params: dict) -> dict:
     """The parameters as the model keeps them (and saves them): for initial_weights /
     initial_biases the shapes that were given, None for a layer left to its default."""
     kept = dict(params)
+    kept["callbacks"] = None  # functions: not model data, never saved
     if kept.get("checkpoint") is not None and not isinstance(kept["checkpoint"], str):
         ckpt = getattr(kept["checkpoint"], "model_", kept["checkpoint"])  # the model it continued, described
         kept["checkpoint"] = f"{ckpt.kind} model {list(ckpt.layout.units)} at {ckpt.run.get('epochs', 0):.4g} epochs"

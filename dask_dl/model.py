@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from . import autoencoding, persist
+from .task_names import task_key
 from .data.encode import encode_features, encode_training_block, row_offsets
 from .data.schema import OFFSET, DataInfo, check_columns, tree_merge
 from .inputs import feature_frame, training_frame, with_model_roles, with_weights
@@ -23,7 +24,8 @@ class DeepLearningModel:
     """A trained H2O-style network. Small and self-contained: it is what workers receive to predict."""
 
     def __init__(self, layout: NetworkLayout, state: np.ndarray, info: DataInfo, params: dict, kind: str,
-                 distribution: str, loss: str, history: list, threshold: float = 0.5, run: dict | None = None):
+                 distribution: str, loss: str, history: list, threshold: float = 0.5, run: dict | None = None,
+                 metrics_stats: dict | None = None):
         self.layout = layout
         self.state = state
         self.info = info
@@ -34,10 +36,13 @@ class DeepLearningModel:
         self._history = list(history)
         self.threshold = float(threshold)
         self.run = dict(run or {})
+        # the final scoring's sufficient statistics ("train", "valid"): the metrics objects H2O keeps
+        self.metrics_stats = dict(metrics_stats or {})
 
     # ---------------------------------------------------------------------------- reporting
     @property
     def classes(self) -> list:
+        """The class labels of a classifier, in the order of ``predict_proba``'s columns."""
         return list(self.info.classes)
 
     def scoring_history(self) -> pd.DataFrame:
@@ -46,6 +51,19 @@ class DeepLearningModel:
         hist = pd.DataFrame(self._history)
         hist.attrs["training_metrics_on"] = self.training_metrics_on()
         return hist
+
+    def training_metrics(self) -> "sufficient.Performance | None":
+        """The final scoring's metrics on the training sample (H2O's training_metrics), with the
+        confusion matrix and curves; None for a model saved without them."""
+        return self._final_metrics("train")
+
+    def validation_metrics(self) -> "sufficient.Performance | None":
+        """The final scoring's metrics on the validation frame; None without validation data."""
+        return self._final_metrics("valid")
+
+    def _final_metrics(self, which: str):
+        stats = self.metrics_stats.get(which)
+        return None if stats is None else self.performance_from_stats(stats)
 
     def training_metrics_on(self) -> str:
         """Which rows the scoring history's training metrics are on (H2O: the balanced frame)."""
@@ -61,6 +79,7 @@ class DeepLearningModel:
         return self.layout.weight_matrix(self.state, layer).copy()
 
     def biases(self, layer: int) -> np.ndarray:
+        """Bias vector of layer ``layer`` (1-based, as ``weights``), one value per unit."""
         return self.layout.bias_vector(self.state, layer).copy()
 
     def weights_and_biases(self) -> dict:
@@ -87,6 +106,13 @@ class DeepLearningModel:
             raise ValueError("this model was trained with variable_importances=False: train with "
                              "variable_importances=True (H2O's default) to read model.varimp()")
         return varimp_table(self.layout, self.state, self.info)
+
+    def permutation_importance(self, X, y=None, metric: str = "AUTO", n_samples: int = 10000, n_repeats: int = 1,
+                               features=None, seed: int = -1) -> pd.DataFrame:
+        """H2O's permutation variable importance on a sample of (X, y), one row per original column
+        (a categorical column permuted as one): see ``dask_dl.explain.permutation_importance``."""
+        from .explain import permutation_importance
+        return permutation_importance(self, X, y, metric, n_samples, n_repeats, features, seed)
 
     def layer_table(self) -> pd.DataFrame:
         """H2O's "Status of Neuron Layers": one row per layer (the input layer first) with its units,
@@ -155,6 +181,35 @@ class DeepLearningModel:
                                                         if isinstance(last[c], float)))
         return "\n".join(lines)
 
+    # ---------------------------------------------------------------------------- plots (dask_dl.plots)
+    def plot(self, timestep: str = "AUTO", metric: str = "AUTO", ax=None):
+        """H2O's ``model.plot()``: the scoring history's training and validation ``metric`` (AUTO:
+        the stopping metric) against ``timestep`` ("epochs", "samples", "iterations", "duration");
+        matplotlib Axes (``pip install "dask_dl[plot]"``)."""
+        from .plots import plot_history
+        return plot_history(self, timestep, metric, ax)
+
+    def plot_roc(self, X=None, y=None, ax=None):
+        """A binomial model's ROC curve on ``model_performance(X, y)``, else its validation metrics,
+        else its training metrics; returns the Axes."""
+        from .plots import curve_performance, plot_curve
+        return plot_curve(curve_performance(self, X, y), "roc", ax)
+
+    def plot_pr(self, X=None, y=None, ax=None):
+        """``plot_roc``'s precision-recall curve."""
+        from .plots import curve_performance, plot_curve
+        return plot_curve(curve_performance(self, X, y), "pr", ax)
+
+    def varimp_plot(self, num_of_features: int | None = None, ax=None):
+        """H2O's ``varimp_plot``: bars of the scaled importances of ``varimp()`` (default: top 10)."""
+        from .plots import varimp_plot
+        return varimp_plot(self, num_of_features, ax)
+
+    def plot_reconstruction_error(self, X, bins: int = 50, ax=None):
+        """An autoencoder's histogram of ``anomaly(X)`` (Reconstruction.MSE per row)."""
+        from .plots import plot_reconstruction_error
+        return plot_reconstruction_error(self, X, bins, ax)
+
     def to_onnx(self, path: str) -> str:
         """Export this model and its preprocessing as an ONNX graph (one input per original
         column, named after it; output ``output``: what predict_proba / predict / reconstruct
@@ -176,6 +231,19 @@ class DeepLearningModel:
     def __repr__(self) -> str:
         return f"<DeepLearningModel {self.kind} {list(self.layout.units)}>"
 
+    def describe(self) -> str:
+        """The whole model page as text (what ``print(model)`` shows): parameters that differ from
+        H2O's defaults, layers, run, last scoring, training / validation / cross-validation metrics."""
+        from .display import model_text
+        return model_text(self)
+
+    __str__ = describe
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rendering: the same page as HTML (collapsible sections)."""
+        from .display import model_html
+        return model_html(self)
+
     # ---------------------------------------------------------------------------- prediction
     def for_prediction(self) -> "DeepLearningModel":
         """A copy holding only weights and biases (what predict tasks need), a third of the state."""
@@ -183,7 +251,8 @@ class DeepLearningModel:
         light = DeepLearningModel.__new__(DeepLearningModel)
         light.__dict__.update(self.__dict__)
         light.state = self.state[:n].copy()
-        light._history = []
+        light._history, light.metrics_stats = [], {}
+        light.__dict__.pop("cv", None)  # the fold models stay on the client
         return light
 
     def output(self, df: pd.DataFrame) -> np.ndarray:
@@ -197,6 +266,7 @@ class DeepLearningModel:
         return with_priors(out, self.info.prior_ratio())
 
     def predict_proba_frame(self, df: pd.DataFrame) -> np.ndarray:
+        """Class probabilities of one pandas partition as float64 (what ``predict_proba`` runs per partition)."""
         return self.output(df).astype(np.float64)
 
     def predict_values(self, df: pd.DataFrame) -> np.ndarray:
@@ -289,7 +359,7 @@ class DeepLearningModel:
         return self._cv_part("metrics")
 
     def cross_validation_metrics_summary(self) -> pd.DataFrame:
-        """Per metric: the mean and sd across folds and each fold's value (cv_<k>_valid)."""
+        """Per metric: the mean and sd across folds and each fold's value (``cv_<k>_valid``)."""
         return self._cv_part("summary")
 
     def _stats(self, frame, spec: ScoringSpec) -> dict:
@@ -298,8 +368,9 @@ class DeepLearningModel:
             return _block_stats(frame, self, spec)
         import dask
         light = dask.delayed(self.for_prediction(), traverse=False)
-        parts = [dask.delayed(_block_stats)(p, light, spec) for p in frame.to_delayed()]
-        return dask.compute(tree_merge(parts, sufficient.merge))[0]
+        parts = [dask.delayed(_block_stats)(p, light, spec, dask_key_name=task_key("metrics"))
+                 for p in frame.to_delayed()]
+        return dask.compute(tree_merge(parts, sufficient.merge, what="metrics-merge"))[0]
 
     # ------------------------------------------------------------- prediction on whole frames
     def check_columns(self, frame, what: str = "X", allow_extra=()) -> None:
@@ -371,7 +442,7 @@ class DeepLearningModel:
         return self._apply(X, "proba")
 
     def predict_frame(self, X):
-        """H2O's prediction frame: 'predict' (+ 'p_<class>' per class), pandas or lazy dask."""
+        """H2O's prediction frame: ``predict`` (+ ``p_<class>`` per class), pandas or lazy dask."""
         import dask.dataframe as dd
         self.check_columns(X, "the data", allow_extra=True)
         X = self.scored_frame(X, "the data")
@@ -383,7 +454,7 @@ class DeepLearningModel:
                              for c in columns})
         light = dask.delayed(self.for_prediction(), traverse=False)
         keep = list(self.info.feature_names) + ([OFFSET] if OFFSET in X.columns else [])
-        return X[keep].map_partitions(_frame_block, light, columns, label_dtype, meta=meta)
+        return X[keep].map_partitions(_frame_block, light, columns, label_dtype, meta=meta, token="dask_dl-predict")
 
     def _frame_columns(self) -> tuple[list, object]:
         if self.kind == "regression":
@@ -409,7 +480,8 @@ class DeepLearningModel:
             shape = (np.nan,)
             dtype = np.dtype(np.float64) if self.kind == "regression" else np.asarray(self.info.classes).dtype
             dtype = np.dtype(object) if dtype.kind in "OUS" else dtype
-        blocks = [da.from_delayed(dask.delayed(_array_block)(part, model, what), shape=shape, dtype=dtype)
+        blocks = [da.from_delayed(dask.delayed(_array_block)(part, model, what, dask_key_name=task_key("predict")),
+                                  shape=shape, dtype=dtype)
                   for part in X.to_delayed()]
         return da.concatenate(blocks, axis=0)
 
@@ -445,8 +517,18 @@ def _frame_block(df: pd.DataFrame, model: DeepLearningModel, columns: list, labe
 def model_to_bytes(model: DeepLearningModel) -> bytes:
     meta = {"layout": model.layout.to_dict(), "info": model.info.to_dict(), "params": model.params,
             "kind": model.kind, "distribution": model.distribution, "loss": model.loss,
-            "threshold": model.threshold, "run": model.run, "history": model._history}
+            "threshold": model.threshold, "run": model.run, "history": model._history,
+            "metrics_stats": {k: _stats_to_json(v) for k, v in model.metrics_stats.items()}}
     return persist.to_bytes(model.state, meta)
+
+
+def _stats_to_json(stats: dict) -> dict:
+    """Sufficient statistics (arrays of sums and histograms) as JSON: shape and values."""
+    return {k: {"shape": list(np.shape(v)), "values": np.ravel(v).tolist()} for k, v in stats.items()}
+
+
+def _stats_from_json(doc: dict) -> dict:
+    return {k: np.asarray(v["values"], dtype=np.float64).reshape(v["shape"]) for k, v in doc.items()}
 
 
 _META_FIELDS = ("layout", "info", "params", "kind", "distribution", "loss", "threshold", "run", "history")
@@ -466,7 +548,9 @@ def model_from_bytes(data: bytes, source: str | None = None) -> DeepLearningMode
         layout = NetworkLayout.from_dict(meta["layout"])
         info = DataInfo.from_dict(meta["info"])
         model = DeepLearningModel(layout, state, info, meta["params"], meta["kind"], meta["distribution"],
-                                  meta["loss"], meta["history"], threshold=meta["threshold"], run=meta["run"])
+                                  meta["loss"], meta["history"], threshold=meta["threshold"], run=meta["run"],
+                                  metrics_stats={k: _stats_from_json(v)
+                                                 for k, v in meta.get("metrics_stats", {}).items()})
     except (KeyError, TypeError, AttributeError, ValueError) as err:  # well-formed JSON, wrong document
         what = str(err) if isinstance(err, ValueError) else f"malformed metadata ({type(err).__name__}: {err})"
         raise persist.damaged(source, what) from err

@@ -121,6 +121,15 @@ def _checkpoint(v):
     return "None, a fitted estimator, its model_, or the URL of a saved model"
 
 
+def _callbacks(v):
+    if v is None:
+        return None
+    if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__"):
+        return "None or a list of callables"
+    bad = [repr(f) for f in v if not callable(f)]
+    return f"a list of callables (not callable: {', '.join(bad)[:80]})" if bad else None
+
+
 def _optional_url(v):
     return None if v is None or isinstance(v, str) and v else "None or a folder URL, e.g. 's3://bucket/checkpoints'"
 
@@ -525,8 +534,13 @@ PARAMETERS: dict[str, Param] = {
                                        "(model.weights_and_biases(), named as H2O names its frames); "
                                        "model.weights(l) and model.biases(l) give the arrays either way"),
     "quiet_mode": Param(False, _bool,
-                        "silence the progress lines dask_dl logs during training (one per iteration and "
-                        "per scoring round)"),
+                        "silence the progress dask_dl shows during training: the progress bar (with tqdm "
+                        "installed) or the log lines (one per iteration and per scoring round), and its "
+                        "informational messages; warnings about the data or the cluster still show"),
+    "callbacks": Param(None, _callbacks,
+                       "functions called on the client after every scoring round with that round's "
+                       "scoring-history row as a dict (not in H2O); one that returns True stops training "
+                       "cleanly (stop reason 'callback'), keeping the model trained so far"),
     # dask_dl's own (not H2O)
     "optimizer": Param("auto", _choice(OPTIMIZERS),
                        "'auto' (default): H2O's optimizers, ADADELTA with adaptive_rate=True, else SGD with "

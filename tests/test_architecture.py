@@ -13,9 +13,9 @@ import pytest
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "dask_dl"
 
 LAYERS = {  # module (dotted, without "dask_dl.") or sub-package -> layer
-    "names": 0, "params": 0, "errors": 0,
-    "data": 1, "scoring": 1, "nn": 1, "persist": 1,
-    "cluster": 2, "model": 2, "inputs": 2, "autoencoding": 2, "export": 2, "onnx_export": 2,
+    "names": 0, "params": 0, "errors": 0, "task_names": 0,
+    "data": 1, "scoring": 1, "nn": 1, "persist": 1, "plots": 1, "progress": 1,
+    "cluster": 2, "model": 2, "inputs": 2, "autoencoding": 2, "export": 2, "onnx_export": 2, "display": 2, "explain": 2,
     "job": 3, "checkpoint": 3, "grid": 4, "crossval": 4,
     "estimators": 4, "cli": 4,
     "__init__": 0,  # the version and lazy public names (PEP 562): it imports no module when loaded

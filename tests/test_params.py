@@ -111,6 +111,7 @@ H2O_DEFAULTS = {
     "adam_beta1": 0.9,
     "adam_beta2": 0.999,
     "thread_local_models": False,  # False: H2O's HOGWILD! threads sharing one copy
+    "callbacks": None,
 }
 
 
@@ -150,6 +151,8 @@ def test_max_w2_default_is_float32_max():
 BOOL_PARAMS = [n for n, p in PARAMETERS.items() if isinstance(p.default, bool)]
 
 BAD_VALUES = [
+    ("callbacks", print, "None or a list of callables"),
+    ("callbacks", [print, "x"], "a list of callables"),
     ("epochs", -1, "number in [0"),
     ("epochs", "10", "a finite number"),
     ("epochs", float("nan"), "not NaN"),

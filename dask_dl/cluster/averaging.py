@@ -15,7 +15,7 @@ def tree_average(client, futures: list, fit_key: str):
         nxt = []
         for i in range(0, len(level) - 1, 2):
             nxt.append(client.submit(weighted_mean, level[i], level[i + 1], pure=False,
-                                     key=f"dask_dl-avg-{fit_key}-{depth}-{i}"))
+                                     key=f"dask_dl-average-{fit_key}-{depth}-{i}"))
         if len(level) % 2:
             nxt.append(level[-1])
         level = nxt

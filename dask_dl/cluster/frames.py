@@ -10,6 +10,7 @@ import dask
 from distributed import Future, futures_of
 
 from ..errors import DataError
+from ..task_names import task_key
 from .watch import wait_all
 
 
@@ -86,16 +87,16 @@ def _call_on(fn, part, columns, index: int, *args):
         raise
 
 
-def partition_calls(fn, frame, *args) -> list:
+def partition_calls(fn, frame, *args, what: str = "partition") -> list:
     """``dask.delayed(fn)(partition, *args)`` for every partition of ``frame``, in order. Persisted
     partitions go to ``fn``'s task straight from their futures (renamed inside it where the frame
     renames them): no dask-dataframe task and no intermediate frame stored on the worker, whose
-    ``sizeof`` walk over the columns costs time. Anything else goes through ``to_delayed()``."""
-    name = getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", "partition")
+    ``sizeof`` walk over the columns costs time. Anything else goes through ``to_delayed()``.
+    ``what`` names the tasks on the dashboard (``dask_dl-<what>``)."""
     common = dask.base.tokenize(fn, *args)  # once: tokenizing a wide DataInfo is not free
     direct = _direct_sources(frame)
     if direct is None:
         direct = [(p, None) for p in frame.to_delayed()]
     return [dask.delayed(_call_on)(fn, f, columns, i, *args,
-                                   dask_key_name=f"{name}-{dask.base.tokenize(common, f.key, columns)}")
+                                   dask_key_name=task_key(what, common, f.key, columns))
             for i, (f, columns) in enumerate(direct)]

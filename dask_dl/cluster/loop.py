@@ -22,9 +22,11 @@ import numpy as np
 
 from ..errors import ClusterUnavailableError, ModelDivergedError
 from ..nn.hogwild import proportional_split
+from ..progress import FitObserver
 from ..scoring import evaluate, history, sufficient
 from . import tasks
 from .averaging import tree_average
+from ..task_names import task_key
 from .placement import TrainingData
 from .replan import replan
 from .watch import WorkersUnavailable, describe, running, wait_for, worker_states
@@ -73,6 +75,7 @@ class FitResult:
     train_samples_per_iteration: int = 0
     workers: int = 0
     timings: dict = field(default_factory=dict)
+    metrics_stats: dict = field(default_factory=dict)  # the final scoring's statistics: "train", "valid"
 
 
 def auto_speed(cfg) -> int:
@@ -177,6 +180,7 @@ class _Progress:
     last_ref: dict = field(default_factory=dict)  # the metrics the last scoring judged by
     m_train: dict = field(default_factory=dict)   # the last scoring's training metrics
     m_valid: dict | None = None                   # and its validation metrics
+    stats: dict = field(default_factory=dict)     # and their sufficient statistics ("train", "valid")
     stop_reason: str = "epochs"
     timed_out: bool = False
     reruns: int = 0                 # rounds re-run after a worker was lost or paused
@@ -193,9 +197,11 @@ class IterationLoop:
     """Runs the rounds of one fit against a Dask client."""
 
     def __init__(self, client, cfg, info, layout, settings, data: TrainingData, n_threads: dict,
-                 pipeline_max_round_s: float = PIPELINE_MAX_ROUND_S, on_scored=None):
+                 pipeline_max_round_s: float = PIPELINE_MAX_ROUND_S, on_scored=None, observer=None):
         self.client, self.cfg, self.info, self.layout, self.data = client, cfg, info, layout, data
         self.on_scored = on_scored  # called with the FitResult so far after every scoring (export_checkpoints_dir)
+        # the client's view: live history, progress bar, the user's callbacks
+        self.observer = observer or FitObserver(cfg.params.get("callbacks"), quiet=bool(cfg.params["quiet_mode"]))
         self.settings = settings
         self.scoring_spec = evaluate.ScoringSpec.of(cfg.kind, cfg.distribution, cfg.params, info)
         self.n_threads = n_threads
@@ -234,6 +240,7 @@ class IterationLoop:
         """Train from ``state`` until the epochs are done or a stopping rule fires; ``resume``: a
         checkpoint's progress, which this fit continues (samples, iterations, history, time)."""
         pg = self._start(state, resume)
+        self.observer.start(pg.history, self.data.n_rows, self.total, pg.samples)
         try:
             while pg.samples < self.total - 1e-9:
                 score_jobs = self._one_round(pg)
@@ -254,6 +261,7 @@ class IterationLoop:
             if pg.pending is not None:  # stopped early, or raised: the round submitted ahead is not wanted
                 self._cancel(pg.pending, wait_s=10 * pg.round_s + 5)
             self._last_mean = pg.last_mean
+            self.observer.close()
         if pg.timed_out:
             pg.stop_reason = "max_runtime_secs"
         self._restore_best(pg)
@@ -369,9 +377,18 @@ class IterationLoop:
                 "(.last_good_model).", last_good_state=pg.state, history_rows=pg.history)
         pg.state = new_state
         pg.samples += int(trained)
+        self._progress(pg, trained, dt, compute)
+
+    def _progress(self, pg: _Progress, trained: float, dt: float, compute: float) -> None:
+        """The round on the progress bar, or as a log line with the time left at the fit's rate so far."""
+        if self.observer.shows_bar:
+            self.observer.round_done(pg.samples, trained / max(dt, 1e-9))
+            return
+        spent = time.perf_counter() - pg.t_start
+        left = (self.total - pg.samples) * spent / max(pg.samples, 1)
         self._log("dask_dl: iteration %d: %d samples in %.2f s (%.0f samples/s; slowest worker's compute %.2f s), "
-                  "epochs %.3f", pg.iteration, trained, dt, trained / max(dt, 1e-9), compute,
-                  pg.samples / self.data.n_rows)
+                  "epochs %.3f, ~%.0f s left", pg.iteration, trained, dt, trained / max(dt, 1e-9), compute,
+                  pg.samples / self.data.n_rows, left)
 
     def _round_result(self, pg: _Progress, rnd: _Round):
         """The round's (state, samples, compute seconds), waited for watchfully; _RoundLost when a
@@ -476,18 +493,20 @@ class IterationLoop:
     def _score_round(self, pg: _Progress, score_jobs) -> None:
         """Score the centre, append the history row, note the threshold and the stopping metric."""
         s0 = time.perf_counter()
-        m_train, m_valid, train_stats = self._score(pg.state, score_jobs)
-        if self.cfg.adapts_huber_delta and train_stats is not None:
+        m_train, m_valid, stats = self._score(pg.state, score_jobs)
+        if self.cfg.adapts_huber_delta and stats.get("train") is not None:
             pg.settings = pg.settings.with_huber_delta(
-                evaluate.huber_delta_standardised(train_stats, self.cfg.params["huber_alpha"], self.info))
+                evaluate.huber_delta_standardised(stats["train"], self.cfg.params["huber_alpha"], self.info))
         self._add_history_row(pg, s0, m_train, m_valid)
         ref = m_valid if self.data.score_valid is not None and m_valid else m_train
         pg.last_ref = ref
         if self.cfg.kind == "binomial" and ref:
             pg.threshold = float(ref.get("threshold", 0.5))
-        self._log("dask_dl: scoring: %s", _brief(m_train, m_valid, self.cfg.stopping_key))
+        if not self.observer.shows_bar:
+            self._log("dask_dl: scoring: %s", _brief(m_train, m_valid, self.cfg.stopping_key))
+        self.observer.scored(pg.history[-1])
         pg.series.append(ref.get(self.cfg.stopping_key, float("nan")) if ref else float("nan"))
-        pg.m_train, pg.m_valid = m_train, m_valid
+        pg.m_train, pg.m_valid, pg.stats = m_train, m_valid, stats
         if self.on_scored is not None:
             self.on_scored(self._result(pg))
 
@@ -505,9 +524,13 @@ class IterationLoop:
         loss = pg.last_ref.get(key, float("nan")) if pg.last_ref else float("nan")
         if self.cfg.params["overwrite_with_best_model"] and history.is_better(
                 loss, pg.best[1] if pg.best else None, key):
-            pg.best = (pg.state.copy(), loss, pg.threshold, pg.m_train, pg.m_valid)
+            pg.best = (pg.state.copy(), loss, pg.threshold, pg.m_train, pg.m_valid, pg.stats)
 
     def _stop_rule_fired(self, pg: _Progress) -> bool:
+        if self.observer.stop_requested:
+            pg.stop_reason = "callback"
+            self._log("dask_dl: a callback asked to stop after %d scoring rounds", len(pg.series))
+            return True
         reason = history.stop_reason(self.cfg, pg.m_train, pg.series)
         if reason is None:
             return False
@@ -525,11 +548,11 @@ class IterationLoop:
         key = self.cfg.best_key
         if not self.cfg.params["overwrite_with_best_model"] or pg.best is None:
             return
-        best_state, best_loss, best_threshold, m_train, m_valid = pg.best
+        best_state, best_loss, best_threshold, m_train, m_valid, stats = pg.best
         final_loss = pg.last_ref.get(key, float("nan")) if pg.last_ref else float("nan")
         if not history.is_better(best_loss, final_loss, key) or best_loss == final_loss:
             return
-        pg.state, pg.threshold = best_state, best_threshold
+        pg.state, pg.threshold, pg.stats = best_state, best_threshold, stats
         self._add_history_row(pg, time.perf_counter(), m_train, m_valid)
         self._log("dask_dl: restored the best model (%s %.5g)", key, best_loss)
 
@@ -538,7 +561,8 @@ class IterationLoop:
                          epochs=pg.samples / self.data.n_rows, stop_reason=pg.stop_reason, threshold=pg.threshold,
                          run_seconds=time.perf_counter() - pg.t_start, train_samples_per_iteration=pg.tspi,
                          workers=len(self.data.blocks_by_worker),
-                         timings={**pg.timings, "iterations": pg.iteration, "reruns": pg.reruns})
+                         timings={**pg.timings, "iterations": pg.iteration, "reruns": pg.reruns},
+                         metrics_stats=dict(pg.stats))
 
     # --------------------------------------------------------------------- rounds on the cluster
     def _round_size(self, pg: _Progress, done: int) -> int:
@@ -600,16 +624,16 @@ class IterationLoop:
         # ahead of a pipelined next round's training, which waits for the same average: the
         # client's decisions wait on the scores, not on that round
         return [self.client.submit(tasks.score_sets, model_f, layout=self.layout, spec=self.scoring_spec,
-                                   train_blocks=tf, valid_blocks=vf, pure=False, priority=1,
+                                   train_blocks=tf, valid_blocks=vf, key=task_key("score"), priority=1,
                                    **({"workers": [w], "allow_other_workers": True} if w else {"workers": workers}))
                 for w, (tf, vf) in by_worker.items()]
 
     def _score(self, state: np.ndarray, jobs: list | None = None):
         """One scoring round: sufficient statistics on the workers (``jobs``: submitted with the
         round; else the state is uploaded and scored now), merged and finished on the client.
-        Returns (training metrics, validation metrics or None, the training sample's statistics)."""
+        Returns (training metrics, validation metrics or None, {"train": statistics, "valid": ...})."""
         if not self.data.score_train and not self.data.score_valid:
-            return {}, None, None
+            return {}, None, {}
         parts = self._scoring_outputs(state, jobs)
 
         def merged(k):
@@ -621,7 +645,7 @@ class IterationLoop:
         m_valid = None
         if self.data.score_valid is not None:
             m_valid = evaluate.metrics_from_stats(valid_stats, self.cfg) if valid_stats is not None else {}
-        return m_train, m_valid, train_stats
+        return m_train, m_valid, {k: v for k, v in (("train", train_stats), ("valid", valid_stats)) if v is not None}
 
     def _scoring_outputs(self, state: np.ndarray, jobs: list | None) -> list:
         """The scoring tasks' results; when a worker is lost under them (with the average they

@@ -18,6 +18,7 @@ from ..data import encode
 from ..data.schema import build_data_info, feature_columns, merge_stats, partition_stats, tree_merge
 from . import tasks
 from .frames import partition_calls, partition_futures
+from ..task_names import task_key, task_keys
 from .replication import replicate_blocks, wants_replication
 from .streaming import place_streaming, scatter_sources, wants_streaming
 from .watch import wait_all
@@ -65,7 +66,7 @@ def compute_data_info(client, frame, roles: dict, params: dict, response_kind: s
     names = (params.get("weights_column"), params.get("offset_column"))
     by_response = params.get("categorical_encoding") == "SortByResponse"
     stats = tree_merge(partition_calls(partition_stats, frame, numeric, categorical, response_kind, names,
-                                       by_response), merge_stats)
+                                       by_response, what="statistics"), merge_stats, what="statistics-merge")
     merged = client.compute(stats)
     wait_all(client, [merged], what="the statistics pass")
     merged = merged.result()
@@ -75,7 +76,7 @@ def compute_data_info(client, frame, roles: dict, params: dict, response_kind: s
 def _rows_of(client, futures) -> list:
     """Row counts of encoded blocks; waits for them and re-raises a worker's encoding error (e.g. an
     unseen response class) here."""
-    counts = client.map(tasks.block_rows, futures, pure=False)
+    counts = client.map(tasks.block_rows, futures, key=task_keys("rows", len(futures)))
     wait_all(client, counts, what="encoding the data")
     return client.gather(counts)
 
@@ -85,7 +86,8 @@ def _submit_encoding(client, frame, info, workers=None, scoring: bool = False) -
     validation block, see ``encode_training_block``); with ``workers``, spread evenly over them
     (``_encoding_workers``), else where the scheduler chooses."""
     # ``info`` rides inside each task (a partial is not traversed): a graph key of its own delays the start
-    blocks = partition_calls(functools.partial(encode.encode_training_block, info=info, scoring=scoring), frame)
+    blocks = partition_calls(functools.partial(encode.encode_training_block, info=info, scoring=scoring), frame,
+                             what="encode")
     if not workers:
         return client.compute(blocks)
     futures = [None] * len(blocks)
@@ -121,7 +123,7 @@ def _balanced(client, futures: list, info, seed: int) -> list:
     if not info.class_factors:
         return futures
     return [client.submit(encode.balance_block, f, factors=info.class_factors, seed=balance_seed(seed, i),
-                          pure=False) for i, f in enumerate(futures)]
+                          key=task_key("balance")) for i, f in enumerate(futures)]
 
 
 def balance_seed(seed: int, partition: int) -> int:
@@ -137,7 +139,7 @@ def _sample_fraction(wanted: int, n: int) -> float:
 def _submit_scoring_samples(client, futures, frac: float, seed: int) -> list:
     """The training-scoring sample of every encoded block (H2O: Bernoulli(S/N) per row, drawn once
     at set-up; block i with seed + i, empty blocks included)."""
-    return [client.submit(encode.sample_block, f, fraction=frac, seed=seed + i, pure=False)
+    return [client.submit(encode.sample_block, f, fraction=frac, seed=seed + i, key=task_key("sample"))
             for i, f in enumerate(futures)]
 
 
@@ -156,7 +158,7 @@ def _validation_blocks(client, valid_frame, info, params: dict, seed: int, vfut=
         return vfut
     stratified = params["score_validation_sampling"] == "Stratified" and info.response_kind == "classification"
     return [client.submit(encode.sample_block, f, fraction=vfrac, seed=seed + 1 + i, stratified=stratified,
-                          pure=False) for i, f in enumerate(vfut)]
+                          key=task_key("sample")) for i, f in enumerate(vfut)]
 
 
 def place_training_data(client, frame, info, valid_frame, cfg, seed: int) -> TrainingData:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from ..errors import ClusterUnavailableError
+from ..task_names import task_key
 from .memory import encoded_bytes, memory_limits
 from .watch import WorkersUnavailable, wait_for
 
@@ -44,7 +45,7 @@ def replicate_blocks(client, futures: list, workers: list, quiet: bool = False) 
     while workers:
         who = client.who_has(futures)
         out = {w: [f if w in (who.get(f.key) or ()) else
-                   client.submit(replica, f, workers=[w], allow_other_workers=False, pure=False)
+                   client.submit(replica, f, workers=[w], allow_other_workers=False, key=task_key("replicate"))
                    for f in futures] for w in workers}
         try:
             wait_for(client, [f for fs in out.values() for f in fs], workers=workers,

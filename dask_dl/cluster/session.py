@@ -53,7 +53,7 @@ def local_client(n_workers: int, threads_per_worker: int, **cluster_kwargs):
 
 
 @contextlib.contextmanager
-def cluster_client(client=None, mini_batch: bool = False, thread_copies: bool = False):
+def cluster_client(client=None, mini_batch: bool = False, thread_copies: bool = False, quiet: bool = False):
     """Yield a Client: the one given, the active one, or an embedded LocalCluster sized to this
     machine and kernel (``embedded_shape``), closed again on exit."""
     if client is None:
@@ -62,8 +62,9 @@ def cluster_client(client=None, mini_batch: bool = False, thread_copies: bool = 
         yield client
         return
     workers, threads = embedded_shape(os.cpu_count() or 1, mini_batch, thread_copies)
-    logger.info("dask_dl: no Dask client in scope; starting an embedded LocalCluster (%d worker(s) x %d "
-                "thread(s))", workers, threads)
+    if not quiet:
+        logger.info("dask_dl: no Dask client in scope; starting an embedded LocalCluster (%d worker(s) x %d "
+                    "thread(s))", workers, threads)
     with local_client(workers, threads) as embedded:
         yield embedded
 

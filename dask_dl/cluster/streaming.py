@@ -13,6 +13,7 @@ import numpy as np
 
 from ..data.encode import balance_block, encode_training_block, sample_block
 from ..nn import hogwild
+from ..task_names import task_key
 from .memory import encoded_bytes, memory_limits
 from .watch import wait_all
 
@@ -110,7 +111,8 @@ def _setup_pass(client, parts: list, info, assignment: list, fraction: float, se
     setup = [None] * len(parts)
     for w, idx in assignment:
         calls = [dask.delayed(streamed_setup)(parts[i], info=info_d, fraction=fraction, seed=seed + i,
-                                              balance_seed=balance_seeds[i]) for i in idx]
+                                              balance_seed=balance_seeds[i],
+                                              dask_key_name=task_key("stream-setup")) for i in idx]
         for i, f in zip(idx, client.compute(calls, workers=[w], allow_other_workers=True)):
             setup[i] = f
     wait_all(client, setup, what="the out-of-core set-up pass")
@@ -125,8 +127,8 @@ def place_streaming(client, frame, info, assignment: list, fraction: float, seed
     parts = frame.to_delayed()
     balance_seeds = balance_seeds or [0] * len(parts)
     setup = _setup_pass(client, parts, info, assignment, fraction, seed, balance_seeds)
-    rows = client.gather([client.submit(operator.itemgetter(0), f, pure=False) for f in setup])
-    score_train = [client.submit(operator.itemgetter(1), f, pure=False) for f in setup]
+    rows = client.gather([client.submit(operator.itemgetter(0), f, key=task_key("rows")) for f in setup])
+    score_train = [client.submit(operator.itemgetter(1), f, key=task_key("sample")) for f in setup]
     wait_all(client, score_train, what="drawing the scoring samples")
     del setup
     kept = [i for i in range(len(parts)) if rows[i] > 0]

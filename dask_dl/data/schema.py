@@ -593,12 +593,15 @@ def _merge_moments(a, b):
     return (n, m, m2, min(loa, lob), max(hia, hib), nanA + nanB)
 
 
-def tree_merge(parts: list, merge, split_every: int = 8):
-    """Pairwise-style tree of delayed merges (keeps the graph shallow for many partitions)."""
+def tree_merge(parts: list, merge, split_every: int = 8, what: str = "merge"):
+    """Pairwise-style tree of delayed merges (keeps the graph shallow for many partitions); the
+    tasks are named ``dask_dl-<what>`` on the dashboard."""
     import dask
+    from ..task_names import task_key
     level = list(parts)
     while len(level) > 1:
-        level = [dask.delayed(_merge_many)(level[i:i + split_every], merge)
+        level = [dask.delayed(_merge_many)(level[i:i + split_every], merge,
+                                           dask_key_name=task_key(what, [p.key for p in level[i:i + split_every]]))
                  for i in range(0, len(level), split_every)]
     return level[0]
 

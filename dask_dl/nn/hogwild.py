@@ -8,6 +8,7 @@ weighted by rows: no two cores write the same weights, and no result depends on 
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import numpy as np
@@ -199,14 +200,23 @@ def warm_up(batch: int = 1, elastic: bool = False) -> None:
     A kernel that is neither loaded here nor in numba's on-disk cache is compiled in a child process
     first (``_compile_in_child``), and this process loads the cached machine code: compiling leaves
     ~170 MiB of LLVM's memory in the compiling process (a Dask worker would carry it for its life
-    and pause under a small memory_limit), loading only the code (benchmarks/README.md, issue 16)."""
+    and pause under a small memory_limit), loading only the code (benchmarks/README.md, issue 16).
+    A compile already under way (the client's background ``precompile``, another worker's child)
+    is waited for first, so no worker starts a child only to wait on the lock (issue 21)."""
     kernels = _warm_kernels(batch, elastic)
-    if not all(k.overloads or _in_disk_cache(k) for k in kernels) and _cache_writable(kernels[0]):
-        _compile_in_child(batch, elastic)
-    compiled = not all(k.overloads or _in_disk_cache(k) for k in kernels)
+    if not _all_cached(kernels) and _cache_writable(kernels[0]):
+        wait_for_compiler(batch)
+        if not _all_cached(kernels):
+            _compile_in_child(batch, elastic)
+    compiled = not _all_cached(kernels)
     _warm_calls(batch, elastic)
     if compiled:  # compiled here after all (no usable cache): hand glibc's freed pages back
         _malloc_trim()
+
+
+def _all_cached(kernels: list) -> bool:
+    """Whether every kernel is loaded in this process or in numba's on-disk cache."""
+    return all(k.overloads or _in_disk_cache(k) for k in kernels)
 
 
 def _warm_kernels(batch: int, elastic: bool) -> list:
@@ -250,30 +260,67 @@ def _cache_writable(kernel) -> bool:
 
 def _compile_in_child(batch: int, elastic: bool) -> bool:
     """Compile the fit's kernels into numba's on-disk cache in a short-lived child process (one at a
-    time per cache directory, so workers starting together compile once). True if it succeeded."""
-    import os
+    time per kernel family and cache directory, so workers starting together compile once; the
+    child is ``precompile.compile_locked``). True if it succeeded."""
     import subprocess
-    import sys
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
-    code = f"from dask_dl.nn import hogwild; hogwild._compile_locked({int(batch)}, {bool(elastic)})"
+    argv, env = child_command(f"from dask_dl.nn import precompile; precompile.compile_locked({int(batch)}, "
+                              f"{bool(elastic)})")
     try:
-        return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=1800).returncode == 0
+        return subprocess.run(argv, env=env, capture_output=True, timeout=1800).returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
 
 
-def _compile_locked(batch: int, elastic: bool) -> None:
-    """In the child: compile (or, if another child just did, load) the kernels under a file lock."""
+def child_command(code: str) -> tuple:
+    """(argv, env) of a ``python -c code`` child that imports this checkout's dask_dl and starts no
+    background compile of its own (``DASK_DL_PRECOMPILE=0``)."""
     import os
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, DASK_DL_PRECOMPILE="0",
+               PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    return [sys.executable, "-c", code], env
+
+
+def compile_lock_path(batch: int) -> str:
+    """The lock file of a kernel family (per sample, mini-batch) in numba's cache directory: the two
+    families compile independently, each at most once at a time."""
+    import os
+    family = "batch" if batch > 1 else "sample"
+    return os.path.join(train_rows._cache.cache_path, f"dask_dl_warm_up_{family}.lock")
+
+
+@contextlib.contextmanager
+def compile_lock(batch: int, timeout: float = 1800.0):
+    """Hold the kernel family's compile lock (an exclusive ``flock``), waiting at most ``timeout``
+    seconds for it (then go on without it: at worst two processes compile the same kernel)."""
+    import os
+    import time
     os.makedirs(train_rows._cache.cache_path, exist_ok=True)
-    with open(os.path.join(train_rows._cache.cache_path, "dask_dl_warm_up.lock"), "a") as lock:
+    with open(compile_lock_path(batch), "a") as lock:
         try:
             import fcntl
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        except ImportError:  # not POSIX: no lock, at worst two children compile the same kernel
+        except ImportError:  # not POSIX: no lock
+            yield
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+        yield
+
+
+def wait_for_compiler(batch: int, timeout: float = 1800.0) -> None:
+    """Return once no process compiles this kernel family into the cache (at once if none does)."""
+    import os
+    if os.path.exists(compile_lock_path(batch)):
+        with compile_lock(batch, timeout):
             pass
-        _warm_calls(batch, elastic)
 
 
 def _malloc_trim() -> None:

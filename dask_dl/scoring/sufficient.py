@@ -140,6 +140,7 @@ def finish(stats: dict, *, kind: str, classes: list | None = None, distribution:
         out.update(_binomial_ranking(stats["pos"], stats["neg"]))
         cm = _threshold_cm(stats["pos"], stats["neg"], out["max_f1_threshold"])
         table["gains_lift"] = _gains_lift(stats["pos"], stats["neg"])
+        table["binomial_hist"] = (stats["pos"], stats["neg"])  # for roc() and pr_curve()
     elif "class_hist" in stats and auc_type in AVERAGED_AUC:
         table["auc_table"] = multinomial_auc_table(stats["class_hist"], classes)
         row = table["auc_table"].set_index("type").loc[auc_type]
@@ -279,10 +280,11 @@ class Performance(Mapping):
     ModelMetrics objects carry: ``confusion_matrix()``, ``hit_ratios()``, ``gains_lift()``."""
 
     def __init__(self, values: dict, *, nobs: float, confusion=None, classes=None, hits=None, gains_lift=None,
-                 auc_table=None, max_confusion_matrix_size: int = 20):
+                 auc_table=None, max_confusion_matrix_size: int = 20, binomial_hist=None):
         self._values = {**values, "nobs": nobs}
         self._confusion, self._classes, self._hits, self._gains = confusion, classes, hits, gains_lift
         self._auc_table, self._max_cm = auc_table, int(max_confusion_matrix_size)
+        self._binomial = binomial_hist  # (pos, neg) logit histograms: the ROC and PR curves
 
     def __getitem__(self, key):
         return self._values[key]
@@ -320,6 +322,36 @@ class Performance(Mapping):
         if self._gains is None:
             raise ValueError("gains/lift is a binomial model's table")
         return self._gains.copy()
+
+    def roc(self) -> pd.DataFrame:
+        """The ROC curve (binomial): threshold, fpr, tpr from (0, 0) at threshold inf to (1, 1), one
+        point per non-empty score bin, descending; the same binned rows as ``self["auc"]``, so its
+        trapezoid area is that AUC."""
+        tps, fps, thresholds = self._curve_counts()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return pd.DataFrame({"threshold": np.r_[np.inf, thresholds], "fpr": np.r_[0.0, fps] / fps[-1],
+                                 "tpr": np.r_[0.0, tps] / tps[-1]})
+
+    def pr_curve(self) -> pd.DataFrame:
+        """The precision-recall curve (binomial): threshold, recall, precision per non-empty score bin,
+        thresholds descending; sum(diff([0, recall]) * precision) is ``self["pr_auc"]``."""
+        tps, fps, thresholds = self._curve_counts()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return pd.DataFrame({"threshold": thresholds, "recall": tps / tps[-1], "precision": tps / (tps + fps)})
+
+    def _curve_counts(self) -> tuple:
+        """Cumulative weighted (tp, fp, threshold) of the binned scores, as ``metrics.auc`` counts them."""
+        if getattr(self, "_binomial", None) is None:
+            raise ValueError("ROC and precision-recall curves are a binomial model's metrics")
+        if not sum(h.sum() for h in self._binomial) > 0:
+            raise ValueError("these metrics are of no rows: there is no curve to draw")
+        return metrics._roc_points(*_binned_rows(*self._binomial))
+
+    def plot(self, type: str = "roc", ax=None):
+        """H2O's ``perf.plot(type="roc")``: the ROC (``"roc"``) or precision-recall (``"pr"``) curve
+        on matplotlib Axes (``pip install "dask_dl[plot]"``); returns the Axes."""
+        from ..plots import plot_curve
+        return plot_curve(self, type, ax)
 
     def multinomial_auc_table(self) -> pd.DataFrame:
         """AUC and AUCPR of every averaging type and of each class against the rest (multinomial
