@@ -105,7 +105,14 @@ def _interactive() -> bool:
     fit: the fits a grid or a cross-validation trains at once, from threads, would share one line."""
     if threading.current_thread() is not threading.main_thread():
         return False
-    return "ipykernel" in sys.modules or bool(getattr(sys.stderr, "isatty", lambda: False)())
+    return _in_jupyter() or bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
+def _in_jupyter() -> bool:
+    """Whether this process is a running Jupyter (IPython) kernel, not merely one that imported it."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return getattr(shell, "kernel", None) is not None
 
 
 def _make_bar(total_epochs: float, done_epochs: float):
@@ -123,7 +130,7 @@ def _make_bar(total_epochs: float, done_epochs: float):
 
 def _tqdm_class():
     """tqdm's notebook widget inside a Jupyter kernel with ipywidgets, its text bar elsewhere."""
-    if "ipykernel" in sys.modules:
+    if _in_jupyter():
         try:
             import ipywidgets  # noqa: F401
             from tqdm.notebook import tqdm

@@ -68,7 +68,7 @@ def test_set_up_passes_take_persisted_partitions_as_futures(client2, df):
     for c in calls:  # one task per partition, its only input the persisted partition's future
         graph = dict(c.__dask_graph__())
         assert list(graph) == [c.key] and len(graph[c.key].dependencies) == 1
-        assert c.key.startswith("len-")
+        assert c.key.startswith("dask_dl-len-")  # named for the dashboard
         sources += list(graph[c.key].dependencies)
     assert len(set(sources)) == 4 and all(k[0] == sources[0][0] for k in sources)
     assert dask.compute(*calls) == (10, 10, 10, 10)

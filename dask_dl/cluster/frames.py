@@ -87,12 +87,13 @@ def _call_on(fn, part, columns, index: int, *args):
         raise
 
 
-def partition_calls(fn, frame, *args, what: str = "partition") -> list:
+def partition_calls(fn, frame, *args, what: str | None = None) -> list:
     """``dask.delayed(fn)(partition, *args)`` for every partition of ``frame``, in order. Persisted
     partitions go to ``fn``'s task straight from their futures (renamed inside it where the frame
     renames them): no dask-dataframe task and no intermediate frame stored on the worker, whose
     ``sizeof`` walk over the columns costs time. Anything else goes through ``to_delayed()``.
-    ``what`` names the tasks on the dashboard (``dask_dl-<what>``)."""
+    ``what`` names the tasks on the dashboard (``dask_dl-<what>``; default: ``fn``'s name)."""
+    what = what or getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", "partition")
     common = dask.base.tokenize(fn, *args)  # once: tokenizing a wide DataInfo is not free
     direct = _direct_sources(frame)
     if direct is None:
