@@ -21,7 +21,7 @@ import pandas as pd
 
 from .data.schema import RESPONSE
 from .inputs import training_frame
-from .names import AUC_TYPES
+from .scoring.sufficient import AVERAGED_AUC
 
 #: metrics a model kind can be ranked by (the keys of its ``model_performance``)
 KIND_METRICS: dict[str, tuple[str, ...]] = {
@@ -75,7 +75,7 @@ def _checked(model, metric: str, n_samples: int, n_repeats: int, features, seed:
 def resolve_metric(model, metric: str) -> str:
     """H2O's metric name (any case; AUTO: AUC binomial, logloss multinomial, RMSE regression)."""
     valid = list(KIND_METRICS[model.kind])
-    if model.kind == "multinomial" and model.params.get("auc_type", "AUTO") not in AUC_TYPES[2:]:
+    if model.kind == "multinomial" and model.params.get("auc_type", "AUTO") not in AVERAGED_AUC:
         valid = [m for m in valid if m not in ("auc", "pr_auc")]  # computed only with an averaging auc_type
     name = str(metric).lower()
     name = AUTO_METRIC[model.kind] if name == "auto" else ALIASES.get(name, name)

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 
 from . import autoencoding, persist
-from .task_names import task_key
 from .data.encode import encode_features, encode_training_block, row_offsets
 from .data.schema import OFFSET, DataInfo, check_columns, tree_merge
 from .inputs import feature_frame, training_frame, with_model_roles, with_weights
@@ -18,6 +17,7 @@ from .nn.network import HIDDEN_NAMES, NetworkLayout
 from .scoring.evaluate import ScoringSpec, block_stats, to_response_scale, with_offsets, with_priors
 from .scoring import sufficient
 from .scoring.varimp import varimp_table
+from .task_names import task_key
 
 
 class DeepLearningModel:

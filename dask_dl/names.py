@@ -141,6 +141,13 @@ def resolve_stopping_metric(stopping_metric: str, kind: str) -> str:
     return key
 
 
+def metric_key(metric: str) -> str:
+    """The scoring history's key for an H2O metric spelling (any case: "AUCPR" -> "pr_auc",
+    "misclassification" -> "classification_error"); other names lower-cased, unchecked."""
+    name = str(metric).strip().lower()
+    return _SPELLINGS.get(name, name)
+
+
 def best_model_metric(stopping_metric: str, kind: str) -> str:
     """Metric key that ``overwrite_with_best_model`` ranks models by (§11.4).
 

@@ -13,12 +13,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .names import resolve_stopping_metric
+from .names import metric_key, resolve_stopping_metric
 
 TIMESTEPS = {"AUTO": "epochs", "epochs": "epochs", "samples": "samples", "iterations": "iterations",
              "duration": "duration", "time": "duration"}
-_DEFAULT_METRIC = {"binomial": "logloss", "multinomial": "logloss", "regression": "deviance", "autoencoder": "mse"}
-_SPELLINGS = {"aucpr": "pr_auc", "misclassification": "classification_error", "lift_top_group": "lift"}
 
 
 def _pyplot():
@@ -46,14 +44,13 @@ def history_metric(model, metric: str = "AUTO") -> str:
     available = [c[len("training_"):] for c in history.columns  # training_speed is text: not a metric
                  if c.startswith("training_") and history[c].dtype.kind in "fiu"]
     if str(metric).upper() == "AUTO":
-        kind = model.kind
+        default = resolve_stopping_metric("AUTO", model.kind)
         try:
-            key = resolve_stopping_metric(model.params.get("stopping_metric", "AUTO"), kind)
+            key = resolve_stopping_metric(model.params.get("stopping_metric", "AUTO"), model.kind)
         except ValueError:
-            key = _DEFAULT_METRIC.get(kind, "")
-        return key if key in available else _DEFAULT_METRIC.get(kind, available[0] if available else "")
-    key = str(metric).strip().lower()
-    key = _SPELLINGS.get(key, key)
+            key = default
+        return key if key in available else default
+    key = metric_key(metric)
     if key not in available:
         raise ValueError(f"metric={metric!r} is not in this model's scoring history; available: "
                          f"AUTO, {', '.join(available)}")

@@ -37,6 +37,7 @@ class FitObserver:
         self._bar = None
         self._n_rows = 1
         self._shown_after = 0.0  # perf_counter time from which the bar may show
+        self._last_metric = ""    # the last scoring's headline metric, for the bar
         self.stop_requested = False
 
     # ------------------------------------------------------------------ the training loop's side
@@ -82,8 +83,6 @@ class FitObserver:
         with self._lock:
             rows = list(self._rows)
         return pd.DataFrame(rows)
-
-    _last_metric = ""
 
     def _postfix(self, samples_per_s: float) -> str:
         rate = f"{samples_per_s:,.0f} samples/s"

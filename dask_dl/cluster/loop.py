@@ -24,9 +24,9 @@ from ..errors import ClusterUnavailableError, ModelDivergedError
 from ..nn.hogwild import proportional_split
 from ..progress import FitObserver
 from ..scoring import evaluate, history, sufficient
+from ..task_names import task_key
 from . import tasks
 from .averaging import tree_average
-from ..task_names import task_key
 from .placement import TrainingData
 from .replan import replan
 from .watch import WorkersUnavailable, describe, running, wait_for, worker_states
