@@ -43,14 +43,11 @@ def __getattr__(name: str):
         raise AttributeError(f"module 'dask_dl' has no attribute {name!r}")
     value = getattr(_importlib.import_module(module, __name__), name)
     globals()[name] = value
-    if name in _COMPILE_EARLY:
-        _precompile_soon()
     return value
 
 
-# the client's first touch of an estimator: compile the default kernel in the background, while the
-# user loads data and the cluster starts (issue 21; DASK_DL_PRECOMPILE=0 turns it off)
-_COMPILE_EARLY = {"DeepLearningClassifier", "DeepLearningRegressor", "DeepLearningAutoencoder", "GridSearch"}
+def __dir__():
+    return sorted(list(globals()) + __all__)
 
 
 def _precompile_soon() -> None:
@@ -61,5 +58,6 @@ def _precompile_soon() -> None:
         pass
 
 
-def __dir__():
-    return sorted(list(globals()) + __all__)
+# a client's import: on a fresh install, compile the default kernel in the background while the user
+# reads data and the cluster starts (issue 21; DASK_DL_PRECOMPILE=0: off; never in Dask workers)
+_precompile_soon()

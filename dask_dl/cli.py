@@ -321,8 +321,6 @@ def _train(args, out) -> int:
     from .model import save_model
     values = {name: getattr(args, name) for name in args.param_names if hasattr(args, name)}
     P.check_values(values)  # out-of-range values fail here, before any data or cluster work
-    from .nn import precompile
-    precompile.start()  # a fresh install compiles the kernel while the data is read and the cluster starts
     so = storage_options_from(args.storage_option, args.storage_options)
     _prepare_output(args.model_out, so)
     frame = _read(args.data, so, "training data")

@@ -24,6 +24,7 @@ from .cluster.session import cluster_client, worker_threads
 from .errors import ClusterUnavailableError, ModelDivergedError
 from .data.schema import DataInfo
 from .model import DeepLearningModel
+from .nn import precompile
 from .nn import settings as kernel_settings
 from .nn.network import NetworkLayout, build_layout, initial_state, set_initial_values
 
@@ -50,25 +51,14 @@ def train(frame, columns: ColumnRoles, cfg: P.TrainingConfig, *, validation=None
     model this fit continues (its encoding, state and progress; checked by ``checkpoint.check``).
     ``observer``: the client's view of the fit (``progress.FitObserver``), None: one from the params."""
     family = cfg.kind if cfg.kind in ("regression", "autoencoder") else "classification"
-    resume = None
-    if checkpoint is not None:  # its encoding: the inputs its weights were trained on
-        info = checkpoint.info
-        network = _network(cfg, family, info, None)
-        start_state, resume = checkpoints.start(checkpoint, network[1])
-        network = (network[0], network[1], start_state)
-    # in-memory data: the network and its start (initial_weights' shapes) are settled before any cluster work
-    elif info is not None:
-        network = _network(cfg, family, info, start_state)
-    else:
-        network = None
+    network, info, start_state, resume = _network_before_cluster(cfg, family, info, start_state, checkpoint)
     with cluster_client(client, mini_batch=not cfg.per_sample, thread_copies=cfg.thread_copies,
                         quiet=bool(cfg.params["quiet_mode"])) as c, \
             _training_slot(c, quiet=bool(cfg.params["quiet_mode"])):
         threads = worker_threads(c)
         if not threads:
             raise ClusterUnavailableError("the Dask cluster has no workers")
-        placement.warm_workers(c, cfg.mini_batch, cfg.elastic)
-        memory.check_workers(c)  # paused, or too small for a warmed-up worker: refuse before any data task
+        late_warm_up = _warm_and_check_workers(c, cfg)
         frame = _partitioned(c, frame, cfg, len(threads))
         if validation is not None:
             validation = persist_if_in_memory(c, _spread(_as_dask(validation, len(threads)), len(threads)))
@@ -76,13 +66,17 @@ def train(frame, columns: ColumnRoles, cfg: P.TrainingConfig, *, validation=None
             info = placement.compute_data_info(c, frame, columns.features, cfg.params, family, columns.response,
                                                cfg.distribution)
         cfg, layout, state = network or _network(cfg, family, info, start_state)
-        cfg = memory.preflight(c, info, layout, cfg, n_parts=frame.npartitions)  # replication off / out of core
+        cfg = memory.preflight(c, info, layout, cfg, n_parts=frame.npartitions,  # replication off / out of core
+                               kernel_to_load=late_warm_up)
         data = placement.place_training_data(c, frame, info, validation, cfg, placement.seed_for(cfg))
         runner = loop.IterationLoop(c, cfg, info, layout, kernel_settings.settings_from_config(cfg), data, threads,
                                     pipeline_max_round_s=pipeline_max_round_s,
                                     on_scored=_exporter(cfg, layout, info, data), observer=observer)
         failed = True
         try:
+            if late_warm_up:  # inside the try: a refusal here releases the placed data
+                placement.warm_workers(c, cfg.mini_batch)  # the workers wait for the compile, then load it
+                memory.check_workers(c)
             result = runner.run(state, resume)
             failed = False
         except ModelDivergedError as err:
@@ -97,6 +91,35 @@ def train(frame, columns: ColumnRoles, cfg: P.TrainingConfig, *, validation=None
     return DeepLearningModel(layout, result.state, info, _kept(cfg.params), cfg.kind, cfg.distribution, cfg.loss,
                              result.history, threshold=result.threshold, run=_run_record(result, data, cfg),
                              metrics_stats=result.metrics_stats)
+
+
+def _network_before_cluster(cfg: P.TrainingConfig, family: str, info, start_state, checkpoint) -> tuple:
+    """(network or None, info, start_state, resume): what can be settled before any cluster work. A
+    checkpoint's encoding (the inputs its weights were trained on), state and progress; for
+    in-memory data the network and its start (``initial_weights``' shapes)."""
+    if checkpoint is not None:
+        info = checkpoint.info
+        network = _network(cfg, family, info, None)
+        start_state, resume = checkpoints.start(checkpoint, network[1])
+        return (network[0], network[1], start_state), info, start_state, resume
+    return (_network(cfg, family, info, start_state) if info is not None else None), info, start_state, None
+
+
+def _warm_and_check_workers(client, cfg: P.TrainingConfig) -> bool:
+    """Warm the workers (``placement.warm_workers``), then refuse paused or too small ones before any
+    data task (``memory.check_workers``). The first fit after an install, whose kernel the client's
+    background compile (``nn.precompile``) is still making, warms them after placing its data
+    instead: it waits until only the compile's last stage runs, on one core, and returns True."""
+    late = cfg.per_sample and precompile.under_way()
+    if late and not cfg.params["quiet_mode"]:
+        logger.info("dask_dl: the training kernel is compiling (the first fit after an install, once per machine); "
+                    "the data is placed meanwhile")
+    if not late:
+        placement.warm_workers(client, cfg.mini_batch)
+    memory.check_workers(client)
+    if late:
+        precompile.wait_for_callees()
+    return late
 
 
 def _exporter(cfg: P.TrainingConfig, layout: NetworkLayout, info: DataInfo, data):

@@ -88,6 +88,20 @@ def test_preflight_turns_replication_off_then_streams(dl_log):
     assert len(dl_log) == n_logged
 
 
+def test_preflight_counts_a_kernel_still_to_load():
+    """The first fit after an install places its data before its workers load the kernel: the
+    pre-flight adds KERNEL_FOOTPRINT to each worker's measured footprint."""
+    info, layout = _info(1_000_000, 99), _layout(99)
+    cfg = resolve({"replicate_training_data": True}, "regression")
+    est = memory.estimate(info, layout, cfg, 2, 1, n_parts=8)
+    # replication fits with 32 MiB to spare, so not with the kernel's 64 MiB on top
+    limit_mib = (280 * MiB + est.model + est.scoring + est.replicated + 32 * MiB) / 0.8 / MiB
+    workers = _workers(2, limit_mib)
+    assert memory.preflight(SurveyClient(workers), info, layout, cfg, n_parts=8) is cfg
+    off = memory.preflight(SurveyClient(workers), info, layout, cfg, n_parts=8, kernel_to_load=True)
+    assert off.params["replicate_training_data"] is False
+
+
 def test_preflight_refuses_with_the_numbers():
     info, layout = _info(1_000_000, 99), _layout(99)
     forced = resolve({"out_of_core": False}, "regression")
@@ -181,13 +195,15 @@ def test_small_memory_limit_streams_or_fails_fast(tmp_path):
 
 
 def test_warm_up_loads_only_the_fits_kernels_and_compiles_elsewhere(monkeypatch):
-    """The worker loads the kernel its fit runs; a child process compiles only what no cache holds."""
+    """The worker loads the kernel its fit runs (plain and elastic fits share it); a child process
+    compiles only what no cache holds."""
     from dask_dl.nn import hogwild
-    assert hogwild._warm_kernels(1, False) == [hogwild.train_rows]
-    assert hogwild._warm_kernels(32, True) == [hogwild.train_batches, hogwild.train_batches_elastic]
-    hogwild._warm_calls(1, False)  # loaded (or compiled) in this process
+    assert hogwild.fit_kernel(1) is hogwild.train_rows_elastic
+    assert hogwild.fit_kernel(32) is hogwild.train_batches_elastic
+    hogwild._warm_calls(1)  # loaded (or compiled) in this process
     children = []
     monkeypatch.setattr(hogwild, "_compile_in_child", lambda *a: children.append(a) or True)
-    hogwild.warm_up(1, False)  # already here: no child
-    assert children == [] and hogwild.train_rows.overloads
-    assert hogwild._in_disk_cache(hogwild.train_rows) == hogwild._cache_writable(hogwild.train_rows)
+    hogwild.warm_up(1)  # already here: no child
+    kernel = hogwild.train_rows_elastic
+    assert children == [] and kernel.overloads
+    assert hogwild._in_disk_cache(kernel) == hogwild._cache_writable(kernel)

@@ -30,6 +30,9 @@ ROUND_COPIES = 3
 # out of core, a worker holds two partitions in flight (the one it trains on and the one its reader
 # prefetches), each as read (pyarrow), as a pandas frame and encoded: about six encoded partitions
 STREAM_PARTITIONS = 6
+# what loading the per-sample kernel from numba's cache adds to a worker (measured: +53 MiB); the
+# first fit after an install places its data before its workers have loaded it (job.train)
+KERNEL_FOOTPRINT = 64 * MiB
 
 
 class WorkerMemoryError(MemoryError):
@@ -131,12 +134,16 @@ def estimate(info, layout, cfg, n_workers: int, threads: int, n_parts: int = 1, 
                     streamed=STREAM_PARTITIONS * block, scoring=scoring)
 
 
-def preflight(client, info, layout, cfg, *, n_parts: int = 1, valid_rows: int = 0, workers: list | None = None):
+def preflight(client, info, layout, cfg, *, n_parts: int = 1, valid_rows: int = 0, workers: list | None = None,
+              kernel_to_load: bool = False):
     """Before the data is placed: estimate each worker's memory for this fit against the point where
     Dask pauses it, and return ``cfg`` as it is, or with ``replicate_training_data`` off or
     ``out_of_core`` on (the raw parameters ``wants_replication``/``wants_streaming`` read); raise
-    WorkerMemoryError, naming the numbers, when no placement fits. Workers without a limit fit anything."""
+    WorkerMemoryError, naming the numbers, when no placement fits. Workers without a limit fit anything.
+    ``kernel_to_load``: the workers load the kernel after the data (``KERNEL_FOOTPRINT`` more each)."""
     workers = survey(client) if workers is None else workers
+    if kernel_to_load:
+        workers = [dataclasses.replace(w, rss=w.rss + KERNEL_FOOTPRINT) for w in workers]
     limited = [w for w in workers if w.usable]
     if not limited:
         return cfg

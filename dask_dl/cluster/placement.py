@@ -16,6 +16,7 @@ import numpy as np
 
 from ..data import encode
 from ..data.schema import build_data_info, feature_columns, merge_stats, partition_stats, tree_merge
+from ..nn import precompile
 from . import tasks
 from .frames import partition_calls, partition_futures
 from ..task_names import task_key, task_keys
@@ -257,10 +258,11 @@ def _group_by_holder(client, futures) -> dict:
     return out
 
 
-def warm_workers(client, batch: int, elastic: bool) -> None:
+def warm_workers(client, batch: int) -> None:
     """Compile or load the fit's numba kernels and import dask.dataframe on every worker, before the
-    set-up's first data task (``tasks.warm_up``)."""
-    client.run(tasks.warm_up, batch, elastic)
+    set-up's first data task (``tasks.warm_up``). In a per-sample fit the workers wait for the
+    client's background compile of its kernel, if one runs (a fresh install), and load it."""
+    client.run(tasks.warm_up, batch, batch == 1 and precompile.under_way())
 
 
 def seed_for(cfg) -> int:

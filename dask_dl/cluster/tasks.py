@@ -134,9 +134,10 @@ def block_rows(block) -> int:
     return int(len(block[1]))
 
 
-def warm_up(batch: int, elastic: bool) -> bool:
+def warm_up(batch: int, compiling_elsewhere: bool = False) -> bool:
     """Per worker process, once: import dask.dataframe (unpickling the first dataframe task would
-    otherwise import it inside the fit's first round) and compile or load the fit's numba kernels."""
+    otherwise import it inside the fit's first round) and compile or load the fit's numba kernels
+    (``compiling_elsewhere``: the client's background compile is making them, wait for it)."""
     import dask.dataframe  # noqa: F401
-    hogwild.warm_up(batch, elastic)
+    hogwild.warm_up(batch, compiling_elsewhere)
     return True

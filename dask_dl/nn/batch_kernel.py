@@ -215,8 +215,7 @@ def train_batches_elastic(state, center, net, X, y, w, o, rows, hp, ip):
     return n_rows
 
 
-@njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
 def train_batches(state, net, X, y, w, o, rows, hp, ip):
-    """``train_batches_elastic`` without a centre (plain HOGWILD! mini-batch SGD)."""
-    estimate_rsqrt()
+    """``train_batches_elastic`` without a centre (plain HOGWILD! mini-batch SGD; hp[HP_EA] must be
+    0): the same compiled kernel, as ``sample_kernel.train_rows``."""
     return train_batches_elastic(state, state, net, X, y, w, o, rows, hp, ip)

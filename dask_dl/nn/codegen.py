@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import platform
 
-from numba import types
+from numba import njit, types
 from numba.extending import intrinsic
 
 # LLVM's per-function attribute (clang's -mrecip): vector float square roots, estimate + 0 steps
@@ -34,3 +34,9 @@ def estimate_rsqrt(typingctx):
         return context.get_dummy_value()
 
     return types.none(), codegen
+
+
+# a row-update loop that LLVM inlines into each kernel calling it (optimizers' docstring says why):
+# numba compiles it once per signature; kernels call it, Python cannot
+llvm_inlined = njit(nogil=True, fastmath=True, cache=True, error_model="numpy", forceinline=True,
+                    no_cpython_wrapper=True, no_cfunc_wrapper=True)

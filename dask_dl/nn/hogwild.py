@@ -192,9 +192,9 @@ def weighted_mean_of(states: list, rows) -> np.ndarray:
     return out
 
 
-def warm_up(batch: int = 1, elastic: bool = False) -> None:
-    """Compile (or load from numba's cache) the float32 kernel(s) a fit will run, in this process:
-    the per-sample or the ``batch``-row kernel, and with ``elastic`` its elastic-averaging variant.
+def warm_up(batch: int = 1, compiling_elsewhere: bool = False) -> None:
+    """Compile (or load from numba's cache) the float32 kernel a fit will run, in this process: the
+    per-sample or the ``batch``-row kernel (plain and elastic-averaging fits run the same one).
     Kernels are compiled per argument types, not per activation or loss, so one tiny call does it.
 
     A kernel that is neither loaded here nor in numba's on-disk cache is compiled in a child process
@@ -202,31 +202,44 @@ def warm_up(batch: int = 1, elastic: bool = False) -> None:
     ~170 MiB of LLVM's memory in the compiling process (a Dask worker would carry it for its life
     and pause under a small memory_limit), loading only the code (benchmarks/README.md, issue 16).
     A compile already under way (the client's background ``precompile``, another worker's child)
-    is waited for first, so no worker starts a child only to wait on the lock (issue 21)."""
-    kernels = _warm_kernels(batch, elastic)
-    if not _all_cached(kernels) and _cache_writable(kernels[0]):
+    is waited for first, so no worker starts a child only to wait on the lock (issue 21).
+    ``compiling_elsewhere``: the client's background compile is under way; wait until it has cached
+    the kernel (it may not hold its lock yet)."""
+    kernel = fit_kernel(batch)
+    if not is_cached(kernel) and _cache_writable(kernel):
+        if compiling_elsewhere:
+            _wait_until_cached(kernel)
         wait_for_compiler(batch)
-        if not _all_cached(kernels):
-            _compile_in_child(batch, elastic)
-    compiled = not _all_cached(kernels)
-    _warm_calls(batch, elastic)
+        if not is_cached(kernel):
+            _compile_in_child(batch)
+    compiled = not is_cached(kernel)
+    _warm_calls(batch)
     if compiled:  # compiled here after all (no usable cache): hand glibc's freed pages back
         _malloc_trim()
 
 
-def _all_cached(kernels: list) -> bool:
-    """Whether every kernel is loaded in this process or in numba's on-disk cache."""
-    return all(k.overloads or _in_disk_cache(k) for k in kernels)
+def _wait_until_cached(kernel, timeout: float = 600.0) -> None:
+    """Poll numba's cache index until ``kernel`` is in it, at most ``timeout`` seconds (then the
+    caller compiles it, as if no compile had been under way)."""
+    import time
+    deadline = time.monotonic() + timeout
+    while not is_cached(kernel) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
-def _warm_kernels(batch: int, elastic: bool) -> list:
-    """The numba dispatchers a fit with this batch size and averaging runs (``_pick_kernel``)."""
-    plain, elastic_kernel = (train_batches, train_batches_elastic) if batch > 1 else (train_rows, train_rows_elastic)
-    return [plain, elastic_kernel] if elastic else [plain]
+def is_cached(kernel) -> bool:
+    """Whether ``kernel`` is loaded in this process or in numba's on-disk cache."""
+    return bool(kernel.overloads) or _in_disk_cache(kernel)
 
 
-def _warm_calls(batch: int, elastic: bool) -> None:
-    """One tiny ``train_shard`` per kernel the fit runs: numba loads (or compiles) it for float32."""
+def fit_kernel(batch: int):
+    """The numba dispatcher a fit with this batch size runs (``_pick_kernel``: the plain kernels
+    are Python wrappers around it)."""
+    return train_batches_elastic if batch > 1 else train_rows_elastic
+
+
+def _warm_calls(batch: int) -> None:
+    """One tiny ``train_shard``: numba loads (or compiles) the fit's kernel for float32."""
     from .network import build_layout, initial_state
     layout = build_layout(3, [2], "Rectifier", 2, True, 0.0, [0.0])
     state = initial_state(layout, 1)
@@ -235,8 +248,6 @@ def _warm_calls(batch: int, elastic: bool) -> None:
     settings = KernelSettings(hp=np.zeros(N_HP), opt=ADADELTA, fast=True, loss=CROSS_ENTROPY, batch=batch)
     run = dict(n_samples=2, settings=settings, n_threads=1, rng_seeds=(1,), n_seen=0.0)
     train_shard(state, layout, [(X, y)], **run)
-    if elastic:  # the first elastic iteration trains from the centre with the plain kernel
-        train_shard(state, layout, [(X, y)], **run, center=state.copy(), elastic_strength=1e-3)
 
 
 def _in_disk_cache(kernel) -> bool:
@@ -258,13 +269,12 @@ def _cache_writable(kernel) -> bool:
     return bool(path) and os.access(path if os.path.isdir(path) else os.path.dirname(path), os.W_OK)
 
 
-def _compile_in_child(batch: int, elastic: bool) -> bool:
-    """Compile the fit's kernels into numba's on-disk cache in a short-lived child process (one at a
+def _compile_in_child(batch: int) -> bool:
+    """Compile the fit's kernel into numba's on-disk cache in a short-lived child process (one at a
     time per kernel family and cache directory, so workers starting together compile once; the
     child is ``precompile.compile_locked``). True if it succeeded."""
     import subprocess
-    argv, env = child_command(f"from dask_dl.nn import precompile; precompile.compile_locked({int(batch)}, "
-                              f"{bool(elastic)})")
+    argv, env = child_command(f"from dask_dl.nn import precompile; precompile.compile_locked({int(batch)})")
     try:
         return subprocess.run(argv, env=env, capture_output=True, timeout=1800).returncode == 0
     except (OSError, subprocess.SubprocessError):
@@ -287,7 +297,7 @@ def compile_lock_path(batch: int) -> str:
     families compile independently, each at most once at a time."""
     import os
     family = "batch" if batch > 1 else "sample"
-    return os.path.join(train_rows._cache.cache_path, f"dask_dl_warm_up_{family}.lock")
+    return os.path.join(train_rows_elastic._cache.cache_path, f"dask_dl_warm_up_{family}.lock")
 
 
 @contextlib.contextmanager
@@ -296,7 +306,7 @@ def compile_lock(batch: int, timeout: float = 1800.0):
     seconds for it (then go on without it: at worst two processes compile the same kernel)."""
     import os
     import time
-    os.makedirs(train_rows._cache.cache_path, exist_ok=True)
+    os.makedirs(train_rows_elastic._cache.cache_path, exist_ok=True)
     with open(compile_lock_path(batch), "a") as lock:
         try:
             import fcntl

@@ -1,7 +1,16 @@
 """Optimizer steps for one parameter or one contiguous run of weights (H2O's ADADELTA, plain
 SGD, momentum, Nesterov; dask_dl's Adam), plus the learning-rate schedule and max_w2.
 
-All ``inline="always"``: they are inlined into the kernels' loops, where LLVM vectorises them.
+Every helper ends up inside the kernels' loops, where LLVM vectorises it, in one of two ways:
+
+* the one-parameter formulas (``_adaptive``, ``_step``, ``_l1_term``, ...) are ``inline="always"``:
+  numba copies them into their callers before typing, so constant arguments fold away early;
+* the loops over a run of weights (``_dense_row_update``, ``_adaptive_row``, ``_bias_step``, ...)
+  are ``codegen.llvm_inlined``: numba compiles each once per signature and LLVM inlines it into
+  every caller. numba's copy-and-retype at each of their call sites was ~3/4 of the
+  per-sample kernel's compile; LLVM's inlining made it 36% shorter at the same training speed
+  (benchmarks/README.md, issue 21).
+
 Dtype-generic: scalars stay in the state's dtype so float32 loops are not widened to float64.
 """
 from __future__ import annotations
@@ -9,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .codegen import llvm_inlined
 from .settings import (ADADELTA, ADAM, HP_ADAM_BS, HP_ANNEAL, HP_B1, HP_DECAY, HP_EPS, HP_MOM_RAMP, HP_MOM_START,
                        HP_MOM_STABLE, HP_RATE, HP_RHO, MOMENTUM, SGD)
 
@@ -76,7 +86,7 @@ def _weight_grad(g, a, wi, l1, l2, reg):
     return grad
 
 
-@njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
+@llvm_inlined
 def _adaptive_row(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom, fast, reg, gacc, acc):
     """``_dense_row_update``'s loop for ADADELTA and Adam (``_adaptive``). ``opt``, ``fast``,
     ``reg`` and ``acc`` are loop-invariant: where the caller passes constants, LLVM folds their
@@ -121,7 +131,7 @@ def _adaptive_row(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom, fas
     return gsq
 
 
-@njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
+@llvm_inlined
 def _adadelta_row_sq(w, s1, s2, prev, prev_sq, g, rho, omr, eps, fast):
     """ADADELTA on one unit's incoming weights without L1/L2 or elastic terms, given ``prev_sq``
     (the inputs squared, computed once per layer and row of data): omr * (g a_i)^2 is then
@@ -149,7 +159,7 @@ def _adadelta_row_sq(w, s1, s2, prev, prev_sq, g, rho, omr, eps, fast):
         w[i] = w[i] - dx
 
 
-@njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
+@llvm_inlined
 def _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom, fast, gacc):
     """Update a contiguous run of weights whose gradients are ``g * prev[i]`` (+ L1/L2); returns the
     sum of squared gradients. Unit-major: one unit's incoming weights (prev = the inputs). Input-major
@@ -198,7 +208,7 @@ def _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom,
     return gsq
 
 
-@njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
+@llvm_inlined
 def _elastic_row_update(w, s1, s2, cw, prev, g, opt, l1, l2, lam, rho, omr, eps, rate, mom, fast):
     """``_dense_row_update`` plus the elastic-averaging pull lam * (w - centre). Kept apart so the
     plain loop carries no centre stream: when the centre is the state itself the aliasing sends
@@ -257,7 +267,7 @@ def _inverse(sc, n):
     return sc[4]
 
 
-@njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
+@llvm_inlined
 def _cap_norm(w, max_w2):
     """max_w2: rescale a unit's incoming weights when their squared norm exceeds max_w2."""
     s = w[0] - w[0]
@@ -269,7 +279,7 @@ def _cap_norm(w, max_w2):
             w[i] *= scale
 
 
-@njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
+@llvm_inlined
 def _bias_step(B, S1B, S2B, bk, b, gb, g2, opt, rho, omr, eps, rate, mom):
     """One optimizer step of bias B[bk] (current value b, gradient gb). With ADADELTA, H2O drives a
     bias's adaptive rate by ``g2``, its unit's mean squared weight gradient."""

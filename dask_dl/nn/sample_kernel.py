@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit
 
 from .activations import _activate, _softmax_inplace, _unit_gradient, autoencoder_error, output_error
-from .codegen import estimate_rsqrt
+from .codegen import estimate_rsqrt, llvm_inlined
 from .network import MAXOUT, SOFTMAX
 from .optimizers import (_adadelta_row_sq, _bias_step, _cap_norm, _dense_row_update, _elastic_row_update,
                          _inverse, _l1_term, _layer_rate, _schedule, _step)
@@ -187,7 +187,7 @@ def _input_major_update(params, layer, code, is_output, nz, nnz, xv, fast, skip_
                    mom)
 
 
-@njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
+@llvm_inlined
 def _cap_columns(W, gv, col, n_in, max_w2, skip_zero):
     """max_w2 for an input-major matrix, where a unit's incoming weights are a column; ``col`` is
     scratch of one value per unit (the layer's error, no longer needed). Skipped units are not capped."""
@@ -209,7 +209,7 @@ def _cap_columns(W, gv, col, n_in, max_w2, skip_zero):
             w[j] *= col[j]
 
 
-@njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
+@llvm_inlined
 def _gathered_row_update(w, s1, s2, nz, nnz, xv, gw, g1, g2, g, optim):
     """fast_mode on sparse inputs: only the non-zero inputs' weights move. Gather them into
     contiguous scratch, run the vectorised row update there, scatter back (a scalar sqrt/div per
@@ -220,7 +220,8 @@ def _gathered_row_update(w, s1, s2, nz, nnz, xv, gw, g1, g2, g, optim):
         gw[k] = w[i]
         g1[k] = s1[i]
         g2[k] = s2[i]
-    gsq = _dense_row_update(gw[:nnz], g1[:nnz], g2[:nnz], xv[:nnz], g, opt, l1, l2, rho, omr, eps, rate, mom, False,
+    no_skip = nnz < 0  # False as a run-time bool: the unit rows' compiled _dense_row_update serves here too
+    gsq = _dense_row_update(gw[:nnz], g1[:nnz], g2[:nnz], xv[:nnz], g, opt, l1, l2, rho, omr, eps, rate, mom, no_skip,
                             xv[:0])
     for k in range(nnz):
         i = nz[k]
@@ -230,17 +231,18 @@ def _gathered_row_update(w, s1, s2, nz, nnz, xv, gw, g1, g2, g, optim):
     return gsq
 
 
-@njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
 def backward_update(views, centre, lay, A, E, nz, nnz, ustate, hp, ip, n_seen, scratch):
-    """Backpropagate E (output error already set) and update every visited parameter in place.
-    With ip[IP_INPUT_MAJOR] the first layer is stored input-major (see _input_major_update)."""
+    """Backpropagate E (output error already set) and update every visited parameter in place, layer
+    by layer from the output: a first layer stored input-major (ip[IP_INPUT_MAJOR]) by
+    ``_input_major_update``, every other layer by ``_unit_major_update``. Those two are kernels of
+    their own (a fresh install compiles them in two processes at once, see precompile); this one is
+    inlined into its one caller, which would otherwise optimise and compile all of it a second time."""
     estimate_rsqrt()
     W, B, S1W, S2W, S1B, S2B = views
-    CW, CB = centre
     units, woff, boff, aoff, acts = lay
     xv, gw, g1, g2, sc, uv, uacc, psq, act = scratch
     n_layers = units.shape[0] - 1
-    beta, target = hp[HP_SPARSITY], hp[HP_AVG_ACT]  # sparse autoencoder: pull mean activations to target
     opt = ip[IP_OPT]
     fast = ip[IP_FAST] != 0
     im = ip[IP_INPUT_MAJOR] != 0
@@ -248,102 +250,123 @@ def backward_update(views, centre, lay, A, E, nz, nnz, ustate, hp, ip, n_seen, s
     rho, omr, eps = hp[HP_RHO], hp[HP_OMR], hp[HP_EPS]
     l1, l2 = hp[HP_L1], hp[HP_L2]
     lam = hp[HP_EA]  # elastic averaging: pull towards the centre the iteration started from
-    max_w2 = hp[HP_MAXW2]
     rate0, mom = _schedule(hp, n_seen, sc)
     if opt == ADAM:
         eps = sc[3]
     skip_zero = fast or (opt == SGD and l1 == 0.0 and l2 == 0.0)
     # H2O's defaults (ADADELTA, no L1/L2, no elastic pull): rows take the inputs squared (_adadelta_row_sq)
     plain_adadelta = opt == ADADELTA and l1 == 0.0 and l2 == 0.0 and lam == 0.0
-    noacc = uacc[:0]  # unit-major rows need no per-element gradient sums
     sparse_in = 2 * nnz < units[0]
     if (sparse_in or im) and fast:
         for k in range(nnz):
             xv[k] = A[nz[k]]  # the non-zero inputs, contiguous
+    mode = (fast, sparse_in, skip_zero, plain_adadelta, cap_w2)
     for l in range(n_layers, 0, -1):
-        n_in = units[l - 1]
-        n_out = units[l]
-        prev = A[aoff[l - 1]:aoff[l - 1] + n_in]
-        eprev = E[aoff[l - 1]:aoff[l - 1] + n_in]
-        cur = A[aoff[l]:aoff[l] + n_out]
-        ecur = E[aoff[l]:aoff[l] + n_out]
-        ust = ustate[aoff[l]:aoff[l] + n_out]
-        wo = woff[l - 1]
-        bo = boff[l - 1]
-        code = acts[l]
-        rate = _layer_rate(hp, rate0, l, sc)
-        inv_n = _inverse(sc, n_in)
-        optim = (opt, l1, l2, rho, omr, eps, rate, mom)
-        # fast_mode's zero-input test is a masked store per weight: drop it when no input is zero
-        row_fast = fast and not (l == 1 and nnz == n_in)
-        # (the input-major and sparse first layers have update loops of their own)
-        squared = plain_adadelta and not (l == 1 and (im or (sparse_in and fast)))
-        ssq = rho - rho
-        if squared:
-            for i in range(n_in):
-                v = prev[i]
-                psq[i] = v * v
-                ssq += v * v
-        if l == 1 and im:
-            params = (W[wo:woff[1]], B[bo:bo + n_out], S1W[wo:woff[1]], S2W[wo:woff[1]], S1B[bo:bo + n_out],
-                      S2B[bo:bo + n_out])
-            _input_major_update(params, (prev, cur, ecur, ust), code, l == n_layers, nz, nnz, xv, fast, skip_zero,
-                                optim, cap_w2, max_w2, uv[:n_out], uacc[:n_out], inv_n)
+        optim = (opt, l1, l2, rho, omr, eps, _layer_rate(hp, rate0, l, sc), mom)
+        if not (l == 1 and im):
+            _unit_major_update(views, centre, lay, l, A, E, nz, nnz, ustate, scratch, optim, hp, mode)
             continue
-        if l > 1:
-            eprev[:] = 0.0
-        for j in range(n_out):
-            if l == n_layers:
-                g = ecur[j]
-                r = j
-            else:
-                st = ust[j]
-                if st == DROPPED:
-                    continue
-                e = ecur[j]
-                if code == MAXOUT:  # only the winning channel learns
-                    g = e
-                    r = 2 * j + st
-                else:
-                    g = _unit_gradient(code, e, cur[j])
-                    r = j
-            if skip_zero and g == 0.0:
+        n_in, n_out = units[0], units[1]
+        inv_n = _inverse(sc, n_in)
+        wo, w1, bo = woff[0], woff[1], boff[0]
+        params = (W[wo:w1], B[bo:bo + n_out], S1W[wo:w1], S2W[wo:w1], S1B[bo:bo + n_out], S2B[bo:bo + n_out])
+        a0, a1 = aoff[0], aoff[1]
+        layer = (A[a0:a0 + n_in], A[a1:a1 + n_out], E[a1:a1 + n_out], ustate[a1:a1 + n_out])
+        _input_major_update(params, layer, acts[1], n_layers == 1, nz, nnz, xv, fast, skip_zero, optim, cap_w2,
+                            hp[HP_MAXW2], uv[:n_out], uacc[:n_out], inv_n)
+
+
+@njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
+def _unit_major_update(views, centre, lay, l, A, E, nz, nnz, ustate, scratch, optim, hp, mode):
+    """Backpropagate through layer l stored unit-major (row r = unit r's incoming weights) and update
+    its weights and biases, one contiguous row per unit by the cheapest loop the settings allow.
+    ``optim``: the layer's optimizer scalars; ``mode``: (fast, sparse_in, skip_zero, plain_adadelta,
+    cap_w2) as ``backward_update`` settled them for this row of data."""
+    estimate_rsqrt()
+    W, B, S1W, S2W, S1B, S2B = views
+    CW, CB = centre
+    units, woff, boff, aoff, acts = lay
+    xv, gw, g1, g2, sc, uv, uacc, psq, act = scratch
+    opt, l1, l2, rho, omr, eps, rate, mom = optim
+    fast, sparse_in, skip_zero, plain_adadelta, cap_w2 = mode
+    n_layers = units.shape[0] - 1
+    beta, target = hp[HP_SPARSITY], hp[HP_AVG_ACT]  # sparse autoencoder: pull mean activations to target
+    lam = hp[HP_EA]
+    max_w2 = hp[HP_MAXW2]
+    noacc = uacc[:0]  # unit-major rows need no per-element gradient sums
+    n_in = units[l - 1]
+    n_out = units[l]
+    prev = A[aoff[l - 1]:aoff[l - 1] + n_in]
+    eprev = E[aoff[l - 1]:aoff[l - 1] + n_in]
+    cur = A[aoff[l]:aoff[l] + n_out]
+    ecur = E[aoff[l]:aoff[l] + n_out]
+    ust = ustate[aoff[l]:aoff[l] + n_out]
+    wo = woff[l - 1]
+    bo = boff[l - 1]
+    code = acts[l]
+    inv_n = _inverse(sc, n_in)
+    # fast_mode's zero-input test is a masked store per weight: drop it when no input is zero
+    row_fast = fast and not (l == 1 and nnz == n_in)
+    # (the sparse first layer has an update loop of its own)
+    squared = plain_adadelta and not (l == 1 and sparse_in and fast)
+    ssq = rho - rho
+    if squared:
+        for i in range(n_in):
+            v = prev[i]
+            psq[i] = v * v
+            ssq += v * v
+    if l > 1:
+        eprev[:] = 0.0
+    for j in range(n_out):
+        if l == n_layers:
+            g = ecur[j]
+            r = j
+        else:
+            st = ust[j]
+            if st == DROPPED:
                 continue
-            w = W[wo + r * n_in:wo + (r + 1) * n_in]
-            s1 = S1W[wo + r * n_in:wo + (r + 1) * n_in]
-            s2 = S2W[wo + r * n_in:wo + (r + 1) * n_in]
-            cw = CW[wo + r * n_in:wo + (r + 1) * n_in]
-            gsq = g - g  # a zero of the state's dtype
-            if l == 1 and sparse_in and fast and lam == 0.0:
-                gsq = _gathered_row_update(w, s1, s2, nz, nnz, xv, gw, g1, g2, g, optim)
-            elif l == 1 and sparse_in and fast:
-                for k in range(nnz):
-                    i = nz[k]
-                    wi = w[i]
-                    grad = g * prev[i] + l2 * wi + _l1_term(l1, wi) + lam * (wi - cw[i])
-                    gsq += grad * grad
-                    _step(w, s1, s2, i, wi, grad, opt, rho, omr, eps, rate, mom)
+            e = ecur[j]
+            if code == MAXOUT:  # only the winning channel learns
+                g = e
+                r = 2 * j + st
             else:
-                if l > 1:
-                    for i in range(n_in):
-                        eprev[i] += g * w[i]  # with the pre-update weights
-                if lam != 0.0:
-                    gsq = _elastic_row_update(w, s1, s2, cw, prev, g, opt, l1, l2, lam, rho, omr, eps, rate,
-                                              mom, fast)
-                elif squared:
-                    _adadelta_row_sq(w, s1, s2, prev, psq[:n_in], g, rho, omr, eps, row_fast)
-                    gsq = g * g * ssq
-                else:
-                    gsq = _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom, row_fast,
-                                            noacc)
-            if cap_w2:
-                _cap_norm(w, max_w2)
-            bk = bo + r
-            b = B[bk]
-            gb = g + l2 * b + _l1_term(l1, b) + lam * (b - CB[bk])
-            if beta > 0.0 and l < n_layers:
-                gb += beta * (act[aoff[l] + j] - target)
-            _bias_step(B, S1B, S2B, bk, b, gb, gsq * inv_n, opt, rho, omr, eps, rate, mom)
+                g = _unit_gradient(code, e, cur[j])
+                r = j
+        if skip_zero and g == 0.0:
+            continue
+        w = W[wo + r * n_in:wo + (r + 1) * n_in]
+        s1 = S1W[wo + r * n_in:wo + (r + 1) * n_in]
+        s2 = S2W[wo + r * n_in:wo + (r + 1) * n_in]
+        cw = CW[wo + r * n_in:wo + (r + 1) * n_in]
+        gsq = g - g  # a zero of the state's dtype
+        if l == 1 and sparse_in and fast and lam == 0.0:
+            gsq = _gathered_row_update(w, s1, s2, nz, nnz, xv, gw, g1, g2, g, optim)
+        elif l == 1 and sparse_in and fast:
+            for k in range(nnz):
+                i = nz[k]
+                wi = w[i]
+                grad = g * prev[i] + l2 * wi + _l1_term(l1, wi) + lam * (wi - cw[i])
+                gsq += grad * grad
+                _step(w, s1, s2, i, wi, grad, opt, rho, omr, eps, rate, mom)
+        else:
+            if l > 1:
+                for i in range(n_in):
+                    eprev[i] += g * w[i]  # with the pre-update weights
+            if lam != 0.0:
+                gsq = _elastic_row_update(w, s1, s2, cw, prev, g, opt, l1, l2, lam, rho, omr, eps, rate, mom, fast)
+            elif squared:
+                _adadelta_row_sq(w, s1, s2, prev, psq[:n_in], g, rho, omr, eps, row_fast)
+                gsq = g * g * ssq
+            else:
+                gsq = _dense_row_update(w, s1, s2, prev, g, opt, l1, l2, rho, omr, eps, rate, mom, row_fast, noacc)
+        if cap_w2:
+            _cap_norm(w, max_w2)
+        bk = bo + r
+        b = B[bk]
+        gb = g + l2 * b + _l1_term(l1, b) + lam * (b - CB[bk])
+        if beta > 0.0 and l < n_layers:
+            gb += beta * (act[aoff[l] + j] - target)
+        _bias_step(B, S1B, S2B, bk, b, gb, gsq * inv_n, opt, rho, omr, eps, rate, mom)
 
 
 @njit(nogil=True, fastmath=True, cache=True, error_model="numpy", inline="always")
@@ -416,8 +439,7 @@ def train_rows_elastic(state, center, net, X, y, w, o, rows, hp, ip):
     return rows.shape[0]
 
 
-@njit(nogil=True, fastmath=True, cache=True, error_model="numpy")
 def train_rows(state, net, X, y, w, o, rows, hp, ip):
-    """``train_rows_elastic`` without a centre (plain HOGWILD! SGD)."""
-    estimate_rsqrt()
+    """``train_rows_elastic`` without a centre (plain HOGWILD! SGD; hp[HP_EA] must be 0): the same
+    compiled kernel, so a fit compiles one (a jitted wrapper re-optimised the whole kernel again)."""
     return train_rows_elastic(state, state, net, X, y, w, o, rows, hp, ip)
