@@ -75,7 +75,7 @@ def train(frame, columns: ColumnRoles, cfg: P.TrainingConfig, *, validation=None
         failed = True
         try:
             if late_warm_up:  # inside the try: a refusal here releases the placed data
-                placement.warm_workers(c, cfg.mini_batch)  # the workers wait for the compile, then load it
+                placement.warm_workers(c, cfg.mini_batch)  # the workers wait on the compile's lock, then load
                 memory.check_workers(c)
             result = runner.run(state, resume)
             failed = False

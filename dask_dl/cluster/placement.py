@@ -16,7 +16,6 @@ import numpy as np
 
 from ..data import encode
 from ..data.schema import build_data_info, feature_columns, merge_stats, partition_stats, tree_merge
-from ..nn import precompile
 from . import tasks
 from .frames import partition_calls, partition_futures
 from ..task_names import task_key, task_keys
@@ -260,9 +259,9 @@ def _group_by_holder(client, futures) -> dict:
 
 def warm_workers(client, batch: int) -> None:
     """Compile or load the fit's numba kernels and import dask.dataframe on every worker, before the
-    set-up's first data task (``tasks.warm_up``). In a per-sample fit the workers wait for the
-    client's background compile of its kernel, if one runs (a fresh install), and load it."""
-    client.run(tasks.warm_up, batch, batch == 1 and precompile.under_way())
+    set-up's first data task (``tasks.warm_up``). A compile under way (the client's background one
+    on a fresh install, which holds its lock) is waited for, and its kernel loaded."""
+    client.run(tasks.warm_up, batch)
 
 
 def seed_for(cfg) -> int:

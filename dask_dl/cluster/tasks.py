@@ -134,10 +134,9 @@ def block_rows(block) -> int:
     return int(len(block[1]))
 
 
-def warm_up(batch: int, compiling_elsewhere: bool = False) -> bool:
+def warm_up(batch: int) -> bool:
     """Per worker process, once: import dask.dataframe (unpickling the first dataframe task would
-    otherwise import it inside the fit's first round) and compile or load the fit's numba kernels
-    (``compiling_elsewhere``: the client's background compile is making them, wait for it)."""
+    otherwise import it inside the fit's first round) and compile or load the fit's numba kernels."""
     import dask.dataframe  # noqa: F401
-    hogwild.warm_up(batch, compiling_elsewhere)
+    hogwild.warm_up(batch)
     return True

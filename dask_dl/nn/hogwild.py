@@ -192,7 +192,7 @@ def weighted_mean_of(states: list, rows) -> np.ndarray:
     return out
 
 
-def warm_up(batch: int = 1, compiling_elsewhere: bool = False) -> None:
+def warm_up(batch: int = 1) -> None:
     """Compile (or load from numba's cache) the float32 kernel a fit will run, in this process: the
     per-sample or the ``batch``-row kernel (plain and elastic-averaging fits run the same one).
     Kernels are compiled per argument types, not per activation or loss, so one tiny call does it.
@@ -202,13 +202,9 @@ def warm_up(batch: int = 1, compiling_elsewhere: bool = False) -> None:
     ~170 MiB of LLVM's memory in the compiling process (a Dask worker would carry it for its life
     and pause under a small memory_limit), loading only the code (benchmarks/README.md, issue 16).
     A compile already under way (the client's background ``precompile``, another worker's child)
-    is waited for first, so no worker starts a child only to wait on the lock (issue 21).
-    ``compiling_elsewhere``: the client's background compile is under way; wait until it has cached
-    the kernel (it may not hold its lock yet)."""
+    is waited for first, so no worker starts a child only to wait on the lock (issue 21)."""
     kernel = fit_kernel(batch)
     if not is_cached(kernel) and _cache_writable(kernel):
-        if compiling_elsewhere:
-            _wait_until_cached(kernel)
         wait_for_compiler(batch)
         if not is_cached(kernel):
             _compile_in_child(batch)
@@ -216,15 +212,6 @@ def warm_up(batch: int = 1, compiling_elsewhere: bool = False) -> None:
     _warm_calls(batch)
     if compiled:  # compiled here after all (no usable cache): hand glibc's freed pages back
         _malloc_trim()
-
-
-def _wait_until_cached(kernel, timeout: float = 600.0) -> None:
-    """Poll numba's cache index until ``kernel`` is in it, at most ``timeout`` seconds (then the
-    caller compiles it, as if no compile had been under way)."""
-    import time
-    deadline = time.monotonic() + timeout
-    while not is_cached(kernel) and time.monotonic() < deadline:
-        time.sleep(0.1)
 
 
 def is_cached(kernel) -> bool:
