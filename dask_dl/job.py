@@ -51,7 +51,7 @@ def train(frame, columns: ColumnRoles, cfg: P.TrainingConfig, *, validation=None
     model this fit continues (its encoding, state and progress; checked by ``checkpoint.check``).
     ``observer``: the client's view of the fit (``progress.FitObserver``), None: one from the params."""
     family = cfg.kind if cfg.kind in ("regression", "autoencoder") else "classification"
-    network, info, start_state, resume = _network_before_cluster(cfg, family, info, start_state, checkpoint)
+    network, info, resume = _network_before_cluster(cfg, family, info, start_state, checkpoint)
     with cluster_client(client, mini_batch=not cfg.per_sample, thread_copies=cfg.thread_copies,
                         quiet=bool(cfg.params["quiet_mode"])) as c, \
             _training_slot(c, quiet=bool(cfg.params["quiet_mode"])):
@@ -94,15 +94,15 @@ def train(frame, columns: ColumnRoles, cfg: P.TrainingConfig, *, validation=None
 
 
 def _network_before_cluster(cfg: P.TrainingConfig, family: str, info, start_state, checkpoint) -> tuple:
-    """(network or None, info, start_state, resume): what can be settled before any cluster work. A
+    """(network or None, info, resume): what can be settled before any cluster work. A
     checkpoint's encoding (the inputs its weights were trained on), state and progress; for
     in-memory data the network and its start (``initial_weights``' shapes)."""
     if checkpoint is not None:
         info = checkpoint.info
         network = _network(cfg, family, info, None)
         start_state, resume = checkpoints.start(checkpoint, network[1])
-        return (network[0], network[1], start_state), info, start_state, resume
-    return (_network(cfg, family, info, start_state) if info is not None else None), info, start_state, None
+        return (network[0], network[1], start_state), info, resume
+    return (_network(cfg, family, info, start_state) if info is not None else None), info, None
 
 
 def _warm_and_check_workers(client, cfg: P.TrainingConfig) -> bool:

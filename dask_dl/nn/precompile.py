@@ -1,6 +1,6 @@
 """Compile the kernels into numba's on-disk cache before a fit needs them (issue 21).
 
-On a fresh install numba's cache is empty and the per-sample kernel takes ~15 s of a core to
+On a fresh install numba's cache is empty and the per-sample kernel takes ~13 s of a core to
 compile (~30 s before its row updates were inlined by LLVM rather than by numba, see optimizers): a
 first fit took 4x a warm one (benchmarks/README.md, issue 21). Three things shorten the wait, none
 changes the machine code:
@@ -132,10 +132,11 @@ def _finish(helper: subprocess.Popen | None, timeout: float = 600.0) -> None:
 
 def wait_for_callees(timeout: float = 600.0) -> None:
     """Wait until this process's background compile has cached both groups, at most ``timeout``
-    seconds: from then on one process compiles (``train_rows_elastic``) and a core is free."""
+    seconds: from then on one process compiles (``train_rows_elastic``) and a core is free. Each
+    group compiles in order, so its last kernel cached means it is done."""
     import time
     from . import hogwild
-    kernels = [_kernel(name) for name in HELPER_GROUP + OWN_GROUP]
+    kernels = [_kernel(HELPER_GROUP[-1]), _kernel(OWN_GROUP[-1])]
     deadline = time.monotonic() + timeout
     while under_way() and time.monotonic() < deadline and not all(map(hogwild.is_cached, kernels)):
         time.sleep(0.1)
