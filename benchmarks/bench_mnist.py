@@ -37,7 +37,7 @@ def load(rows: int | None, test_rows: int | None):
 
 
 def run_dask_dl(tr, te, threads: int, epochs: float, hidden, seed: int, workers: int = 1,
-                params: dict | None = None, warm_up: bool = False) -> dict:
+                params: dict | None = None, warm_up: bool = False, dask_frames: bool = False) -> dict:
     import dask.dataframe as dd
 
     import dask_dl
@@ -48,9 +48,11 @@ def run_dask_dl(tr, te, threads: int, epochs: float, hidden, seed: int, workers:
         if len(tr) == 60000 and len(te) == 10000:  # the full files: read on the workers, as users would
             train = dd.read_parquet(os.path.join(DATA, "mnist", "train.parquet"), split_row_groups=True)
             valid = dd.read_parquet(os.path.join(DATA, "mnist", "test.parquet"))
-        else:
+        elif dask_frames:  # rows in memory, wrapped in dask frames
             train = dd.from_pandas(tr, npartitions=max(1, len(tr) // 10000))
             valid = dd.from_pandas(te, npartitions=1)
+        else:  # rows in memory, as pandas frames
+            train, valid = tr, te
         if warm_up:  # an already-working cluster: the workers' kernels loaded by an untimed 200-row fit
             dask_dl.DeepLearningClassifier(hidden=[8], epochs=1, quiet_mode=True, client=client,
                                            **(params or {})).fit(tr.iloc[:200], "C785")
@@ -91,6 +93,8 @@ def main(argv=None) -> pd.DataFrame:
     ap.add_argument("--epochs", type=float, default=1.0)
     ap.add_argument("--warm-up", action="store_true",
                     help="dask_dl: an untimed 200-row fit on the cluster first (its workers' kernels loaded)")
+    ap.add_argument("--dask-frames", action="store_true",
+                    help="dask_dl: a subset of rows (--rows/--test-rows) as dd.from_pandas frames instead of pandas")
     ap.add_argument("--hidden", type=int, nargs="+", default=[200, 200])
     ap.add_argument("--seeds", type=int, nargs="+", default=[1])
     ap.add_argument("--rows", type=int, default=None, help="training rows (default: all 60k)")
@@ -104,7 +108,7 @@ def main(argv=None) -> pd.DataFrame:
     results = []
     for seed in args.seeds:
         results.append({**run_dask_dl(tr, te, args.threads, args.epochs, args.hidden, seed, args.workers, params,
-                                      warm_up=args.warm_up), "seed": seed})
+                                      warm_up=args.warm_up, dask_frames=args.dask_frames), "seed": seed})
         print(results[-1], flush=True)
         if args.vs_h2o:
             results.append({**run_h2o(tr, te, args.workers * args.threads, args.epochs, args.hidden, seed, params),

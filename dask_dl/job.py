@@ -19,7 +19,7 @@ import numpy as np
 from . import checkpoint as checkpoints
 from . import params as P
 from .cluster import loop, memory, placement
-from .cluster.frames import persist_if_in_memory
+from .cluster.frames import InMemoryFrame, persist_if_in_memory
 from .cluster.session import cluster_client, worker_threads
 from .errors import ClusterUnavailableError, ModelDivergedError
 from .data.schema import DataInfo
@@ -61,7 +61,7 @@ def train(frame, columns: ColumnRoles, cfg: P.TrainingConfig, *, validation=None
         late_warm_up = _warm_and_check_workers(c, cfg)
         frame = _partitioned(c, frame, cfg, len(threads))
         if validation is not None:
-            validation = persist_if_in_memory(c, _spread(_as_dask(validation, len(threads)), len(threads)))
+            validation = _validation_partitioned(c, validation, len(threads))
         if info is None:
             info = placement.compute_data_info(c, frame, columns.features, cfg.params, family, columns.response,
                                                cfg.distribution)
@@ -163,23 +163,27 @@ def _training_slot(client, quiet: bool = False):
         slots.release()
 
 
-def _as_dask(frame, n_parts: int):
+def _is_dask(frame) -> bool:
     import dask.dataframe as dd
-    if isinstance(frame, dd.DataFrame):
-        return frame
-    return dd.from_pandas(frame, npartitions=max(1, min(n_parts, len(frame))), sort=False)
+    return isinstance(frame, dd.DataFrame)
 
 
-def _spread(frame, n_workers: int):
+def _validation_partitioned(client, frame, n_workers: int):
     """The validation frame in at least one partition per worker: each worker scores its share of
     it at every scoring round (the round waits for the slowest)."""
-    return frame.repartition(npartitions=n_workers) if frame.npartitions < n_workers else frame
+    if not _is_dask(frame):
+        return InMemoryFrame(frame, n_workers)
+    if frame.npartitions < n_workers:
+        frame = frame.repartition(npartitions=n_workers)
+    return persist_if_in_memory(client, frame)
 
 
 def _partitioned(client, frame, cfg: P.TrainingConfig, n_workers: int):
-    """The training frame as dask, in one partition when reproducible (H2O: one chunk, one
-    thread, a fixed order), else at least one partition per worker with force_load_balance."""
-    frame = _as_dask(frame, n_workers)
+    """The training frame in one partition when reproducible (H2O: one chunk, one thread, a fixed
+    order), else at least one partition per worker with force_load_balance; a pandas frame as
+    row ranges that travel inside the encoding tasks (``InMemoryFrame``)."""
+    if not _is_dask(frame):
+        return InMemoryFrame(frame, 1 if cfg.one_partition else n_workers)
     if cfg.one_partition:
         frame = frame.repartition(npartitions=1)
     elif cfg.params["force_load_balance"] and frame.npartitions < n_workers:

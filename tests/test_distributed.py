@@ -262,14 +262,16 @@ def test_a_one_partition_validation_frame_is_scored_by_every_worker(client2, iri
     from dask_dl import job
     from dask_dl.cluster import loop
     valid = dd.from_pandas(iris, npartitions=1)
-    assert job._spread(valid, 2).npartitions == 2 and job._spread(valid, 1).npartitions == 1
+    assert job._validation_partitioned(client2, valid, 2).npartitions == 2
+    assert job._validation_partitioned(client2, valid, 1).npartitions == 1
+    assert job._validation_partitioned(client2, iris, 2).npartitions == 2  # pandas: row ranges
     holders = []
     submit = loop.IterationLoop._submit_scoring
 
-    def recording(self, model_f, workers=None):
+    def recording(self, model_f, workers=None, **sets):
         who = self.client.who_has(self.data.score_valid)
         holders.append(sorted(w for f in self.data.score_valid for w in who[f.key]))
-        return submit(self, model_f, workers)
+        return submit(self, model_f, workers, **sets)
 
     monkeypatch.setattr(loop.IterationLoop, "_submit_scoring", recording)
     clf = DeepLearningClassifier(hidden=[8], epochs=1, seed=1, client=client2, quiet_mode=True)

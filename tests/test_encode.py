@@ -738,3 +738,22 @@ def test_data_info_round_trip(frame):
     X1, _ = encode_features(frame, info)
     X2, _ = encode_features(frame, back)
     np.testing.assert_array_equal(X1, X2)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int16])
+def test_narrow_integer_columns_get_exact_moments(dtype):
+    """8- and 16-bit integer columns (pixels, counts) skip the float64 copy: their moments come from
+    exact integer sums, equal to numpy's float64 ones, merged across partitions as any column."""
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(3)
+    x = rng.integers(info.min, info.max, 3001, endpoint=True).astype(dtype)
+    df = pd.DataFrame({"x": x, "f": x.astype(np.float64), RESPONSE: rng.normal(size=len(x))})
+    whole = partition_stats(df, ["x", "f"], [], "regression")
+    n, mean, m2, lo, hi, na = whole["num"]["x"]
+    v = x.astype(np.float64)
+    assert (n, lo, hi, na) == (len(x), v.min(), v.max(), 0)
+    assert mean == pytest.approx(v.mean(), rel=1e-15) and m2 == pytest.approx(((v - v.mean()) ** 2).sum(), rel=1e-12)
+    assert whole["num"]["x"] == pytest.approx(whole["num"]["f"], rel=1e-12)  # the float64 path agrees
+    merged = merge_stats(partition_stats(df.iloc[:1000], ["x"], [], "regression"),
+                         partition_stats(df.iloc[1000:], ["x"], [], "regression"))
+    assert merged["num"]["x"] == pytest.approx(whole["num"]["x"], rel=1e-12)

@@ -81,3 +81,37 @@ def test_set_up_passes_take_persisted_partitions_as_futures(client2, df):
     pd.testing.assert_frame_equal(got, df[["b"]].assign(c=1.0))
     from_storage = dd.from_pandas(df, npartitions=2, sort=False)  # not persisted: left alone
     assert frames.persist_if_in_memory(client2, from_storage) is from_storage
+
+
+def test_in_memory_frames_ride_inside_their_tasks_as_from_pandas_would_split_them(client2, df):
+    """A pandas frame is cut into from_pandas(sort=False)'s row ranges, each inside its set-up task:
+    no task of its own, nothing stored on a worker before the encoded block."""
+    for n in (1, 3, 4, 7):
+        parts = frames.InMemoryFrame(df, n).parts
+        expected = dd.from_pandas(df, npartitions=n, sort=False).to_delayed()
+        assert len(parts) == len(expected)
+        for got, want in zip(parts, dask.compute(*expected)):
+            pd.testing.assert_frame_equal(got, want)
+    calls = frames.partition_calls(len, frames.InMemoryFrame(df, 3))
+    for c in calls:
+        graph = dict(c.__dask_graph__())
+        assert list(graph) == [c.key] and not graph[c.key].dependencies
+    assert dask.compute(*calls) == (14, 13, 13)
+
+
+def test_a_pandas_frame_trains_the_model_its_from_pandas_frame_does(client2):
+    """The same rows, in the same partitions, give the same model from pandas (InMemoryFrame) and
+    from dd.from_pandas; the pandas fit runs no dask-dataframe task."""
+    from distributed import get_task_stream
+    from dask_dl import DeepLearningClassifier
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(400, 5)), columns=list("abcde"))
+    X["y"] = np.where(X["a"] + X["b"] > 0, "p", "n")
+    kw = dict(hidden=[6], epochs=2, seed=5, quiet_mode=True, client=client2)
+    with get_task_stream(client2) as ts:
+        a = DeepLearningClassifier(**kw).fit(X, "y", validation_data=X.iloc[:100]).model_
+    prefixes = {str(t["key"][0] if isinstance(t["key"], tuple) else t["key"]).split("-")[0] for t in ts.data}
+    assert prefixes == {"dask_dl"}, prefixes
+    b = DeepLearningClassifier(**kw).fit(dd.from_pandas(X, npartitions=2, sort=False), "y",
+                                         validation_data=dd.from_pandas(X.iloc[:100], npartitions=2, sort=False)).model_
+    assert np.array_equal(a.state, b.state)

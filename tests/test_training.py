@@ -111,6 +111,50 @@ def test_the_restored_best_model_ends_the_history_with_its_own_metrics(client2, 
     assert rmse == pytest.approx(h.iloc[-1]["validation_rmse"], rel=1e-4)
 
 
+def test_the_tenths_between_h2os_scorings_score_the_validation_frame_only(client2, wine):
+    """With a validation frame, the scorings the fit's tenths add to H2O's (first iteration, the
+    score_interval clock, the last) read the validation frame only, which is what picks the best
+    model: their rows have no training metrics. The clock's own scorings have both."""
+    tr, va = wine.iloc[:1000], wine.iloc[1000:1500]
+    kw = dict(hidden=[8], epochs=2, seed=1, overwrite_with_best_model=False, quiet_mode=True)
+    h = DeepLearningRegressor(score_interval=3600, **kw).fit(tr, "quality", validation_data=va) \
+        .model_.scoring_history()
+    assert len(h) == 11 and h["validation_rmse"].iloc[1:].notna().all()
+    assert h["training_rmse"].iloc[[1, -1]].notna().all() and h["training_rmse"].iloc[2:-1].isna().all()
+    every = DeepLearningRegressor(score_interval=1e-6, score_duty_cycle=1.0, **kw).fit(
+        tr, "quality", validation_data=va).model_.scoring_history()
+    assert len(every) == 11 and every["training_rmse"].iloc[1:].notna().all()
+    alone = DeepLearningRegressor(score_interval=3600, **kw).fit(tr, "quality").model_.scoring_history()
+    assert alone["training_rmse"].iloc[1:].notna().all()  # no validation frame: the tenths score the training sample
+
+
+def test_a_best_model_scored_on_the_validation_frame_only_gets_its_training_metrics(client2, wine):
+    """overwrite_with_best_model restoring a model from a validation-only scoring scores its training
+    sample then: the last row and the model's training metrics are that model's."""
+    tr, va = wine.iloc[:1000], wine.iloc[1000:1500]
+    reg = DeepLearningRegressor(hidden=[16], epochs=10, seed=3, adaptive_rate=False, rate=0.03, score_interval=3600,
+                                quiet_mode=True).fit(tr, "quality", validation_data=va)
+    h = reg.model_.scoring_history()
+    best = h.iloc[1:-1]["validation_deviance"].idxmin()
+    assert 1 < best < len(h) - 2 and np.isnan(h.loc[best, "training_rmse"])  # a tenth's validation-only row
+    cols = [c for c in h.columns if c.startswith("validation_")]
+    assert h.iloc[-1][cols].astype(float).tolist() == h.loc[best, cols].astype(float).tolist()
+    assert h.iloc[-1]["training_rmse"] == pytest.approx(reg.model_.training_metrics()["rmse"], rel=1e-9)
+    assert np.isfinite(h.iloc[-1]["training_rmse"])
+
+
+def test_a_fit_stopped_on_a_validation_only_scoring_keeps_its_training_metrics(client2, covtype):
+    """Early stopping after one of the tenths' validation-only scorings: the last row gets the
+    final model's training metrics (its training sample scored at the end)."""
+    tr, va, _ = split(covtype)
+    clf = DeepLearningClassifier(hidden=[8], epochs=20, stopping_rounds=1, stopping_tolerance=0.5,
+                                 overwrite_with_best_model=False, score_interval=3600, **QUIET)
+    h = clf.fit(tr.iloc[:3000], "Cover_Type", validation_data=va.iloc[:1000]).model_.scoring_history()
+    assert clf.model_.run["stop_reason"] == "early_stopping" and len(h) < 11
+    assert h["training_logloss"].iloc[2:-1].isna().all() and np.isfinite(h["training_logloss"].iloc[-1])
+    assert clf.model_.training_metrics() is not None
+
+
 def test_auto_iteration_size_is_logged(client2, wine, dl_log):
     DeepLearningRegressor(hidden=[4], epochs=1, seed=1).fit(wine, "quality")
     assert any("samples per iteration" in m for m in dl_log)

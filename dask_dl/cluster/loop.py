@@ -174,6 +174,8 @@ class _Progress:
     scoring_s: float = 0.0
     last_score_start: float | None = None
     last_score_s: float = 0.0
+    last_full_start: float | None = None  # the last scoring of the training sample too (H2O's clock)
+    last_full_s: float = 0.0
     samples_scored: int = 0         # pg.samples at the last scoring
     best: tuple | None = None       # (state, loss, threshold, training and validation metrics) of the best scored model
     threshold: float = 0.5
@@ -265,6 +267,7 @@ class IterationLoop:
         if pg.timed_out:
             pg.stop_reason = "max_runtime_secs"
         self._restore_best(pg)
+        self._score_final_training_sample(pg)
         return self._result(pg)
 
     def release(self) -> None:
@@ -341,7 +344,7 @@ class IterationLoop:
         center_f = pg.last_mean if pg.last_mean is not None else \
             self.client.scatter(tasks.ModelCopy(pg.state), hash=False)
         elastic_key = self.fit_key if self.cfg.elastic else None
-        return self._submit_round(pg.iteration, center_f, pg.samples, self._round_size(pg, pg.samples),
+        return self._submit_round(pg, pg.iteration, center_f, pg.samples, self._round_size(pg, pg.samples),
                                   pg.settings, pg.positions, elastic_key)
 
     def _submit_ahead(self, pg: _Progress, rnd: _Round) -> None:
@@ -350,7 +353,7 @@ class IterationLoop:
         membership_due = time.perf_counter() - pg.membership_checked >= MEMBERSHIP_CHECK_S
         if self.pipeline and pg.round_s < self.pipeline_max_round_s and ahead < self.total - 1e-9 \
                 and not membership_due:
-            pg.pending = self._submit_round(pg.iteration + 1, rnd.mean_f, ahead, self._round_size(pg, ahead),
+            pg.pending = self._submit_round(pg, pg.iteration + 1, rnd.mean_f, ahead, self._round_size(pg, ahead),
                                             pg.settings, rnd.positions, None)
 
     def _absorb(self, pg: _Progress, rnd: _Round, t_it: float, t_sub: float) -> None:
@@ -513,6 +516,8 @@ class IterationLoop:
     def _add_history_row(self, pg: _Progress, s0: float, m_train, m_valid) -> None:
         now = time.perf_counter()
         pg.last_score_s, pg.last_score_start, pg.samples_scored = now - s0, s0, pg.samples
+        if m_train or not self.data.score_train:
+            pg.last_full_s, pg.last_full_start = now - s0, s0
         pg.scoring_s += now - s0
         pg.timings["score"] += now - s0
         pg.history.append(history.history_row(self.cfg.kind, now - pg.t_start, pg.scoring_s, pg.samples,
@@ -544,7 +549,8 @@ class IterationLoop:
         """overwrite_with_best_model: end on the best scored model when it beats the final one
         (dask_dl also does it after a timeout; see h2o-differences). H2O scores it again for the
         history's last row; the same model on the same scoring samples gives the metrics it was
-        scored with, so those are reused."""
+        scored with, so those are reused; one the fit's tenths scored on the validation frame only
+        has its training sample scored now."""
         key = self.cfg.best_key
         if not self.cfg.params["overwrite_with_best_model"] or pg.best is None:
             return
@@ -552,9 +558,21 @@ class IterationLoop:
         final_loss = pg.last_ref.get(key, float("nan")) if pg.last_ref else float("nan")
         if not history.is_better(best_loss, final_loss, key) or best_loss == final_loss:
             return
+        if not m_train and self.data.score_train:
+            m_train, _, scored = self._score(best_state, validation=False)
+            stats = {**stats, **scored}
         pg.state, pg.threshold, pg.stats = best_state, best_threshold, stats
         self._add_history_row(pg, time.perf_counter(), m_train, m_valid)
         self._log("dask_dl: restored the best model (%s %.5g)", key, best_loss)
+
+    def _score_final_training_sample(self, pg: _Progress) -> None:
+        """A fit that ended on a scoring of the validation frame only (stopped early, out of time)
+        has its model's training sample scored too: its training metrics and its history's last row."""
+        if "train" in pg.stats or not self.data.score_train or len(pg.history) < 2:
+            return
+        pg.m_train, _, scored = self._score(pg.state, validation=False)
+        pg.stats = {**pg.stats, **scored}
+        pg.history[-1].update(history.metric_cells(self.cfg.kind, "training", pg.m_train))
 
     def _result(self, pg: _Progress) -> FitResult:
         return FitResult(state=pg.state, history=pg.history, iterations=pg.iteration, samples=pg.samples,
@@ -573,11 +591,11 @@ class IterationLoop:
             return int(left)
         return int(min(pg.tspi, left))
 
-    def _submit_round(self, iteration: int, center_f, n_seen: int, n_samples: int, settings, positions: dict,
-                      elastic_key: str | None) -> _Round:
+    def _submit_round(self, pg: _Progress, iteration: int, center_f, n_seen: int, n_samples: int, settings,
+                      positions: dict, elastic_key: str | None) -> _Round:
         """Submit one round: a training task per worker from ``center_f``, the averaging tree over
         them and, when the round will be scored (each round, the fit's tenths, the last), the
-        scoring tasks on the average. Nothing is waited for."""
+        scoring tasks on the average (``_scores_training_sample``: which sets). Nothing is waited for."""
         cfg, data = self.cfg, self.data
         budget = _split_budget(n_samples, data.rows_by_worker)
         futs, after = [], dict(positions)
@@ -596,8 +614,27 @@ class IterationLoop:
             after[w] += int(budget[w])
         mean_f = tree_average(self.client, futs, f"{self.fit_key}-{iteration}")
         score = self.score_with_round or (not cfg.elastic and self._cadence_due(n_seen, n_seen + n_samples))
-        jobs = self._submit_scoring(mean_f) if score and (data.score_train or data.score_valid) else None
+        jobs = None
+        if score and (data.score_train or data.score_valid):
+            jobs = self._submit_scoring(mean_f, training=self._scores_training_sample(pg, iteration,
+                                                                                       n_seen + n_samples))
         return _Round(mean_f, jobs, int(sum(budget.values())), after)
+
+    def _scores_training_sample(self, pg: _Progress, iteration: int, trained: float) -> bool:
+        """Whether a round's scoring covers the training sample as well as the validation frame:
+        always without a validation frame; with one, on H2O's own schedule (the first iteration,
+        the last, score_each_iteration, the clock of ``score_interval`` and ``score_duty_cycle``
+        over these full scorings). The scorings the fit's tenths add read the validation frame
+        only: they give overwrite_with_best_model and early stopping their candidates, which are
+        judged by validation metrics, at half the rows."""
+        if self.data.score_valid is None or not self.data.score_train:
+            return True
+        p = self.cfg.params
+        # a round submitted ahead of the first scoring counts the clock from the fit's start
+        last = pg.last_full_start if pg.last_full_start is not None or iteration == 1 else pg.t_start
+        return history.should_score(time.perf_counter(), last, pg.last_full_s, p["score_interval"],
+                                    p["score_duty_cycle"], first_iteration=iteration == 1,
+                                    final=trained >= self.total - 1e-9, score_each_iteration=self.cfg.score_every_round)
 
     def _cancel(self, rnd: _Round, wait_s: float = 0.0) -> None:
         """Drop a round whose result is not wanted. A round submitted ahead is short: it is let
@@ -611,13 +648,15 @@ class IterationLoop:
             pass
         _release(futures)
 
-    def _submit_scoring(self, model_f, workers=None) -> list:
+    def _submit_scoring(self, model_f, workers=None, training: bool = True, validation: bool = True) -> list:
         """The scoring tasks for the model in future ``model_f``: one task per worker over the
-        training-sample and validation blocks it holds, on ``workers`` only (default: the plan's);
-        blocks held elsewhere (a lost or paused worker) are scored by one task on ``workers``."""
+        training-sample and validation blocks it holds (those of the sets asked for), on ``workers``
+        only (default: the plan's); blocks held elsewhere (a lost or paused worker) are scored by
+        one task on ``workers``."""
         workers = sorted(workers or self.data.blocks_by_worker)
         by_worker: dict = {}
-        for which, fs in ((0, self.data.score_train), (1, self.data.score_valid or [])):
+        for which, fs in ((0, self.data.score_train if training else []),
+                          (1, (self.data.score_valid or []) if validation else [])):
             for f in fs:
                 holder = self._holder(f)
                 by_worker.setdefault(holder if holder in workers else None, ([], []))[which].append(f)
@@ -628,13 +667,14 @@ class IterationLoop:
                                    **({"workers": [w], "allow_other_workers": True} if w else {"workers": workers}))
                 for w, (tf, vf) in by_worker.items()]
 
-    def _score(self, state: np.ndarray, jobs: list | None = None):
+    def _score(self, state: np.ndarray, jobs: list | None = None, validation: bool = True):
         """One scoring round: sufficient statistics on the workers (``jobs``: submitted with the
-        round; else the state is uploaded and scored now), merged and finished on the client.
-        Returns (training metrics, validation metrics or None, {"train": statistics, "valid": ...})."""
+        round; else the state is uploaded and scored now, the validation frame unless not
+        ``validation``), merged and finished on the client. Returns (training metrics, validation
+        metrics or None, {"train": statistics, "valid": ...})."""
         if not self.data.score_train and not self.data.score_valid:
             return {}, None, {}
-        parts = self._scoring_outputs(state, jobs)
+        parts = self._scoring_outputs(state, jobs, validation)
 
         def merged(k):
             found = [p[k] for p in parts if p[k] is not None]
@@ -647,7 +687,7 @@ class IterationLoop:
             m_valid = evaluate.metrics_from_stats(valid_stats, self.cfg) if valid_stats is not None else {}
         return m_train, m_valid, {k: v for k, v in (("train", train_stats), ("valid", valid_stats)) if v is not None}
 
-    def _scoring_outputs(self, state: np.ndarray, jobs: list | None) -> list:
+    def _scoring_outputs(self, state: np.ndarray, jobs: list | None, validation: bool = True) -> list:
         """The scoring tasks' results; when a worker is lost under them (with the average they
         score), once more from the client's copy of ``state`` on the workers running now."""
         from concurrent.futures import CancelledError
@@ -659,7 +699,8 @@ class IterationLoop:
                 raise ClusterUnavailableError(f"no Dask worker can score the model: "
                                               f"{describe(self.client, set(states), states) or 'none'}")
             if jobs is None:
-                jobs = self._submit_scoring(self.client.scatter(tasks.ModelCopy(state), hash=False), available)
+                jobs = self._submit_scoring(self.client.scatter(tasks.ModelCopy(state), hash=False), available,
+                                            validation=validation)
             try:  # the first attempt watches every worker: one paused with the scoring tasks ends it
                 wait_for(self.client, jobs, workers=available if attempt else set(states), what="scoring",
                          quiet=self.quiet)

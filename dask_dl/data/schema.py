@@ -437,6 +437,10 @@ def partition_stats(df: pd.DataFrame, numeric: list, categorical: list, response
     weighted = weights if weights is not None and OFFSET not in df.columns else None
     if weighted is not None:
         out["wnum"] = {}
+    else:  # exact integer moments for narrow integer columns, without a float64 copy (pixels, counts)
+        narrow = [c for c in numeric if _is_narrow_int(df[c].dtype)]
+        out["num"].update(_narrow_int_moments(df, narrow))
+        numeric = [c for c in numeric if c not in out["num"]]
     for cols, v, may_nan in numeric_chunks(df, numeric):
         nan = np.isnan(v) if may_nan else None
         if weighted is not None:
@@ -468,6 +472,28 @@ def partition_stats(df: pd.DataFrame, numeric: list, categorical: list, response
     else:
         counts = y.dropna().value_counts()
         out["y"] = counts[counts > 0].to_dict()  # declared-but-unused categories are not classes
+    return out
+
+
+def _is_narrow_int(dtype) -> bool:
+    """A numpy integer of at most 16 bits: its squares sum exactly in int64 over 2**31 rows."""
+    return isinstance(dtype, np.dtype) and dtype.kind in "iu" and dtype.itemsize <= 2
+
+
+def _narrow_int_moments(df: pd.DataFrame, columns: list, size: int = NUMERIC_CHUNK) -> dict:
+    """partition_stats' (n, mean, M2, min, max, na) of narrow integer columns (no NA), from exact
+    integer sums: M2 = (n * sum(x^2) - sum(x)^2) / n in Python integers."""
+    out = {}
+    n = len(df)
+    for start in range(0, len(columns) if n else 0, size):
+        cols = columns[start:start + size]
+        block = df[cols].to_numpy()
+        sums = block.sum(axis=0, dtype=np.int64).tolist()
+        wide = np.int32 if block.dtype.itemsize == 1 else np.int64  # a 16-bit square needs 32 unsigned bits
+        squares = np.square(block, dtype=wide).sum(axis=0, dtype=np.int64).tolist()
+        lows, highs = block.min(axis=0).tolist(), block.max(axis=0).tolist()
+        for c, s1, s2, lo, hi in zip(cols, sums, squares, lows, highs):
+            out[c] = (n, s1 / n, (n * s2 - s1 * s1) / n, float(lo), float(hi), 0)
     return out
 
 

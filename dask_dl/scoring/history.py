@@ -31,6 +31,7 @@ __all__ = [
     "is_better",
     "metric_columns",
     "history_row",
+    "metric_cells",
     "stop_reason",
 ]
 
@@ -183,11 +184,14 @@ def history_row(kind: str, run_time: float, scoring_time: float, samples: int, i
            "training_speed": f"{samples / train_time:.0f} obs/sec" if samples else "",
            "epochs": samples / n_rows, "iterations": iteration, "samples": float(samples)}
     for prefix, m in (("training", m_train), ("validation", m_valid)):
-        if m is None:
-            continue
-        for key in metric_columns(kind):
-            row[f"{prefix}_{key}"] = m.get(key, float("nan")) if m else float("nan")
+        if m is not None:
+            row.update(metric_cells(kind, prefix, m))
     return row
+
+
+def metric_cells(kind: str, prefix: str, m: dict) -> dict:
+    """A history row's ``<prefix>_<metric>`` cells from metrics ``m`` (NaN where it has none)."""
+    return {f"{prefix}_{key}": m.get(key, float("nan")) if m else float("nan") for key in metric_columns(kind)}
 
 
 def stop_reason(cfg, m_train: dict, series: Sequence[float]) -> Optional[str]:
