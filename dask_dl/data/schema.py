@@ -438,7 +438,8 @@ def partition_stats(df: pd.DataFrame, numeric: list, categorical: list, response
     if weighted is not None:
         out["wnum"] = {}
     else:  # exact integer moments for narrow integer columns, without a float64 copy (pixels, counts)
-        narrow = [c for c in numeric if _is_narrow_int(df[c].dtype)]
+        dtypes = dict(zip(df.columns, df.dtypes))  # one pass: df[c] builds a Series per column
+        narrow = [c for c in numeric if _is_narrow_int(dtypes[c])]
         out["num"].update(_narrow_int_moments(df, narrow))
         numeric = [c for c in numeric if c not in out["num"]]
     for cols, v, may_nan in numeric_chunks(df, numeric):
