@@ -118,6 +118,37 @@ def test_replicas_live_on_every_worker_and_survive_the_memory_manager(client2):
     assert [float(b[0][0, 0]) for b in client2.gather(copies[workers[1]])] == [0.0, 1.0, 2.0]
 
 
+def test_replicas_asked_for_while_their_blocks_are_computed_follow_them(client2):
+    """Placement asks for the copies while the blocks are still being encoded (``submit_replicas``
+    with the worker computing each): each copy is made as its block is done."""
+    import time
+    from dask_dl.cluster.replication import replicate_blocks, submit_replicas
+    workers = sorted(client2.nthreads())
+
+    def slow_block(i):
+        time.sleep(0.5)
+        return np.full((5, 2), i, np.float32), np.zeros(5, np.float32)
+
+    futures = [client2.submit(slow_block, i, workers=[workers[i % 2]], pure=False) for i in range(3)]
+    asked = submit_replicas(client2, futures, workers, {f.key: workers[i % 2] for i, f in enumerate(futures)})
+    assert not any(f.done() for f in futures)  # asked for before any block exists
+    copies = replicate_blocks(client2, futures, workers, submitted=asked)
+    for w in workers:
+        assert [float(b[0][0, 0]) for b in client2.gather(copies[w])] == [0.0, 1.0, 2.0]
+        who = client2.who_has(copies[w])
+        assert all(w in who[f.key] for f in copies[w])
+
+
+def test_a_partition_without_responses_is_not_replicated(client2, iris):
+    """A pandas partition whose rows all lack a response encodes to an empty block: its copy is
+    dropped and both workers train on the other's rows."""
+    data = iris.copy()
+    data.loc[75:, "class"] = None
+    clf = DeepLearningClassifier(hidden=[4], epochs=1, seed=1, client=client2, quiet_mode=True).fit(data, "class")
+    assert clf.model_.run["replicated_training_data"] and clf.model_.run["workers"] == 2
+    assert clf.model_.run["samples"] == 75
+
+
 def test_replication_only_when_it_fits_in_a_worker(dl_log):
     from dask_dl.cluster.replication import wants_replication
     from dask_dl.params import resolve

@@ -19,7 +19,7 @@ from ..data.schema import build_data_info, feature_columns, merge_stats, partiti
 from . import tasks
 from .frames import partition_calls, partition_futures
 from ..task_names import task_key, task_keys
-from .replication import replicate_blocks, wants_replication
+from .replication import replicate_blocks, submit_replicas, wants_replication
 from .streaming import place_streaming, scatter_sources, wants_streaming
 from .watch import wait_all
 
@@ -81,17 +81,18 @@ def _rows_of(client, futures) -> list:
     return client.gather(counts)
 
 
-def _submit_encoding(client, frame, info, workers=None, scoring: bool = False) -> list:
+def _submit_encoding(client, frame, info, workers=None, scoring: bool = False, assigned: list | None = None) -> list:
     """Futures of every partition encoded into a block that stays on a worker (``scoring``: a
     validation block, see ``encode_training_block``); with ``workers``, spread evenly over them
-    (``_encoding_workers``), else where the scheduler chooses."""
+    (``assigned``: each partition's worker, default ``_encoding_workers``), else where the
+    scheduler chooses."""
     # ``info`` rides inside each task (a partial is not traversed): a graph key of its own delays the start
     blocks = partition_calls(functools.partial(encode.encode_training_block, info=info, scoring=scoring), frame,
                              what="encode")
     if not workers:
         return client.compute(blocks)
     futures = [None] * len(blocks)
-    assigned = _encoding_workers(client, frame, workers)
+    assigned = assigned or _encoding_workers(client, frame, workers)
     for w in workers:
         idx = [i for i, a in enumerate(assigned) if a == w]
         for i, f in zip(idx, client.compute([blocks[i] for i in idx], workers=[w], allow_other_workers=True)):
@@ -188,8 +189,13 @@ def _place_in_memory(client, frame, info, valid_frame, cfg, seed: int) -> Traini
     """Every partition encoded into a persisted block, the validation frame's at the same time."""
     p = cfg.params
     workers = sorted(client.nthreads())
-    futures = _balanced(client, _submit_encoding(client, frame, info, workers if cfg.spread_partitions else None),
+    assigned = _encoding_workers(client, frame, workers) if cfg.spread_partitions else None
+    futures = _balanced(client, _submit_encoding(client, frame, info, assigned and workers, assigned=assigned),
                         info, seed)
+    replicate = wants_replication(client, info, cfg, len(workers))
+    # the copies follow each block as it is encoded (the replicas' transfers overlap the encoding)
+    replicas = submit_replicas(client, futures, workers, {f.key: w for f, w in zip(futures, assigned)}) \
+        if replicate and assigned and not info.class_factors else None
     vfut = _submit_encoding(client, valid_frame, info, workers, scoring=True) if valid_frame is not None else []
     s_train = int(p["score_training_samples"])
     score_train = None
@@ -203,7 +209,7 @@ def _place_in_memory(client, frame, info, valid_frame, cfg, seed: int) -> Traini
                          + (" or a missing predictor (missing_values_handling='Skip')" if info.skip_missing else ""))
     kept = [f for f, r in zip(futures, rows) if r > 0]
     n_rows = int(sum(rows_of.values()))
-    by_worker, replicated = _assign_blocks(client, info, cfg, kept, rows_of, workers)
+    by_worker, replicated = _assign_blocks(client, cfg, kept, rows_of, workers, replicate, _kept_copies(replicas, rows))
     if score_train is None:  # missing_values_handling='Skip': the fraction needs the encoded row count
         score_train = _submit_scoring_samples(client, futures, _sample_fraction(s_train, n_rows), seed)
     score_train = [f for f, r in zip(score_train, rows) if r > 0]
@@ -227,14 +233,27 @@ def log_skipped_rows(info, n_rows: int) -> None:
                        "skipped", info.n_rows - n_rows)
 
 
-def _assign_blocks(client, info, cfg, futures: list, rows_of: dict, workers: list) -> tuple:
-    """({worker: the blocks it trains on}, replicated); ``rows_of`` gains the replicas' row counts."""
+def _kept_copies(replicas: dict | None, rows: list) -> dict | None:
+    """The replicas of the blocks that hold rows (those of empty blocks released), or None."""
+    if replicas is None:
+        return None
+    for fs in replicas.values():
+        for f, r in zip(fs, rows):
+            if r == 0 and f.key.startswith("dask_dl-replicate-"):
+                f.release()
+    return {w: [f for f, r in zip(fs, rows) if r > 0] for w, fs in replicas.items()}
+
+
+def _assign_blocks(client, cfg, futures: list, rows_of: dict, workers: list, replicate: bool,
+                   replicas: dict | None = None) -> tuple:
+    """({worker: the blocks it trains on}, replicated); ``rows_of`` gains the replicas' row counts.
+    ``replicate``: ``wants_replication``'s answer; ``replicas``: the copies already asked for."""
     if cfg.single_worker:
         # one worker trains on everything, in partition order (reproducible: bit-identical for a seed)
         return {workers[0]: futures}, False
-    if not wants_replication(client, info, cfg, len(workers)):
+    if not replicate:
         return _group_by_holder(client, futures), False
-    by_worker = replicate_blocks(client, futures, workers, quiet=cfg.params["quiet_mode"])
+    by_worker = replicate_blocks(client, futures, workers, quiet=cfg.params["quiet_mode"], submitted=replicas)
     for fs in by_worker.values():
         rows_of.update({f.key: rows_of[o.key] for f, o in zip(fs, futures)})
     if not cfg.params["quiet_mode"]:

@@ -36,17 +36,25 @@ def replica(block):
     return block
 
 
-def replicate_blocks(client, futures: list, workers: list, quiet: bool = False) -> dict:
-    """Give every worker a copy of every block: each block a worker lacks is fetched into a task of
-    its own there (a distinct key, so the Active Memory Manager does not undo the copies as it
-    would ``client.replicate``'s). Returns {worker: [blocks in one global order]}. A worker lost or
+def submit_replicas(client, futures: list, workers: list, holders: dict | None = None) -> dict:
+    """{worker: [blocks in one global order]}: each block a worker lacks fetched into a task of its
+    own there (a distinct key, so the Active Memory Manager does not undo the copies as it would
+    ``client.replicate``'s). ``holders``: {block key: the worker computing it}, for blocks not yet
+    computed (each copy then follows as its block is done); else where the blocks are now."""
+    who = {k: (w,) for k, w in holders.items()} if holders else client.who_has(futures)
+    return {w: [f if w in (who.get(f.key) or ()) else
+                client.submit(replica, f, workers=[w], allow_other_workers=False, key=task_key("replicate"))
+                for f in futures] for w in workers}
+
+
+def replicate_blocks(client, futures: list, workers: list, quiet: bool = False, submitted: dict | None = None) -> dict:
+    """Give every worker a copy of every block (``submit_replicas``; ``submitted``: copies already
+    asked for) and wait for them. Returns {worker: [blocks in one global order]}. A worker lost or
     paused meanwhile is left out (its copies are pinned to it and could never be made elsewhere)."""
     workers = list(workers)
     while workers:
-        who = client.who_has(futures)
-        out = {w: [f if w in (who.get(f.key) or ()) else
-                   client.submit(replica, f, workers=[w], allow_other_workers=False, key=task_key("replicate"))
-                   for f in futures] for w in workers}
+        out = submitted or submit_replicas(client, futures, workers)
+        submitted = None  # a retry looks where the blocks are
         try:
             wait_for(client, [f for fs in out.values() for f in fs], workers=workers,
                      what="replicating the training data", quiet=quiet)
