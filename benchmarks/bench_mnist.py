@@ -37,12 +37,16 @@ def load(rows: int | None, test_rows: int | None):
 
 
 def run_dask_dl(tr, te, threads: int, epochs: float, hidden, seed: int, workers: int = 1,
-                params: dict | None = None, warm_up: bool = False, dask_frames: bool = False) -> dict:
+                params: dict | None = None, warm_up: bool = False, dask_frames: bool = False, client=None) -> dict:
+    """One timed fit on a fresh cluster of ``workers`` x ``threads`` (``client``: on that one's
+    cluster instead, as a session's fits after its first)."""
+    import contextlib
+
     import dask.dataframe as dd
 
     import dask_dl
     from dask_dl.cluster.session import local_client
-    with local_client(workers, threads) as client:
+    with (contextlib.nullcontext(client) if client is not None else local_client(workers, threads)) as client:
         clf = dask_dl.DeepLearningClassifier(hidden=hidden, epochs=epochs, seed=seed, quiet_mode=True, client=client,
                                              **(params or {}))
         if len(tr) == 60000 and len(te) == 10000:  # the full files: read on the workers, as users would
@@ -93,6 +97,9 @@ def main(argv=None) -> pd.DataFrame:
     ap.add_argument("--epochs", type=float, default=1.0)
     ap.add_argument("--warm-up", action="store_true",
                     help="dask_dl: an untimed 200-row fit on the cluster first (its workers' kernels loaded)")
+    ap.add_argument("--session", action="store_true",
+                    help="dask_dl: every seed's fit on one cluster (started and warmed up once), as a notebook "
+                         "session's fits; default: a fresh cluster per seed")
     ap.add_argument("--dask-frames", action="store_true",
                     help="dask_dl: a subset of rows (--rows/--test-rows) as dd.from_pandas frames instead of pandas")
     ap.add_argument("--hidden", type=int, nargs="+", default=[200, 200])
@@ -106,14 +113,22 @@ def main(argv=None) -> pd.DataFrame:
           f"train {len(tr)} rows, test {len(te)} rows, hidden {args.hidden}, epochs {args.epochs}, "
           f"dask_dl {args.workers} worker(s) x {args.threads} thread(s) {params or ''}", flush=True)
     results = []
-    for seed in args.seeds:
+    session = None
+    if args.session:
+        from dask_dl.cluster.session import local_client
+        session = local_client(args.workers, args.threads)
+        client = session.__enter__()
+    for i, seed in enumerate(args.seeds):
         results.append({**run_dask_dl(tr, te, args.threads, args.epochs, args.hidden, seed, args.workers, params,
-                                      warm_up=args.warm_up, dask_frames=args.dask_frames), "seed": seed})
+                                      warm_up=args.warm_up and not (session and i), dask_frames=args.dask_frames,
+                                      client=client if session else None), "seed": seed})
         print(results[-1], flush=True)
         if args.vs_h2o:
             results.append({**run_h2o(tr, te, args.workers * args.threads, args.epochs, args.hidden, seed, params),
                             "seed": seed})
             print(results[-1], flush=True)
+    if session:
+        session.__exit__(None, None, None)
     table = pd.DataFrame(results)
     summary = table.groupby("system")[["training_speed", "fit_seconds", "test_error"]].mean()
     with pd.option_context("display.width", 160):

@@ -11,6 +11,14 @@ def test_bench_mnist_smoke(bench_path):
     assert 0 < row["setup_seconds"] < row["fit_seconds"]
 
 
+def test_bench_mnist_session_fits_every_seed_on_one_cluster(bench_path):
+    import bench_mnist
+    table = bench_mnist.main(["--rows", "3000", "--test-rows", "300", "--hidden", "16", "--workers", "2",
+                              "--threads", "1", "--session", "--seeds", "1", "2"])
+    assert list(table["seed"]) == [1, 2] and (table["samples"] == 3000).all()
+    assert table["test_error"].max() < 0.5
+
+
 def test_bench_elastic_smoke(bench_path):
     import bench_elastic
     table = bench_elastic.main(["--workers", "2", "--epochs", "1", "--per-epoch", "2", "--rows", "2000",
