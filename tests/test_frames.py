@@ -115,3 +115,17 @@ def test_a_pandas_frame_trains_the_model_its_from_pandas_frame_does(client2):
     b = DeepLearningClassifier(**kw).fit(dd.from_pandas(X, npartitions=2, sort=False), "y",
                                          validation_data=dd.from_pandas(X.iloc[:100], npartitions=2, sort=False)).model_
     assert np.array_equal(a.state, b.state)
+
+
+def test_a_large_pandas_frame_fits_without_dasks_large_graph_advice(client2):
+    """The rows of a pandas frame travel inside the encoding tasks by design: Dask's "Sending large
+    graph ... load the data with Dask directly" warning is not shown for them."""
+    import warnings
+    from dask_dl import DeepLearningRegressor
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame(rng.normal(size=(4000, 800)), columns=[f"x{i}" for i in range(800)])  # 12.8 MB a partition
+    X["y"] = X["x0"] * 2.0
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        DeepLearningRegressor(hidden=[4], epochs=1, seed=1, quiet_mode=True, client=client2).fit(X, "y")
+    assert not [w for w in seen if "large graph" in str(w.message)], [str(w.message)[:80] for w in seen]

@@ -17,7 +17,7 @@ import numpy as np
 from ..data import encode
 from ..data.schema import build_data_info, feature_columns, merge_stats, partition_stats, tree_merge
 from . import tasks
-from .frames import partition_calls, partition_futures
+from .frames import InMemoryFrame, partition_calls, partition_futures
 from ..task_names import task_key, task_keys
 from .replication import replicate_blocks, submit_replicas, wants_replication
 from .streaming import place_streaming, scatter_sources, wants_streaming
@@ -89,15 +89,26 @@ def _submit_encoding(client, frame, info, workers=None, scoring: bool = False, a
     # ``info`` rides inside each task (a partial is not traversed): a graph key of its own delays the start
     blocks = partition_calls(functools.partial(encode.encode_training_block, info=info, scoring=scoring), frame,
                              what="encode")
-    if not workers:
-        return client.compute(blocks)
-    futures = [None] * len(blocks)
-    assigned = assigned or _encoding_workers(client, frame, workers)
-    for w in workers:
-        idx = [i for i, a in enumerate(assigned) if a == w]
-        for i, f in zip(idx, client.compute([blocks[i] for i in idx], workers=[w], allow_other_workers=True)):
-            futures[i] = f
+    with _in_memory_rows_in_graph(frame):
+        if not workers:
+            return client.compute(blocks)
+        futures = [None] * len(blocks)
+        assigned = assigned or _encoding_workers(client, frame, workers)
+        for w in workers:
+            idx = [i for i, a in enumerate(assigned) if a == w]
+            for i, f in zip(idx, client.compute([blocks[i] for i in idx], workers=[w], allow_other_workers=True)):
+                futures[i] = f
     return futures
+
+
+def _in_memory_rows_in_graph(frame):
+    """A pandas frame's rows travel inside the encoding tasks by design (the client holds them, and
+    the tasks keep their lineage): Dask's "Sending large graph" advice is not for the user then."""
+    import contextlib
+    if not isinstance(frame, InMemoryFrame):
+        return contextlib.nullcontext()
+    import dask
+    return dask.config.set({"distributed.admin.large-graph-warning-threshold": "1 PiB"})
 
 
 def _encoding_workers(client, frame, workers: list) -> list:
