@@ -133,10 +133,12 @@ def test_replicas_asked_for_while_their_blocks_are_computed_follow_them(client2)
     asked = submit_replicas(client2, futures, workers, {f.key: workers[i % 2] for i, f in enumerate(futures)})
     assert not any(f.done() for f in futures)  # asked for before any block exists
     copies = replicate_blocks(client2, futures, workers, submitted=asked)
-    for w in workers:
+    for wi, w in enumerate(workers):
         assert [float(b[0][0, 0]) for b in client2.gather(copies[w])] == [0.0, 1.0, 2.0]
-        who = client2.who_has(copies[w])
-        assert all(w in who[f.key] for f in copies[w])
+        assert [f for i, f in enumerate(copies[w]) if i % 2 == wi] == futures[wi::2]  # its own blocks
+        made = [f for i, f in enumerate(copies[w]) if i % 2 != wi]
+        who = client2.who_has(made)
+        assert made and all(f.key.startswith("dask_dl-replicate-") and w in who[f.key] for f in made)
 
 
 def test_a_partition_without_responses_is_not_replicated(client2, iris):

@@ -23,7 +23,6 @@ class InMemoryFrame:
     Dask's ``sizeof`` walk over a wide frame's columns took 10-100 ms a partition."""
 
     def __init__(self, frame, n_parts: int):
-        self.frame = frame
         self.columns = frame.columns
         n = max(1, min(n_parts, len(frame)))
         sizes = [len(frame) // n + (i < len(frame) % n) for i in range(n)]  # np.array_split's

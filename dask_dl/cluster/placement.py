@@ -201,8 +201,8 @@ def _place_in_memory(client, frame, info, valid_frame, cfg, seed: int) -> Traini
     p = cfg.params
     workers = sorted(client.nthreads())
     assigned = _encoding_workers(client, frame, workers) if cfg.spread_partitions else None
-    futures = _balanced(client, _submit_encoding(client, frame, info, assigned and workers, assigned=assigned),
-                        info, seed)
+    futures = _balanced(client, _submit_encoding(client, frame, info, workers if assigned else None,
+                                                 assigned=assigned), info, seed)
     replicate = wants_replication(client, info, cfg, len(workers))
     # the copies follow each block as it is encoded (the replicas' transfers overlap the encoding)
     replicas = submit_replicas(client, futures, workers, {f.key: w for f, w in zip(futures, assigned)}) \
@@ -220,7 +220,8 @@ def _place_in_memory(client, frame, info, valid_frame, cfg, seed: int) -> Traini
                          + (" or a missing predictor (missing_values_handling='Skip')" if info.skip_missing else ""))
     kept = [f for f, r in zip(futures, rows) if r > 0]
     n_rows = int(sum(rows_of.values()))
-    by_worker, replicated = _assign_blocks(client, cfg, kept, rows_of, workers, replicate, _kept_copies(replicas, rows))
+    by_worker, replicated = _assign_blocks(client, cfg, kept, rows_of, workers, replicate,
+                                           _kept_copies(replicas, futures, rows))
     if score_train is None:  # missing_values_handling='Skip': the fraction needs the encoded row count
         score_train = _submit_scoring_samples(client, futures, _sample_fraction(s_train, n_rows), seed)
     score_train = [f for f, r in zip(score_train, rows) if r > 0]
@@ -244,13 +245,15 @@ def log_skipped_rows(info, n_rows: int) -> None:
                        "skipped", info.n_rows - n_rows)
 
 
-def _kept_copies(replicas: dict | None, rows: list) -> dict | None:
-    """The replicas of the blocks that hold rows (those of empty blocks released), or None."""
+def _kept_copies(replicas: dict | None, blocks: list, rows: list) -> dict | None:
+    """``replicas`` (``submit_replicas`` of ``blocks``) of the blocks that hold rows, the copies of
+    empty blocks released; None when there are none."""
     if replicas is None:
         return None
+    originals = {b.key for b in blocks}
     for fs in replicas.values():
         for f, r in zip(fs, rows):
-            if r == 0 and f.key.startswith("dask_dl-replicate-"):
+            if r == 0 and f.key not in originals:
                 f.release()
     return {w: [f for f, r in zip(fs, rows) if r > 0] for w, fs in replicas.items()}
 
