@@ -22,6 +22,7 @@ from .cluster import loop, memory, placement
 from .cluster.frames import InMemoryFrame, persist_if_in_memory
 from .cluster.session import cluster_client, worker_threads
 from .errors import ClusterUnavailableError, ModelDivergedError
+from .inputs import _is_dask
 from .data.schema import DataInfo
 from .model import DeepLearningModel
 from .nn import precompile
@@ -161,11 +162,6 @@ def _training_slot(client, quiet: bool = False):
         yield
     finally:
         slots.release()
-
-
-def _is_dask(frame) -> bool:
-    import dask.dataframe as dd
-    return isinstance(frame, dd.DataFrame)
 
 
 def _validation_partitioned(client, frame, n_workers: int):

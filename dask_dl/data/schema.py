@@ -486,7 +486,9 @@ def _narrow_int_moments(df: pd.DataFrame, columns: list, size: int = NUMERIC_CHU
     integer sums: M2 = (n * sum(x^2) - sum(x)^2) / n in Python integers."""
     out = {}
     n = len(df)
-    for start in range(0, len(columns) if n else 0, size):
+    if not n:  # no rows: the float64 path states the empty moments
+        return out
+    for start in range(0, len(columns), size):
         cols = columns[start:start + size]
         block = df[cols].to_numpy()
         sums = block.sum(axis=0, dtype=np.int64).tolist()
