@@ -40,6 +40,14 @@ def _patched_env(values: dict):
                 os.environ[k] = v
 
 
+def _reset_backend(port: int) -> None:
+    """Empty moto's S3 backend: it is global to the process, so a server started after another
+    would otherwise see the earlier server's buckets."""
+    import urllib.request
+    urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/moto-api/reset", method="POST"),
+                           timeout=10).close()
+
+
 @contextlib.contextmanager
 def moto_s3(bucket: str = "bucket"):
     """Start a moto S3 server, create ``bucket``; yield (server, storage_options, bucket); stop it."""
@@ -53,6 +61,7 @@ def moto_s3(bucket: str = "bucket"):
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
         try:
+            _reset_backend(port)
             # no region_name: moto rejects the LocationConstraint botocore would send on mkdir
             so = {"key": FAKE_KEY, "secret": FAKE_KEY,
                   "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{port}"},

@@ -291,15 +291,18 @@ def test_covtype_default_network_reaches_25_percent(client_threads, covtype):
 @pytest.mark.slow
 def test_wine_regression_beats_the_mean_by_17_percent(client_threads, wine):
     tr, te = split(wine, (0.8, 0.2))
+    y = te["quality"].to_numpy()
+    base = np.sqrt(np.mean((y - tr["quality"].mean()) ** 2))
     # scoring every iteration lets the best-model restore pick among 10 candidates; with H2O's
     # wall-clock schedule this 2-second job scores only twice (spread 0.80-0.87, benchmarks/README.md).
-    # Two HOGWILD! threads make runs differ: RMSE / the mean's 0.795-0.816 over 5 runs, 0.820 once in CI
-    # (2026-12-06), so the bar is 0.83
-    reg = DeepLearningRegressor(epochs=10, score_each_iteration=True, **QUIET).fit(tr, "quality")
-    y = te["quality"].to_numpy()
-    rmse = np.sqrt(np.mean((reg.predict(te.drop(columns=["quality"])) - y) ** 2))
-    base = np.sqrt(np.mean((y - tr["quality"].mean()) ** 2))
-    assert rmse <= 0.83 * base
+    # Two HOGWILD! threads make a seed's runs differ: RMSE / the mean's 0.797-0.818 mostly, but
+    # 0.85-0.864 about one run in 20 (CI, 2026-12-06/07), so the bar holds for the median of 3 seeds
+    ratios = []
+    for seed in (1, 2, 3):
+        reg = DeepLearningRegressor(epochs=10, score_each_iteration=True, seed=seed, quiet_mode=True)
+        reg.fit(tr, "quality")
+        ratios.append(np.sqrt(np.mean((reg.predict(te.drop(columns=["quality"])) - y) ** 2)) / base)
+    assert np.median(ratios) <= 0.83 and max(ratios) < 0.95, ratios
 
 
 def test_sparse_trains_input_major_and_round_trips(client2, mnist_small, tmp_path):
