@@ -14,6 +14,7 @@ import pandas as pd
 
 from . import checkpoint as checkpoints
 from . import params as P
+from .cluster.frames import client_held_parts
 from .data.encode import check_validation_values
 from .data.schema import (check_columns, check_response, column_role,
                           in_memory_data_info)
@@ -46,7 +47,8 @@ def checked_training_input(X, y, kind: str, cfg: P.TrainingConfig, validation_da
     dtypes = frame.dtypes  # once: each frame.dtypes builds a Series of every column's dtype
     roles = {c: column_role(c, dtypes[c]) for c in features}
     check_response(frame, yname, family)
-    info = in_memory_data_info(frame, roles, cfg.params, family, yname, cfg.distribution)
+    info = in_memory_data_info(frame, roles, cfg.params, family, yname, cfg.distribution,
+                               parts=client_held_parts(frame) if _is_dask(frame) else None)
     valid = None
     if validation_data is not None:
         valid = _validation_frame(validation_data, yname, features, roles, validation_what,
@@ -75,7 +77,8 @@ def _autoencoder_input(X, cfg: P.TrainingConfig, validation_data, what: str, val
     frame, features = _without_ignored(frame, None, features, cfg.params["ignored_columns"], what)
     dtypes = frame.dtypes
     roles = {c: column_role(c, dtypes[c]) for c in features}
-    info = in_memory_data_info(frame, roles, cfg.params, "autoencoder", None, cfg.distribution)
+    info = in_memory_data_info(frame, roles, cfg.params, "autoencoder", None, cfg.distribution,
+                               parts=client_held_parts(frame) if _is_dask(frame) else None)
     valid = None
     if validation_data is not None:
         valid = _validation_frame(validation_data, None, features, roles, validation_what,

@@ -169,21 +169,31 @@ def _validation_partitioned(client, frame, n_workers: int):
     it at every scoring round (the round waits for the slowest)."""
     if not _is_dask(frame):
         return InMemoryFrame(frame, n_workers)
-    if frame.npartitions < n_workers:
-        frame = frame.repartition(npartitions=n_workers)
-    return persist_if_in_memory(client, frame)
+    return _dask_partitioned(client, frame, max(frame.npartitions, n_workers))
 
 
 def _partitioned(client, frame, cfg: P.TrainingConfig, n_workers: int):
     """The training frame in one partition when reproducible (H2O: one chunk, one thread, a fixed
-    order), else at least one partition per worker with force_load_balance; a pandas frame as
-    row ranges that travel inside the encoding tasks (``InMemoryFrame``)."""
+    order), else at least one partition per worker with force_load_balance; a frame the client
+    holds (pandas, or ``dd.from_pandas`` of it) as partitions that travel inside the encoding
+    tasks (``InMemoryFrame``)."""
     if not _is_dask(frame):
         return InMemoryFrame(frame, 1 if cfg.one_partition else n_workers)
     if cfg.one_partition:
-        frame = frame.repartition(npartitions=1)
-    elif cfg.params["force_load_balance"] and frame.npartitions < n_workers:
-        frame = frame.repartition(npartitions=n_workers)
+        return _dask_partitioned(client, frame, 1)
+    if cfg.params["force_load_balance"]:
+        return _dask_partitioned(client, frame, max(frame.npartitions, n_workers))
+    return _dask_partitioned(client, frame, frame.npartitions)
+
+
+def _dask_partitioned(client, frame, n_parts: int):
+    """A dask frame in ``n_parts`` partitions: the client's own rows re-cut where it holds them
+    (``dd.from_pandas``), else repartitioned if need be and persisted when built on persisted data."""
+    held = InMemoryFrame.of_dask(frame, n_parts)
+    if held is not None:
+        return held
+    if frame.npartitions != n_parts:
+        frame = frame.repartition(npartitions=n_parts)
     return persist_if_in_memory(client, frame)
 
 

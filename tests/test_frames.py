@@ -129,3 +129,37 @@ def test_a_large_pandas_frame_fits_without_dasks_large_graph_advice(client2):
         warnings.simplefilter("always")
         DeepLearningRegressor(hidden=[4], epochs=1, seed=1, quiet_mode=True, client=client2).fit(X, "y")
     assert not [w for w in seen if "large graph" in str(w.message)], [str(w.message)[:80] for w in seen]
+
+
+def test_a_from_pandas_frame_rides_inside_its_tasks_with_dasks_own_partitions(client2):
+    """``dd.from_pandas`` of a pandas frame (sorted by its index, strings made pyarrow strings, split
+    at dask's own locations) is cut as dask would cut it, renamed inside its tasks, and trains the
+    model the same frame trains through ``to_delayed()``, without a dask-dataframe task (a frame of
+    fewer partitions than workers is re-cut on the client, not repartitioned by dask)."""
+    from distributed import get_task_stream
+    from dask_dl import DeepLearningClassifier
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame(rng.normal(size=(300, 4)), columns=list("abcd"), index=rng.permutation(300))
+    X["kind"] = rng.choice(["u", "v", "w"], size=300).astype(object)
+    X["y"] = np.where(X["a"] - X["c"] > 0, "p", "n")
+    frame = dd.from_pandas(X, npartitions=3)
+    renamed = frame.rename(columns={"y": "target"})
+    found = frames.InMemoryFrame.of_dask(renamed)
+    assert found is not None, CHANGED.format(v=dask.__version__, what="dd.from_pandas (FromPandas, operands "
+                                             "'_partitions' and '_series', _filtered_task(...).value)")
+    assert found.npartitions == renamed.npartitions == 3 and found.rename == {"y": "target"}
+    for i, part in enumerate(found.parts):
+        pd.testing.assert_frame_equal(part.rename(columns=found.rename), renamed.get_partition(i).compute())
+    assert frames.InMemoryFrame.of_dask(frame.map_partitions(lambda p: p)) is None
+    dropped = frames.InMemoryFrame.of_dask(frame.drop(columns=["b"]).rename(columns={"y": "t"}))  # ignored_columns
+    assert dropped is not None and list(dropped.parts[0].columns) == ["a", "c", "d", "kind", "y"]
+    kw = dict(hidden=[6], epochs=2, seed=5, quiet_mode=True, client=client2)
+    with get_task_stream(client2) as ts:
+        a = DeepLearningClassifier(**kw).fit(frame, "y", validation_data=dd.from_pandas(X.iloc[:90], npartitions=1))
+    prefixes = {str(t["key"][0] if isinstance(t["key"], tuple) else t["key"]).split("-")[0] for t in ts.data}
+    assert prefixes == {"dask_dl"}, prefixes
+    b = DeepLearningClassifier(**kw).fit(frame.map_partitions(lambda p: p), "y",
+                                         validation_data=dd.from_pandas(X.iloc[:90], npartitions=2).map_partitions(lambda p: p))
+    held = frames.InMemoryFrame.of_dask(dd.from_pandas(X, npartitions=1), 2)  # one partition for 2 workers
+    assert [len(p) for p in held.parts] == [150, 150] and held.rename is None
+    assert np.array_equal(a.model_.state, b.model_.state)

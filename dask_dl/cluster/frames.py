@@ -1,8 +1,9 @@
 """Hand each partition of a training frame to the set-up tasks, straight from its future when the
-frame is persisted partitions (the user's ``df.persist()``), else through ``to_delayed()``.
+frame is persisted partitions (the user's ``df.persist()``), inside the tasks when it is in memory on
+the client (a pandas frame, or ``dd.from_pandas`` of one), else through ``to_delayed()``.
 
-Every use of dask-expr internals is in ``_graph_sources``; tests/test_frames.py fails loudly when a
-dask upgrade changes them.
+Every use of dask-expr internals is in ``_graph_sources`` and ``_from_pandas_parts``;
+tests/test_frames.py fails loudly when a dask upgrade changes them.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import itertools
 import uuid
 
 import dask
+import pandas as pd
 from distributed import Future, futures_of
 
 from ..errors import DataError
@@ -18,16 +20,35 @@ from .watch import wait_all
 
 
 class InMemoryFrame:
-    """A pandas frame cut into ``npartitions`` row ranges (``dd.from_pandas(sort=False)``'s) that
-    ride inside the set-up tasks as arguments: no partition of it is stored on a worker, where
-    Dask's ``sizeof`` walk over a wide frame's columns took 10-100 ms a partition."""
+    """A frame held by the client, cut into partitions that ride inside the set-up tasks as
+    arguments: no partition of it is stored on a worker, where Dask's ``sizeof`` walk over a wide
+    frame's columns took 10-100 ms a partition. A pandas frame is cut into ``npartitions`` row
+    ranges (``dd.from_pandas(sort=False)``'s); ``of_dask`` takes a ``dd.from_pandas`` frame's own."""
 
     def __init__(self, frame, n_parts: int):
-        self.columns = frame.columns
         n = max(1, min(n_parts, len(frame)))
         sizes = [len(frame) // n + (i < len(frame) % n) for i in range(n)]  # np.array_split's
         bounds = [0, *itertools.accumulate(sizes)]
-        self.parts = [frame.iloc[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        self._set([frame.iloc[a:b] for a, b in zip(bounds[:-1], bounds[1:])], frame.columns, None)
+
+    @classmethod
+    def of_dask(cls, frame, n_parts: int | None = None) -> "InMemoryFrame | None":
+        """The partitions of a frame that IS ``dd.from_pandas(pandas frame)`` (or a column
+        selection or rename of one), each as its dask task would make it, or its rows re-cut into
+        ``n_parts`` row ranges when it has another number of partitions; None for any other frame."""
+        found = _from_pandas_parts(frame)
+        if found is None:
+            return None
+        parts, columns, rename = found
+        if n_parts is not None and n_parts != len(parts):
+            whole = parts[0] if len(parts) == 1 else pd.concat(parts)
+            return cls(whole.rename(columns=rename) if rename else whole, n_parts)
+        self = cls.__new__(cls)
+        self._set(parts, columns, rename)
+        return self
+
+    def _set(self, parts: list, columns, rename: dict | None) -> None:
+        self.parts, self.columns, self.rename = parts, columns, rename
         self.name = f"in-memory-{uuid.uuid4().hex}"  # the parts' keys, as a persisted frame's are
 
     @property
@@ -36,7 +57,60 @@ class InMemoryFrame:
 
     def to_delayed(self) -> list:
         """The parts as graph keys of their own (out of core: the streamed sources name them)."""
-        return [dask.delayed(p, name=(self.name, i)) for i, p in enumerate(self.parts)]
+        parts = [p.rename(columns=self.rename) for p in self.parts] if self.rename else self.parts
+        return [dask.delayed(p, name=(self.name, i)) for i, p in enumerate(parts)]
+
+
+def client_held_parts(frame) -> list | None:
+    """The partitions of a dask frame that IS ``dd.from_pandas`` of a pandas frame (see
+    ``_from_pandas_parts``), with the frame's column names, for passes the client can run itself;
+    None for any other frame."""
+    found = _from_pandas_parts(frame)
+    if found is None:
+        return None
+    parts, _, rename = found
+    return [p.rename(columns=rename) for p in parts] if rename else parts
+
+
+def _outer_rename(expr):
+    """(the expression under a ``frame.rename(columns=dict)``, the dict), or (expr, None)."""
+    if type(expr).__name__ == "RenameFrame" and isinstance(expr.operand("columns"), dict):
+        return expr.operand("frame"), dict(expr.operand("columns"))
+    return expr, None
+
+
+def _leaves(expr) -> list:
+    """The expressions at the bottom of ``expr``'s graph (those without dependencies)."""
+    if expr is None:
+        return []
+    deps = expr.dependencies()
+    return [expr] if not deps else [leaf for d in deps for leaf in _leaves(d)]
+
+
+def _from_pandas_parts(frame):
+    """(the partitions, the frame's columns, {old: new} column rename or None) when ``frame`` IS
+    ``dd.from_pandas(pandas frame)``, a column selection or drop of one, or a column rename over
+    either; else None.
+
+    Relies on dask >= 2025.1 (dask-expr, tested with 2026.8): the optimized expression of such a frame
+    (``optimize(fuse=False)`` absorbs the selection) is a ``FromPandas`` whose operands ``"_partitions"`` (None: not filtered) and ``"_series"`` say it
+    is the whole frame, and whose ``_filtered_task(name, i).value`` is partition ``i`` as its task
+    makes it (sorted by the index, pyarrow strings, projected). If dask changes them, this returns
+    None and such frames take the ``to_delayed()`` path: still correct, only slower."""
+    if "FromPandas" not in {type(e).__name__ for e in _leaves(getattr(frame, "expr", None))}:
+        return None
+    expr, rename = _outer_rename(frame.optimize(fuse=False).expr)
+    if type(expr).__name__ != "FromPandas":
+        return None
+    try:
+        if expr.operand("_partitions") is not None or expr.operand("_series"):
+            return None
+        parts = [expr._filtered_task(None, i).value for i in range(expr.npartitions)]
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+    if not parts or not all(isinstance(p, pd.DataFrame) for p in parts):
+        return None
+    return parts, frame.columns, rename
 
 
 def _graph_sources(frame):
@@ -48,10 +122,7 @@ def _graph_sources(frame):
     ``frame.rename(columns=dict)`` is a ``RenameFrame`` with operands ``"frame"`` and ``"columns"``.
     If dask changes either, this returns None and every frame takes the ``to_delayed()`` path:
     still correct, only slower (see ``persist_if_in_memory``)."""
-    expr = getattr(frame, "expr", None)
-    columns = None
-    if type(expr).__name__ == "RenameFrame" and isinstance(expr.operand("columns"), dict):
-        columns, expr = dict(expr.operand("columns")), expr.operand("frame")
+    expr, columns = _outer_rename(getattr(frame, "expr", None))
     if type(expr).__name__ != "FromGraph":
         return None
     return list(expr.operand("layer").values()), columns
@@ -121,7 +192,8 @@ def partition_calls(fn, frame, *args, what: str | None = None) -> list:
     what = what or getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", "partition")
     common = dask.base.tokenize(fn, *args)  # once: tokenizing a wide DataInfo is not free
     if isinstance(frame, InMemoryFrame):  # each part inside its task: no dask-dataframe task, nothing to sizeof
-        return [dask.delayed(_call_on)(fn, part, None, i, *args, dask_key_name=task_key(what, common, frame.name, i))
+        return [dask.delayed(_call_on)(fn, part, frame.rename, i, *args,
+                                       dask_key_name=task_key(what, common, frame.name, i))
                 for i, part in enumerate(frame.parts)]
     direct = _direct_sources(frame)
     if direct is None:

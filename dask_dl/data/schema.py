@@ -785,20 +785,23 @@ def row_slices(frame: pd.DataFrame, width: int):
 
 
 def in_memory_data_info(frame, roles: dict, params: dict, response_kind: str, response_name: str,
-                        distribution: str) -> DataInfo | None:
-    """The statistics pass on the client for a pandas frame (None for dask), in row slices merged
-    as the cluster merges partitions: every error the pass can raise (an infinite value, an
-    identifier-like or badly typed categorical column, an entirely-NA column, the response's
-    domain) comes before any cluster work; the training job then uses this DataInfo."""
-    if not isinstance(frame, pd.DataFrame):
-        return None
+                        distribution: str, parts: list | None = None) -> DataInfo | None:
+    """The statistics pass on the client for a pandas frame, or for ``parts``, the pandas partitions
+    a dask frame is made of (``cluster.frames.client_held_parts``); None for other dask frames. Row
+    slices are merged as the cluster merges partitions: every error the pass can raise (an infinite
+    value, an identifier-like or badly typed categorical column, an entirely-NA column, the
+    response's domain) comes before any cluster work; the training job then uses this DataInfo."""
+    if parts is None:
+        if not isinstance(frame, pd.DataFrame):
+            return None
+        parts = [frame]
     features = feature_columns(frame)
     numeric = [c for c in features if roles[c] == "numeric"]
     categorical = [c for c in features if roles[c] == "categorical"]
     stats = None
     names = (params.get("weights_column"), params.get("offset_column"))
     by_response = params.get("categorical_encoding") == "SortByResponse"
-    for part in row_slices(frame, min(len(numeric), NUMERIC_CHUNK)):
+    for part in (piece for whole in parts for piece in row_slices(whole, min(len(numeric), NUMERIC_CHUNK))):
         one = partition_stats(part, numeric, categorical, response_kind, names, by_response)
         stats = one if stats is None else merge_stats(stats, one)
     return build_data_info(stats, features, roles, params, response_kind, response_name, distribution)
