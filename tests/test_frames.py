@@ -158,8 +158,8 @@ def test_a_from_pandas_frame_rides_inside_its_tasks_with_dasks_own_partitions(cl
         a = DeepLearningClassifier(**kw).fit(frame, "y", validation_data=dd.from_pandas(X.iloc[:90], npartitions=1))
     prefixes = {str(t["key"][0] if isinstance(t["key"], tuple) else t["key"]).split("-")[0] for t in ts.data}
     assert prefixes == {"dask_dl"}, prefixes
-    b = DeepLearningClassifier(**kw).fit(frame.map_partitions(lambda p: p), "y",
-                                         validation_data=dd.from_pandas(X.iloc[:90], npartitions=2).map_partitions(lambda p: p))
+    valid = dd.from_pandas(X.iloc[:90], npartitions=2).map_partitions(lambda p: p)
+    b = DeepLearningClassifier(**kw).fit(frame.map_partitions(lambda p: p), "y", validation_data=valid)
     held = frames.InMemoryFrame.of_dask(dd.from_pandas(X, npartitions=1), 2)  # one partition for 2 workers
     assert [len(p) for p in held.parts] == [150, 150] and held.rename is None
     assert np.array_equal(a.model_.state, b.model_.state)

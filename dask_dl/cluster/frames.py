@@ -92,11 +92,12 @@ def _from_pandas_parts(frame):
     ``dd.from_pandas(pandas frame)``, a column selection or drop of one, or a column rename over
     either; else None.
 
-    Relies on dask >= 2025.1 (dask-expr, tested with 2026.8): the optimized expression of such a frame
-    (``optimize(fuse=False)`` absorbs the selection) is a ``FromPandas`` whose operands ``"_partitions"`` (None: not filtered) and ``"_series"`` say it
-    is the whole frame, and whose ``_filtered_task(name, i).value`` is partition ``i`` as its task
-    makes it (sorted by the index, pyarrow strings, projected). If dask changes them, this returns
-    None and such frames take the ``to_delayed()`` path: still correct, only slower."""
+    Relies on dask >= 2025.1 (dask-expr, tested with 2026.8): the optimized expression of such a
+    frame (``optimize(fuse=False)`` absorbs the selection) is a ``FromPandas`` whose operands
+    ``"_partitions"`` (None: not filtered) and ``"_series"`` say it is the whole frame, and whose
+    ``_filtered_task(name, i).value`` is partition ``i`` as its task makes it (sorted by the index,
+    pyarrow strings, projected). If dask changes them, this returns None and such frames take the
+    ``to_delayed()`` path: still correct, only slower."""
     if "FromPandas" not in {type(e).__name__ for e in _leaves(getattr(frame, "expr", None))}:
         return None
     expr, rename = _outer_rename(frame.optimize(fuse=False).expr)
