@@ -328,7 +328,7 @@ PARAMETERS: dict[str, Param] = {
                              "rows per weight update (not in H2O): 1 (default) is H2O's per-sample SGD; "
                              "larger values such as 32 to 128 average the gradient over the batch and use "
                              "fast matrix products, several times faster per epoch at some accuracy per "
-                             "epoch. Pair it with shuffle_training_data=True, ideally with optimizer='adam'"),
+                             "epoch. Pair it with optimizer='adam'"),
     "sparse": Param(False, _bool,
                     "for inputs that are mostly zero (pixels, counts, one-hot data): numeric inputs are "
                     "divided by their standard deviation but not centred, so zeros stay zero and fast_mode "
@@ -349,9 +349,10 @@ PARAMETERS: dict[str, Param] = {
                                      "each worker then samples from all rows, which usually helps accuracy; "
                                      "False saves memory"),
     "shuffle_training_data": Param(False, _bool,
-                                   "train on the rows in a fresh random order every epoch (False: H2O's "
-                                   "default, the same order every pass). Recommended with mini_batch_size > "
-                                   "1 and when the rows are sorted, e.g. by class or time"),
+                                   "H2O's name, kept for its scripts: dask_dl visits the rows in a fresh random "
+                                   "order every pass either way (H2O draws a fresh random order of each chunk "
+                                   "at every iteration shorter than an epoch; True also shuffles its "
+                                   "whole-epoch iterations, which otherwise follow the storage order)"),
     "single_node_mode": Param(False, _bool,
                               "train on one worker only, with no model averaging (the other workers stay "
                               "idle): for comparisons with multi-worker runs, or when averaging hurts "
@@ -545,8 +546,8 @@ PARAMETERS: dict[str, Param] = {
     "optimizer": Param("auto", _choice(OPTIMIZERS),
                        "'auto' (default): H2O's optimizers, ADADELTA with adaptive_rate=True, else SGD with "
                        "the manual rate and momentum; 'adam' (not in H2O): PyTorch's familiar Adam, with "
-                       "adam_rate, adam_beta1, adam_beta2 and epsilon. With mini_batch_size 32 to 128 and "
-                       "shuffle_training_data=True, 'adam' is often the quickest way to an accurate model"),
+                       "adam_rate, adam_beta1, adam_beta2 and epsilon. With mini_batch_size 32 to 128, "
+                       "'adam' is often the quickest way to an accurate model"),
     "adam_rate": Param(1e-3, _number(0, lo_open=True),
                        "Adam's step size (optimizer='adam'), annealed as adam_rate / (1 + rate_annealing * "
                        "samples): 0.001 is the usual choice, try 0.0005 to 0.003; rate_annealing=0 keeps it "

@@ -89,7 +89,7 @@ def test_replicated_workers_split_each_pass_between_them(n_workers, threads, siz
         for chunk in (total // n_workers // 3, total // n_workers - total // n_workers // 3):  # two iterations
             position, seed = worker_stream(wi, n_workers, streamed, total, True, 7)
             for bi, rows in shard_plan(sizes, n_samples=chunk, n_threads=threads, position=position,
-                                       order_seed=seed, shuffle=False):
+                                       order_seed=seed):
                 seen[bi].extend(np.concatenate(rows).tolist())
             streamed += chunk
     assert sum(len(v) for v in seen.values()) == total

@@ -734,7 +734,7 @@ def test_hogwild_two_threads_learns():
     half = len(y) // 2
     blocks = [(X[:half], y[:half]), (X[half:], y[half:])]
     done = train_shard(state, layout, blocks, n_samples=5 * len(y), settings=_hw_settings(), n_threads=2,
-                       rng_seeds=(1, 0), n_seen=0.0, shuffle=True)
+                       rng_seeds=(1, 0), n_seen=0.0)
     assert done == 5 * len(y)
     assert state.dtype == np.float32 and np.all(np.isfinite(state))
     acc = np.mean(forward(layout, state, X).argmax(axis=1) == y)
@@ -783,7 +783,7 @@ def test_hogwild_single_thread_is_reproducible(drop):
     for seed_parts in [(5, 1), (5, 1), (6, 1)]:
         s = init.copy()
         train_shard(s, layout, [(X, y)], n_samples=1500, settings=_hw_settings(), n_threads=1, rng_seeds=seed_parts,
-                    n_seen=0.0, shuffle=True, order_seed=seed_parts[0])
+                    n_seen=0.0, order_seed=seed_parts[0])
         runs.append(s)
     assert np.array_equal(runs[0], runs[1])
     assert not np.array_equal(runs[0], init)
@@ -809,14 +809,14 @@ def test_thread_local_models_average_per_thread_copies(elastic):
     n = 1300
     state = init.copy()
     done = train_shard(state, layout, blocks, n_samples=n, settings=ks, n_threads=3, rng_seeds=(7, 1), n_seen=10.0,
-                       shuffle=True, order_seed=7, center=center, elastic_strength=strength)
+                       order_seed=7, center=center, elastic_strength=strength)
     assert done == n
 
     copies, rows_done, seen = [init.copy() for _ in range(3)], np.zeros(3), 0
     hp = ks.hp.astype(np.float32)
     hp[K.HP_EA] = strength
     for bi, thread_rows in hogwild.shard_plan([len(b[1]) for b in blocks], n_samples=n, n_threads=3, position=0.0,
-                                              order_seed=7, shuffle=True):
+                                              order_seed=7):
         Xb, yb = blocks[bi]
         for t, rows in enumerate(thread_rows):
             hp_t = hp.copy()
@@ -877,16 +877,19 @@ def test_float32_matches_float64(opt, loss, n_out, classifier, act):
 
 
 def test_visiting_order_streams_whole_passes_across_iterations():
+    """Every pass visits every row once, however the passes are cut into iterations, in a fresh
+    order each pass (H2O draws a fresh random order at each sub-epoch iteration), from the seed."""
     from dask_dl.nn.hogwild import visiting_order
-    first = visiting_order(100, 37, 0, seed=5, shuffle=False)
-    second = visiting_order(100, 63, 37, seed=5, shuffle=False)
+    first = visiting_order(100, 37, 0, seed=5)
+    second = visiting_order(100, 63, 37, seed=5)
     assert sorted(np.concatenate([first, second])) == list(range(100))  # one epoch = every row once
-    two = visiting_order(100, 250, 0, seed=5, shuffle=True)
+    two = visiting_order(100, 250, 0, seed=5)
     for p in range(2):
         assert sorted(two[100 * p:100 * (p + 1)]) == list(range(100))
-    assert not np.array_equal(two[:100], two[100:200])                 # shuffle: a new order per pass
-    fixed = visiting_order(100, 200, 0, seed=5, shuffle=False)
-    assert np.array_equal(fixed[:100], fixed[100:])                     # no shuffle: one fixed order
+    assert not np.array_equal(two[:100], two[100:200])                 # a new order per pass
+    assert np.array_equal(two[:100], np.concatenate([first, second]))  # the same stream, however cut
+    assert np.array_equal(two[137:250], visiting_order(100, 113, 137, seed=5))
+    assert not np.array_equal(two, visiting_order(100, 250, 0, seed=6))
 
 
 # --------------------------------------------------------------------------- #

@@ -88,8 +88,9 @@ def worker_stream(wi: int, n_workers: int, streamed: int, rows: int, replicated:
     """Where worker ``wi`` resumes its row stream (in passes over its ``rows`` rows, after
     ``streamed`` samples) and the seed of its row order. Replicated data: every worker holds every
     row, so all walk ONE row order from evenly spaced starts and together cover the data once per
-    epoch (independent orders would see only 1 - (1 - 1/P)^P of the rows in an epoch). With
-    shuffle_training_data that holds for the first epoch. Partitioned data: each worker its own order."""
+    epoch (independent orders would see only 1 - (1 - 1/P)^P of the rows in an epoch); each pass
+    being a fresh order (``hogwild.visiting_order``), that holds exactly for the first epoch.
+    Partitioned data: each worker its own order."""
     position = streamed / rows
     if replicated:
         return position + wi / n_workers, seed
@@ -607,7 +608,7 @@ class IterationLoop:
             spec = tasks.RoundSpec(
                 layout=self.layout, settings=settings, n_samples=int(budget[w]), n_seen=float(n_seen),
                 rng_seeds=(cfg.seed, iteration, wi), position=position, order_seed=order_seed,
-                shuffle=bool(cfg.params["shuffle_training_data"]), n_threads=cfg.task_threads,
+                n_threads=cfg.task_threads,
                 elastic_key=elastic_key,
                 elastic_strength=float(cfg.params["elastic_averaging_regularization"]) if elastic_key else 0.0)
             futs.append(self.client.submit(tasks.train_on_worker, center_f, list(blocks), spec=spec, workers=[w],

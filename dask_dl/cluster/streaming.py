@@ -77,7 +77,7 @@ def train_stream(state, src: StreamSource, spec, n_threads: int, center=None) ->
             block = loaded[i].result()
             trained += hogwild.train_shard(
                 state, spec.layout, [block], n_samples=count, settings=spec.settings, n_threads=n_threads,
-                rng_seeds=(*spec.rng_seeds, k), n_seen=spec.n_seen + trained, shuffle=spec.shuffle,
+                rng_seeds=(*spec.rng_seeds, k), n_seen=spec.n_seen + trained,
                 position=part_position, order_seed=spec.order_seed + 7919 * (i + 1), center=center,
                 elastic_strength=spec.elastic_strength)
             del block

@@ -35,7 +35,6 @@ class RoundSpec:
     rng_seeds: tuple              # (fit seed, iteration, worker index): the dropout RNG streams
     position: float               # passes over this worker's rows that earlier rounds made
     order_seed: int               # seed of this worker's row order
-    shuffle: bool = False         # a fresh row order every pass
     n_threads: int | None = None  # None: the worker's own thread count
     elastic_key: str | None = None  # elastic averaging: the fit whose worker-local model trains
     elastic_strength: float = 0.0
@@ -89,7 +88,7 @@ def _train_blocks(state, blocks: list, spec: RoundSpec, n_threads: int, center=N
         return train_stream(state, blocks[0], spec, n_threads, center)
     return hogwild.train_shard(state, spec.layout, list(blocks), n_samples=spec.n_samples, settings=spec.settings,
                                n_threads=n_threads, rng_seeds=spec.rng_seeds, n_seen=spec.n_seen,
-                               shuffle=spec.shuffle, position=spec.position, order_seed=spec.order_seed,
+                               position=spec.position, order_seed=spec.order_seed,
                                center=center, elastic_strength=spec.elastic_strength)
 
 

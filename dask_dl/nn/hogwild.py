@@ -49,16 +49,17 @@ def thread_seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
-def visiting_order(n_rows: int, n_samples: int, start: int, seed: int, shuffle: bool) -> np.ndarray:
+def visiting_order(n_rows: int, n_samples: int, start: int, seed: int) -> np.ndarray:
     """Row indices for ``n_samples`` draws from a stream of passes over ``n_rows`` rows, starting at
     stream position ``start``: every pass visits every row once, so an epoch sees each row once
-    however it is cut into iterations. Pass p visits rows in a random order — a fresh permutation
-    per pass with ``shuffle``, else one fixed permutation for the whole fit."""
+    however it is cut into iterations. Each pass is a fresh random permutation, as H2O draws a
+    fresh random order of each chunk at every (sub-epoch) iteration: one order repeated every pass
+    let the validation logloss plateau higher on 10-epoch fits (benchmarks/README.md, issue 17)."""
     out = np.empty(int(n_samples), dtype=np.int64)
     filled, pos = 0, int(start)
     while filled < n_samples:
         p, offset = divmod(pos, n_rows)
-        order = np.random.default_rng([seed, p if shuffle else 0]).permutation(n_rows)
+        order = np.random.default_rng([seed, p]).permutation(n_rows)
         take = min(n_rows - offset, int(n_samples) - filled)
         out[filled:filled + take] = order[offset:offset + take]
         filled += take
@@ -66,8 +67,7 @@ def visiting_order(n_rows: int, n_samples: int, start: int, seed: int, shuffle: 
     return out
 
 
-def shard_plan(sizes, *, n_samples: int, n_threads: int, position: float, order_seed: int,
-               shuffle: bool) -> list:
+def shard_plan(sizes, *, n_samples: int, n_threads: int, position: float, order_seed: int) -> list:
     """Which rows each HOGWILD! thread trains: [(block, [rows of thread 0, rows of thread 1, ...])] for
     ``n_samples`` draws over blocks of ``sizes`` rows, split in proportion to the blocks' sizes. Each
     block is cut into one contiguous slice per thread; a thread streams passes over its slice
@@ -84,13 +84,13 @@ def shard_plan(sizes, *, n_samples: int, n_threads: int, position: float, order_
             lo, hi = n * t // k, n * (t + 1) // k
             m_t = m * (t + 1) // k - m * t // k
             start = int(round(position * (hi - lo)))
-            rows.append(lo + visiting_order(hi - lo, m_t, start, thread_seed(order_seed, bi, t, k), shuffle))
+            rows.append(lo + visiting_order(hi - lo, m_t, start, thread_seed(order_seed, bi, t, k)))
         plan.append((bi, rows))
     return plan
 
 
 def train_shard(state: np.ndarray, layout: NetworkLayout, blocks: list, *, n_samples: int,
-                settings: KernelSettings, n_threads: int, rng_seeds: tuple, n_seen: float, shuffle: bool = False,
+                settings: KernelSettings, n_threads: int, rng_seeds: tuple, n_seen: float,
                 position: float = 0.0, order_seed: int = 0, center: np.ndarray | None = None,
                 elastic_strength: float = 0.0) -> int:
     """Train ``state`` in place on ``n_samples`` draws from ``blocks`` (``block_arrays``) with
@@ -105,8 +105,7 @@ def train_shard(state: np.ndarray, layout: NetworkLayout, blocks: list, *, n_sam
     kernel = _pick_kernel(layout, settings, elastic=center is not None)
     hp = settings.hp.astype(state.dtype)
     hp[HP_EA] = elastic_strength if center is not None else 0.0
-    plan = shard_plan(sizes, n_samples=n_samples, n_threads=n_threads, position=position, order_seed=order_seed,
-                      shuffle=shuffle)
+    plan = shard_plan(sizes, n_samples=n_samples, n_threads=n_threads, position=position, order_seed=order_seed)
     # thread_local_models: thread t > 0 trains copies[t] (thread 0 the state itself) in every block;
     # the copies are averaged into the state, weighted by the rows each thread trained, at the end
     k_max = max((len(rows) for _, rows in plan), default=1)
