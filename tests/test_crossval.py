@@ -37,7 +37,8 @@ def test_nfolds_gives_fold_models_holdout_predictions_and_a_summary(client2, shu
     assert list(summary.columns) == ["mean", "sd", "cv_1_valid", "cv_2_valid", "cv_3_valid"]
     assert summary.loc["logloss", "mean"] == pytest.approx(summary.loc["logloss", ["cv_1_valid", "cv_2_valid",
                                                                                    "cv_3_valid"]].mean())
-    assert clf.model_.run["epochs"] == 20.0 and clf.score(X, shuffled["class"]) > 0.8  # the main model
+    # the main model learned: this 8-unit, 20-epoch fit scores 0.79-0.92 over seeds 1-10 (a constant 0.33)
+    assert clf.model_.run["epochs"] == 20.0 and clf.score(X, shuffled["class"]) > 0.75
     assert not [r for r in dl_log if "missing response" in r]
 
 
