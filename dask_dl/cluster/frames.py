@@ -55,21 +55,21 @@ class InMemoryFrame:
     def npartitions(self) -> int:
         return len(self.parts)
 
+    def renamed_parts(self) -> list:
+        """The parts with the frame's column names (the set-up tasks rename theirs themselves)."""
+        return [p.rename(columns=self.rename) for p in self.parts] if self.rename else self.parts
+
     def to_delayed(self) -> list:
         """The parts as graph keys of their own (out of core: the streamed sources name them)."""
-        parts = [p.rename(columns=self.rename) for p in self.parts] if self.rename else self.parts
-        return [dask.delayed(p, name=(self.name, i)) for i, p in enumerate(parts)]
+        return [dask.delayed(p, name=(self.name, i)) for i, p in enumerate(self.renamed_parts())]
 
 
 def client_held_parts(frame) -> list | None:
     """The partitions of a dask frame that IS ``dd.from_pandas`` of a pandas frame (see
     ``_from_pandas_parts``), with the frame's column names, for passes the client can run itself;
     None for any other frame."""
-    found = _from_pandas_parts(frame)
-    if found is None:
-        return None
-    parts, _, rename = found
-    return [p.rename(columns=rename) for p in parts] if rename else parts
+    held = InMemoryFrame.of_dask(frame)
+    return None if held is None else held.renamed_parts()
 
 
 def _outer_rename(expr):
