@@ -74,7 +74,7 @@ def test_grid_checkpoint_s3_new_process_export_and_cv(client2, covtype, tmp_path
     assert history["validation_logloss"].iloc[-1] < board["logloss"].iloc[0]
     expected = continued.predict_proba(X_test)
 
-    # 3. saved to s3:// and loaded in a new process: identical predictions
+    # 3. saved to s3:// and loaded in a new process: the same predictions
     x_path, out_path, options_file = (str(tmp_path / n) for n in ("x.parquet", "p.npy", "so.json"))
     X_test.to_parquet(x_path)
     with moto_s3("lifecycle") as (_server, so, bucket):
@@ -86,7 +86,8 @@ def test_grid_checkpoint_s3_new_process_export_and_cv(client2, covtype, tmp_path
                               env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
         loaded = dask_dl.load_model(url, storage_options=so)
-    np.testing.assert_array_equal(np.load(out_path), expected)
+    # to float32 precision: OpenBLAS's sgemm may round a row differently in another process on some CPUs
+    np.testing.assert_allclose(np.load(out_path), expected, rtol=1e-5, atol=1e-7)
 
     # 4. deployment exports match the model
     scorer = _numpy_scorer(loaded, str(tmp_path / "scorer.py"))

@@ -41,7 +41,8 @@ def test_a_log_exposure_offset_calibrates_a_poisson_fit(client2, claims):
     """Issue 18's acceptance: the mean prediction is within 2% of the mean response and the
     residual deviance drops well below the no-offset fit's (close to the true rates')."""
     train, test = claims
-    params = dict(distribution="poisson", hidden=[16], epochs=5, client=client2, **QUIET)
+    # 20 epochs: at 5 the mean sat at the bound (+2.003% on an AVX-only AMD EPYC, seed 1)
+    params = dict(distribution="poisson", hidden=[16], epochs=20, client=client2, **QUIET)
     with_offset = DeepLearningRegressor(offset_column="log_exposure", **params).fit(train, "claims")
     without = DeepLearningRegressor(**params).fit(train.drop(columns="log_exposure"), "claims")
     pred = with_offset.predict(test)
