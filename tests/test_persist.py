@@ -13,7 +13,7 @@ from dask_dl import DeepLearningClassifier, DeepLearningRegressor, load_model, s
 from dask_dl.model import model_from_bytes, model_to_bytes
 from dask_dl.persist import FORMAT_VERSION
 
-from conftest import split
+from conftest import assert_same_predictions, split
 
 QUIET = dict(seed=1, quiet_mode=True)
 
@@ -103,16 +103,6 @@ def test_bytes_round_trip_and_file_url(models, tmp_path):
     assert np.array_equal(load_model(url).predict_values(X), model.predict_values(X))
 
 
-def _same_rows(partitioned, whole) -> None:
-    """Predictions made partition by partition against the whole frame's: labels exactly; numbers to
-    float32 precision, because OpenBLAS's sgemm rounds a row differently with the batch's shape on
-    some CPUs (an AVX-only AMD EPYC: a 600 x 14 product cut in three differs by 1e-6)."""
-    if np.issubdtype(np.asarray(whole).dtype, np.floating):
-        np.testing.assert_allclose(partitioned, whole, rtol=1e-5, atol=1e-7)
-    else:
-        assert np.array_equal(partitioned, whole)
-
-
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_loaded_model_predicts_lazily_on_a_dask_frame(models, kind, tmp_path):
     """One prediction implementation on the model: a model read from a file gives lazy dask output
@@ -125,15 +115,15 @@ def test_a_loaded_model_predicts_lazily_on_a_dask_frame(models, kind, tmp_path):
     dX = dd.from_pandas(X, npartitions=3)
     values, frame = back.predict(dX), back.predict_frame(dX)
     assert isinstance(values, da.Array) and isinstance(frame, dd.DataFrame)
-    _same_rows(values.compute(), model.predict_values(X))
+    assert_same_predictions(values.compute(), model.predict_values(X))
     got = frame.compute()
-    _same_rows(got["predict"].to_numpy(), model.predict_values(X))
+    assert_same_predictions(got["predict"].to_numpy(), model.predict_values(X))
     if model.kind != "regression":
         proba = back.predict_proba(dX)
         assert isinstance(proba, da.Array)
-        _same_rows(proba.compute(), model.predict_proba_frame(X))
+        assert_same_predictions(proba.compute(), model.predict_proba_frame(X))
         assert list(got.columns) == ["predict"] + [f"p_{c}" for c in model.classes]
-        _same_rows(got[list(got.columns[1:])].to_numpy(), model.predict_proba_frame(X))
+        assert_same_predictions(got[list(got.columns[1:])].to_numpy(), model.predict_proba_frame(X))
 
 
 def test_prediction_only_copy_round_trips(models, tmp_path):
