@@ -183,6 +183,57 @@ def test_all_workers_paused_fails_fast_with_the_reason(cluster, mnist_dask):
         assert _tasks_left(client) == []
 
 
+def _hang_training(client, workers, seconds: float, times: int):
+    """On ``workers``: the next ``times`` training calls first sleep ``seconds`` (a hung thread)."""
+    def patch():
+        import time as clock
+        from dask_dl.nn import hogwild
+        real, left = hogwild.train_shard, [times]
+
+        def hung(*args, **kwargs):
+            if left[0] > 0:
+                left[0] -= 1
+                clock.sleep(seconds)
+            return real(*args, **kwargs)
+        hogwild.train_shard = hung
+    return lambda: client.run(patch, workers=workers)
+
+
+@pytest.fixture
+def quick_stall(monkeypatch):
+    """A round counts as stalled after 2 s (60 s, or 50x the last round, in a fit)."""
+    from dask_dl.cluster import loop
+    monkeypatch.setattr(loop, "ROUND_STALL_MIN_S", 2.0)
+    monkeypatch.setattr(loop, "ROUND_STALL_FACTOR", 1.0)
+
+
+def test_a_stalled_worker_costs_rounds_not_the_fit(cluster, mnist_dask, dl_log, quick_stall):
+    """A worker whose training thread hangs (here for 40 s): its round runs again under new keys
+    on the other worker, and the fit goes on without waiting for it."""
+    frame, te = mnist_dask
+    cl, client = cluster()
+    with client:
+        victim = sorted(client.nthreads())[1]
+        clf, seconds = _fit_with(client, frame, _hang_training(client, [victim], 40.0, 1), 2, epochs=4)
+        run = clf.model_.run
+        assert run["reruns"] >= 1 and run["samples"] >= 4 * 4000 and _error(clf, te) < 0.25
+        assert seconds < 35 and run["workers"] == 1  # the hung worker was not waited for
+        stalls = [m for m in dl_log if "stalled" in m]
+        assert stalls and victim in stalls[0] and "dask_dl-train-" in stalls[0], dl_log
+        assert _tasks_left(client) == []
+
+
+def test_workers_that_stay_stalled_fail_the_fit_with_the_reason(cluster, mnist_dask, quick_stall):
+    frame, _ = mnist_dask
+    cl, client = cluster()
+    with client:
+        t0 = []
+        hang = _hang_training(client, sorted(client.nthreads()), 30.0, 100)
+        with pytest.raises(dask_dl.ClusterUnavailableError, match=r"stalled.*restart"):
+            _fit_with(client, frame, lambda: (t0.append(time.perf_counter()), hang()), 2)
+        assert time.perf_counter() - t0[0] < 20  # two 2 s limits, not the workers' 30 s sleeps
+
+
 def test_a_worker_error_names_the_partition(client2, iris):
     """An error raised on a worker reaches the client with the partition it was working on."""
     import dask.dataframe as dd

@@ -29,7 +29,7 @@ from . import tasks
 from .averaging import tree_average
 from .placement import TrainingData
 from .replan import replan
-from .watch import WorkersUnavailable, describe, running, wait_for, worker_states
+from .watch import TasksStalled, WorkersUnavailable, describe, running, wait_for, worker_states
 
 logger = logging.getLogger("dask_dl")
 
@@ -51,15 +51,21 @@ MEMBERSHIP_CHECK_S = 1.0
 REPLAN_WAIT_S = 15.0
 # rounds re-run in a row before the fit gives up on an unstable cluster
 MAX_RERUNS_IN_A_ROW = 5
+# a round's training task still processing after max(ROUND_STALL_MIN_S, ROUND_STALL_FACTOR x the
+# last round's compute and scoring seconds) has stalled (a hung worker thread, or a task its worker
+# lost track of): the round runs again under new keys, without those workers where others are left
+ROUND_STALL_MIN_S, ROUND_STALL_FACTOR = 60.0, 50.0
+# stalled rounds in a row before the fit gives up, naming the workers and what they do
+MAX_STALLS_IN_A_ROW = 2
 _RERUN = object()  # _one_round's answer when the round must run again
 
 
 class _RoundLost(RuntimeError):
-    """A round that cannot finish: workers it ran on were lost or paused, or its inputs were."""
+    """A round that cannot finish: workers it ran on were lost, paused or stalled, or its inputs were lost."""
 
-    def __init__(self, reason: str, unavailable: set):
+    def __init__(self, reason: str, unavailable: set, stalled: bool = False):
         super().__init__(reason)
-        self.unavailable = set(unavailable)
+        self.unavailable, self.stalled = set(unavailable), stalled
 
 
 @dataclass
@@ -146,6 +152,7 @@ class _Round:
     score_jobs: list | None
     expected: int
     positions: dict
+    train_keys: tuple = ()  # its training tasks' keys (watched for a stall; keys, not futures)
 
 
 @dataclass(frozen=True)
@@ -186,8 +193,9 @@ class _Progress:
     stats: dict = field(default_factory=dict)     # and their sufficient statistics ("train", "valid")
     stop_reason: str = "epochs"
     timed_out: bool = False
-    reruns: int = 0                 # rounds re-run after a worker was lost or paused
+    reruns: int = 0                 # rounds re-run after a worker was lost, paused or stalled
     reruns_in_a_row: int = 0
+    stalls_in_a_row: int = 0
     membership_checked: float = 0.0  # when the loop last compared the workers with the plan
     # where the time goes (seconds summed over iterations): train = broadcast + the wait for the
     # average (compute: the slowest worker's kernel; reduce_wait: the rest) + bookkeeping; score =
@@ -209,6 +217,8 @@ class IterationLoop:
         self.scoring_spec = evaluate.ScoringSpec.of(cfg.kind, cfg.distribution, cfg.params, info)
         self.n_threads = n_threads
         self.fit_key = uuid.uuid4().hex[:10]
+        self._stalled: set = set()  # workers left out after a stall, until they are idle again
+        self._stall_after_s: float | None = None  # how long a task may process before it has stalled
         self.quiet = bool(cfg.params["quiet_mode"])
         self.total = cfg.params["epochs"] * data.n_rows
         self.threads_total = sum(n_threads.get(w, 1) for w in data.blocks_by_worker)
@@ -362,6 +372,8 @@ class IterationLoop:
         mean_state, trained, compute = self._round_result(pg, rnd)
         t_mean = time.perf_counter()
         pg.round_s = compute
+        # none before a round is timed: a first round may load kernels or stream a whole epoch
+        self._stall_after_s = max(ROUND_STALL_MIN_S, ROUND_STALL_FACTOR * (compute + pg.last_score_s))
         pg.positions = rnd.positions
         pg.last_mean = rnd.mean_f if not self.cfg.elastic else None
         if pg.pending is not None and int(trained) != rnd.expected:
@@ -405,30 +417,40 @@ class IterationLoop:
         failure = None
         try:
             wait_for(self.client, [rnd.mean_f], workers=list(self.data.blocks_by_worker),
-                     what=f"iteration {pg.iteration}", expected_s=max(pg.round_s, 0.05), quiet=self.quiet)
+                     what=f"iteration {pg.iteration}", expected_s=max(pg.round_s, 0.05), quiet=self.quiet,
+                     watched=rnd.train_keys, stalled_after_s=self._stall_after_s)
             result = rnd.mean_f.result()
         except WorkersUnavailable as gone:
             failure = (str(gone), gone.lost | set(gone.paused))
+        except TasksStalled as stuck:  # others train on while those workers are stuck, if any are left
+            others = self._trainable(worker_states(self.client)) - stuck.workers
+            failure = (str(stuck), stuck.workers if others else set(), True)
         except (CancelledError, KilledWorker, CommClosedError) as err:
             failure = (f"{type(err).__name__}: {_one_line(err)}", set())
         if failure:  # raised here, not in the handler: no traceback keeps the round's futures alive
             raise _RoundLost(*failure)
-        pg.reruns_in_a_row = 0
+        pg.reruns_in_a_row = pg.stalls_in_a_row = 0
         return result
 
     def _recover(self, pg: _Progress, rnd: _Round, lost: _RoundLost) -> None:
         """Drop the failed round (and the one submitted ahead of it), re-plan the data on the
         workers available now and let the loop run the round again from the client's centre."""
-        pg.reruns += 1
+        pg.reruns += 1  # the new attempt's tasks get new keys (_submit_round)
         pg.reruns_in_a_row += 1
+        pg.stalls_in_a_row = pg.stalls_in_a_row + 1 if lost.stalled else 0
+        _release([rnd.mean_f, *(rnd.score_jobs or [])])
+        if pg.stalls_in_a_row >= MAX_STALLS_IN_A_ROW:
+            raise ClusterUnavailableError(f"iteration {pg.iteration} stalled {pg.stalls_in_a_row} times in a row; "
+                                          f"last: {lost}")
         if pg.reruns_in_a_row > MAX_RERUNS_IN_A_ROW:
             raise ClusterUnavailableError(f"iteration {pg.iteration} failed {MAX_RERUNS_IN_A_ROW + 1} times in a row; "
                                f"last: {lost}")
-        _release([rnd.mean_f, *(rnd.score_jobs or [])])
         if pg.pending is not None:
             self._cancel(pg.pending)
             pg.pending = None
         pg.last_mean = None  # it may have been lost with a worker: train from the client's copy
+        if lost.stalled:
+            self._stalled |= lost.unavailable
         self._replan(pg, exclude=lost.unavailable, why=str(lost))
         logger.warning("dask_dl: iteration %d could not finish (%s); running it again on %d worker(s) from the "
                        "last centre", pg.iteration, str(lost), len(self.data.blocks_by_worker))
@@ -440,7 +462,7 @@ class IterationLoop:
         if now - pg.membership_checked < MEMBERSHIP_CHECK_S:
             return
         pg.membership_checked = now
-        available = running(worker_states(self.client))
+        available = self._trainable(worker_states(self.client))
         planned = set(self.data.blocks_by_worker)
         if available and available != planned and not (self.cfg.single_worker and planned <= available):
             self._log("dask_dl: the workers changed (%d -> %d); re-planning the training data",
@@ -454,7 +476,7 @@ class IterationLoop:
         deadline = time.perf_counter() + REPLAN_WAIT_S
         while True:
             states = worker_states(self.client)
-            workers = sorted(running(states) - set(exclude))
+            workers = sorted(self._trainable(states) - set(exclude))
             if workers or time.perf_counter() > deadline:
                 break
             time.sleep(0.2)
@@ -468,6 +490,15 @@ class IterationLoop:
         total_rows = sum(self.data.rows_by_worker.values())
         pg.positions = {w: int(pg.samples * r / total_rows) for w, r in self.data.rows_by_worker.items()}
         self._who_has = self.client.who_has(list(self.data.score_train) + list(self.data.score_valid or []))
+
+    def _trainable(self, states: dict) -> set:
+        """The running workers (``states``: ``worker_states``), less those a stalled round left out
+        while they still run its released task (a hung thread would hold up any new work)."""
+        for w in list(self._stalled):
+            counts = ((states.get(w) or {}).get("metrics") or {}).get("task_counts") or {}
+            if not (counts.get("cancelled") or counts.get("executing")):
+                self._stalled.discard(w)
+        return running(states) - self._stalled
 
     def _next_center(self, pg: _Progress, mean_state: np.ndarray) -> np.ndarray:
         """The average itself; with elastic averaging (H2O / EASGD) the centre moves towards the
@@ -601,6 +632,8 @@ class IterationLoop:
         scoring tasks on the average (``_scores_training_sample``: which sets). Nothing is waited for."""
         cfg, data = self.cfg, self.data
         budget = _split_budget(n_samples, data.rows_by_worker)
+        # a re-run gets keys of its own: one reusing a released key can meet that task's remains
+        round_key = f"{self.fit_key}-{pg.reruns}-{iteration}"
         futs, after = [], dict(positions)
         for wi, (w, blocks) in enumerate(data.blocks_by_worker.items()):
             position, order_seed = worker_stream(wi, len(data.blocks_by_worker), positions[w],
@@ -613,15 +646,15 @@ class IterationLoop:
                 elastic_strength=float(cfg.params["elastic_averaging_regularization"]) if elastic_key else 0.0)
             futs.append(self.client.submit(tasks.train_on_worker, center_f, list(blocks), spec=spec, workers=[w],
                                            allow_other_workers=True, pure=False,
-                                           key=f"dask_dl-train-{self.fit_key}-{iteration}-{wi}"))
+                                           key=f"dask_dl-train-{round_key}-{wi}"))
             after[w] += int(budget[w])
-        mean_f = tree_average(self.client, futs, f"{self.fit_key}-{iteration}")
+        mean_f = tree_average(self.client, futs, round_key)
         score = self.score_with_round or (not cfg.elastic and self._cadence_due(n_seen, n_seen + n_samples))
         jobs = None
         if score and (data.score_train or data.score_valid):
             jobs = self._submit_scoring(mean_f, training=self._scores_training_sample(pg, iteration,
                                                                                        n_seen + n_samples))
-        return _Round(mean_f, jobs, int(sum(budget.values())), after)
+        return _Round(mean_f, jobs, int(sum(budget.values())), after, tuple(f.key for f in futs))
 
     def _scores_training_sample(self, pg: _Progress, iteration: int, trained: float) -> bool:
         """Whether a round's scoring covers the training sample as well as the validation frame:
@@ -692,25 +725,29 @@ class IterationLoop:
 
     def _scoring_outputs(self, state: np.ndarray, jobs: list | None, validation: bool = True) -> list:
         """The scoring tasks' results; when a worker is lost under them (with the average they
-        score), once more from the client's copy of ``state`` on the workers running now."""
+        score) or they stall, once more from the client's copy of ``state`` on the workers available now."""
         from concurrent.futures import CancelledError
         from distributed.scheduler import KilledWorker
         for attempt in range(2):
             states = worker_states(self.client)
-            available = running(states)
+            available = self._trainable(states)
             if not available:
-                raise ClusterUnavailableError(f"no Dask worker can score the model: "
+                stalled = f"{', '.join(sorted(self._stalled))} stalled (restart them: client.restart()); " \
+                    if self._stalled else ""
+                raise ClusterUnavailableError(f"no Dask worker can score the model: {stalled}"
                                               f"{describe(self.client, set(states), states) or 'none'}")
             if jobs is None:
                 jobs = self._submit_scoring(self.client.scatter(tasks.ModelCopy(state), hash=False), available,
                                             validation=validation)
             try:  # the first attempt watches every worker: one paused with the scoring tasks ends it
                 wait_for(self.client, jobs, workers=available if attempt else set(states), what="scoring",
-                         quiet=self.quiet)
+                         quiet=self.quiet, watched=tuple(f.key for f in jobs), stalled_after_s=self._stall_after_s)
                 return self.client.gather(jobs)
-            except (WorkersUnavailable, CancelledError, KilledWorker) as err:
+            except (WorkersUnavailable, TasksStalled, CancelledError, KilledWorker) as err:
                 if attempt:
-                    raise
+                    raise ClusterUnavailableError(f"scoring could not finish twice; last: {_one_line(err)}") from None
+                if isinstance(err, TasksStalled):
+                    self._stalled |= err.workers
                 logger.warning("dask_dl: scoring could not finish (%s); scoring again", _one_line(err))
                 _release(jobs)
                 jobs = None

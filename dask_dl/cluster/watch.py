@@ -35,6 +35,17 @@ class WorkersUnavailable(RuntimeError):
         super().__init__("workers unavailable: " + "; ".join(parts) + advice)
 
 
+class TasksStalled(RuntimeError):
+    """Tasks the wait watches have been processing on their workers far longer than expected: a
+    worker that hangs (a stuck thread, a task its worker lost track of) would hold the fit forever."""
+
+    def __init__(self, stalled: dict, seconds: float, limit_s: float, doing: str):
+        self.workers = set(stalled.values())
+        super().__init__(f"stalled: {', '.join(sorted(stalled))} processing on {', '.join(sorted(self.workers))} "
+                         f"for {seconds:.0f} s (limit {limit_s:.0f} s; {doing}); a worker that stays stalled "
+                         "may be hung: restart it (client.restart())")
+
+
 def worker_states(client) -> dict:
     """{address: the scheduler's view of the worker (status, memory figures, ...)} of live workers.
     Asks the scheduler itself: ``client.scheduler_info()`` returns the client's cached identity,
@@ -53,16 +64,19 @@ def running(states: dict) -> set:
 
 
 def wait_for(client, futures: list, *, workers, what: str, expected_s: float = 1.0, quiet: bool = False,
-             paused_grace_s: float = PAUSED_GRACE_S) -> None:
+             paused_grace_s: float = PAUSED_GRACE_S, watched: tuple = (), stalled_after_s: float | None = None) -> None:
     """Wait until every future is finished (done or erred). Raise WorkersUnavailable as soon as one
     of ``workers`` is gone, or has been paused for memory longer than ``paused_grace_s``; past
-    max(FIRST_REPORT_S, 10 x ``expected_s``) log one line on what each slow worker is doing."""
+    max(FIRST_REPORT_S, 10 x ``expected_s``) log one line on what each slow worker is doing. With
+    ``stalled_after_s``, raise TasksStalled once a key of ``watched`` has been processing on a worker
+    (its inputs all computed: the scheduler's "processing") for that long, as seen from half of it on."""
     from distributed import wait
     workers = set(workers)
     poll = min(1.0, max(0.05, expected_s / 2))
     start = time.perf_counter()
     report_at = start + max(FIRST_REPORT_S, 10.0 * expected_s)
     paused_since: dict = {}
+    processing_since: dict = {}
     while True:
         try:
             wait(futures, timeout=poll)
@@ -81,10 +95,28 @@ def wait_for(client, futures: list, *, workers, what: str, expected_s: float = 1
         overdue = {a: s for a, s in paused.items() if now - paused_since[a] >= paused_grace_s}
         if lost or overdue:
             raise WorkersUnavailable(lost, overdue)
+        if stalled_after_s is not None and watched and now - start >= stalled_after_s / 2:  # none in a normal wait
+            _check_stalled(client, watched, processing_since, now, stalled_after_s, states)
         if now >= report_at and not quiet:
             logger.warning("dask_dl: %s has waited %.0f s (expected ~%.1f s): %s", what, now - start, expected_s,
                            describe(client, workers, states))
             report_at = now + 2 * (now - start)
+
+
+def _check_stalled(client, watched, since: dict, now: float, limit_s: float, states: dict) -> None:
+    """Note since when each ``watched`` key processes (``since``, updated); raise TasksStalled past
+    ``limit_s``. A key back in "waiting" (an input lost and recomputed) starts its clock again."""
+    watched = set(watched)  # on any worker: a task may run away from the one it was meant for
+    now_processing = {str(k): a for a, keys in client.processing().items() for k in keys if str(k) in watched}
+    for k in list(since):
+        if k not in now_processing:
+            del since[k]
+    for k in now_processing:
+        since.setdefault(k, now)
+    stalled = {k: now_processing[k] for k, t0 in since.items() if now - t0 > limit_s}
+    if stalled:
+        raise TasksStalled(stalled, max(now - since[k] for k in stalled), limit_s,
+                           describe(client, set(stalled.values()), states))
 
 
 def wait_all(client, futures: list, *, what: str, quiet: bool = False) -> None:
