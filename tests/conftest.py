@@ -18,7 +18,6 @@ def data_path(*parts) -> str:
     return path
 
 
-
 def assert_same_predictions(got, expected) -> None:
     """Predictions of one model made in other batches (a dask frame's partitions, another process)
     against the whole frame's: labels exactly; numbers to float32 precision, because OpenBLAS's sgemm
@@ -28,6 +27,7 @@ def assert_same_predictions(got, expected) -> None:
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
     else:
         assert np.array_equal(got, expected)
+
 
 def _local_cluster(n_workers: int, threads: int):
     from distributed import LocalCluster

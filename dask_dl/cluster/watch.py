@@ -71,7 +71,7 @@ def wait_for(client, futures: list, *, workers, what: str, expected_s: float = 1
     ``stalled_after_s``, raise TasksStalled once a key of ``watched`` has been processing on a worker
     (its inputs all computed: the scheduler's "processing") for that long, as seen from half of it on."""
     from distributed import wait
-    workers = set(workers)
+    workers, watched = set(workers), set(watched)
     poll = min(1.0, max(0.05, expected_s / 2))
     start = time.perf_counter()
     report_at = start + max(FIRST_REPORT_S, 10.0 * expected_s)
@@ -87,12 +87,7 @@ def wait_for(client, futures: list, *, workers, what: str, expected_s: float = 1
         now = time.perf_counter()
         lost = workers - set(states)
         paused = {a: states[a] for a in workers & set(states) if states[a].get("status") == "paused"}
-        for a in list(paused_since):
-            if a not in paused:
-                del paused_since[a]
-        for a in paused:
-            paused_since.setdefault(a, now)
-        overdue = {a: s for a, s in paused.items() if now - paused_since[a] >= paused_grace_s}
+        overdue = _held_past(paused_since, paused, now, paused_grace_s)
         if lost or overdue:
             raise WorkersUnavailable(lost, overdue)
         if stalled_after_s is not None and watched and now - start >= stalled_after_s / 2:  # none in a normal wait
@@ -103,17 +98,23 @@ def wait_for(client, futures: list, *, workers, what: str, expected_s: float = 1
             report_at = now + 2 * (now - start)
 
 
-def _check_stalled(client, watched, since: dict, now: float, limit_s: float, states: dict) -> None:
+def _held_past(since: dict, current: dict, now: float, limit_s: float) -> dict:
+    """The items of ``current`` held for ``limit_s`` or more: ``since`` (updated here) keeps when
+    each key of ``current`` was first seen in an unbroken run of calls; a key that left starts again."""
+    for k in list(since):
+        if k not in current:
+            del since[k]
+    for k in current:
+        since.setdefault(k, now)
+    return {k: v for k, v in current.items() if now - since[k] >= limit_s}
+
+
+def _check_stalled(client, watched: set, since: dict, now: float, limit_s: float, states: dict) -> None:
     """Note since when each ``watched`` key processes (``since``, updated); raise TasksStalled past
     ``limit_s``. A key back in "waiting" (an input lost and recomputed) starts its clock again."""
-    watched = set(watched)  # on any worker: a task may run away from the one it was meant for
+    # on any worker: a task may run away from the one it was meant for
     now_processing = {str(k): a for a, keys in client.processing().items() for k in keys if str(k) in watched}
-    for k in list(since):
-        if k not in now_processing:
-            del since[k]
-    for k in now_processing:
-        since.setdefault(k, now)
-    stalled = {k: now_processing[k] for k, t0 in since.items() if now - t0 > limit_s}
+    stalled = _held_past(since, now_processing, now, limit_s)
     if stalled:
         raise TasksStalled(stalled, max(now - since[k] for k in stalled), limit_s,
                            describe(client, set(stalled.values()), states))
