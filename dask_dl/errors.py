@@ -23,3 +23,13 @@ class ModelDivergedError(RuntimeError):
         self.last_good_state = last_good_state
         self.history_rows = history_rows or []
         self.last_good_model = None  # set by the training job once the model is assembled
+
+
+def exception_chain(err: BaseException | None):
+    """``err`` and the exceptions it was raised from or during (``__cause__``, ``__context__``),
+    each once."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        yield err
+        err = err.__cause__ or err.__context__

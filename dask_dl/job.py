@@ -12,6 +12,7 @@ import dataclasses
 import gc
 import logging
 import threading
+import traceback
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,7 @@ from . import params as P
 from .cluster import loop, memory, placement
 from .cluster.frames import InMemoryFrame, persist_if_in_memory
 from .cluster.session import cluster_client, worker_threads
-from .errors import ClusterUnavailableError, ModelDivergedError
+from .errors import ClusterUnavailableError, ModelDivergedError, exception_chain
 from .inputs import _is_dask
 from .data.schema import DataInfo
 from .model import DeepLearningModel
@@ -55,7 +56,7 @@ def train(frame, columns: ColumnRoles, cfg: P.TrainingConfig, *, validation=None
     network, info, resume = _network_before_cluster(cfg, family, info, start_state, checkpoint)
     with cluster_client(client, mini_batch=not cfg.per_sample, thread_copies=cfg.thread_copies,
                         quiet=bool(cfg.params["quiet_mode"])) as c, \
-            _training_slot(c, quiet=bool(cfg.params["quiet_mode"])):
+            _training_slot(c, quiet=bool(cfg.params["quiet_mode"])), _locals_dropped_on_error():
         threads = worker_threads(c)
         if not threads:
             raise ClusterUnavailableError("the Dask cluster has no workers")
@@ -92,6 +93,19 @@ def train(frame, columns: ColumnRoles, cfg: P.TrainingConfig, *, validation=None
     return DeepLearningModel(layout, result.state, info, _kept(cfg.params), cfg.kind, cfg.distribution, cfg.loss,
                              result.history, threshold=result.threshold, run=_run_record(result, data, cfg),
                              metrics_stats=result.metrics_stats)
+
+
+@contextlib.contextmanager
+def _locals_dropped_on_error():
+    """A failed fit leaves no task on the cluster: the set-up's futures live in the locals of the
+    traceback's frames, which a kept exception (Jupyter keeps the last one) would hold. The frames
+    keep their file and line for the traceback; a post-mortem debugger sees no locals below here."""
+    try:
+        yield
+    except BaseException as err:
+        for each in exception_chain(err):
+            traceback.clear_frames(each.__traceback__)
+        raise
 
 
 def _network_before_cluster(cfg: P.TrainingConfig, family: str, info, start_state, checkpoint) -> tuple:

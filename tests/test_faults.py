@@ -4,6 +4,7 @@ one paused for memory. Each fit completes (or, when nothing can proceed, fails w
 reason) within a bounded time, and leaves no task on the scheduler."""
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -76,12 +77,16 @@ def _fit_with(client, frame, action, at_iteration: int, **params):
     return box["clf"], time.perf_counter() - t0
 
 
-def _tasks_left(client) -> list:
-    """The scheduler's tasks, once pending releases have gone through (a bounded wait)."""
+def _tasks_left(client, users=None) -> list:
+    """The scheduler's tasks, once pending releases have gone through (a bounded wait); not those
+    of ``users`` (a frame the test persisted)."""
     import gc
+    from distributed import futures_of
     gc.collect()  # a test's own references (an exception's traceback) must not count
+    kept = {str(f.key) for f in futures_of(users)} if users is not None else set()
     for _ in range(50):
-        left = client.run_on_scheduler(lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks])
+        left = [k for k in client.run_on_scheduler(lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks])
+                if k not in kept]
         if not left:
             return left
         time.sleep(0.1)
@@ -183,20 +188,27 @@ def test_all_workers_paused_fails_fast_with_the_reason(cluster, mnist_dask):
         assert _tasks_left(client) == []
 
 
-def _hang_training(client, workers, seconds: float, times: int):
-    """On ``workers``: the next ``times`` training calls first sleep ``seconds`` (a hung thread)."""
+def _hang(client, workers, seconds: float, times: int, module: str = "dask_dl.nn.hogwild", name: str = "train_shard"):
+    """On ``workers``: the next ``times`` calls of ``module.name`` first sleep ``seconds`` (a hung
+    thread; the tasks take the function by reference, so the patched one runs)."""
     def patch():
+        import importlib
         import time as clock
-        from dask_dl.nn import hogwild
-        real, left = hogwild.train_shard, [times]
+        mod = importlib.import_module(module)
+        real, left = getattr(mod, name), [times]
 
         def hung(*args, **kwargs):
             if left[0] > 0:
                 left[0] -= 1
                 clock.sleep(seconds)
             return real(*args, **kwargs)
-        hogwild.train_shard = hung
+        setattr(mod, name, hung)
     return lambda: client.run(patch, workers=workers)
+
+
+def _hang_training(client, workers, seconds: float, times: int):
+    """On ``workers``: the next ``times`` training calls first sleep ``seconds``."""
+    return _hang(client, workers, seconds, times)
 
 
 @pytest.fixture
@@ -232,6 +244,66 @@ def test_workers_that_stay_stalled_fail_the_fit_with_the_reason(cluster, mnist_d
         with pytest.raises(dask_dl.ClusterUnavailableError, match=r"stalled.*restart"):
             _fit_with(client, frame, lambda: (t0.append(time.perf_counter()), hang()), 2)
         assert time.perf_counter() - t0[0] < 20  # two 2 s limits, not the workers' 30 s sleeps
+
+
+@pytest.fixture
+def quick_setup_stall(monkeypatch):
+    """A set-up task counts as stalled past max(2 s, 3x its finished siblings), or 8 s alone."""
+    from dask_dl.cluster import watch
+    monkeypatch.setattr(watch, "SETUP_STALL_MIN_S", 2.0)
+    monkeypatch.setattr(watch, "SETUP_STALL_FACTOR", 3.0)
+    monkeypatch.setattr(watch, "SETUP_STALL_ALONE_S", 8.0)
+    monkeypatch.setattr(watch, "HEARTBEAT_LAG_S", 0.5)
+
+
+def _fit_in_thread(fit) -> tuple:
+    """(error or None, seconds) of ``fit()`` run in a thread, so that a hang fails the test."""
+    box, t0 = {}, time.perf_counter()
+
+    def run():
+        try:
+            fit()
+        except BaseException as err:  # noqa: BLE001 - returned to the test
+            box["error"] = err
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(FIT_BOUND_S)
+    assert not thread.is_alive(), f"the fit hung for {FIT_BOUND_S} s"
+    return box.get("error"), time.perf_counter() - t0
+
+
+def test_a_hung_set_up_task_fails_the_fit_with_the_reason(cluster, mnist_dask, quick_setup_stall):
+    """A statistics task that never ends (here a 60 s sleep on one worker) while its siblings took
+    milliseconds: the fit fails within the limit, naming the task, its worker and the advice, and
+    leaves nothing on the scheduler."""
+    frame, _ = mnist_dask
+    cl, client = cluster()
+    with client:
+        frame = client.persist(frame)  # on the workers: in-memory data's statistics are the client's
+        victim = sorted(client.nthreads())[1]
+        _hang(client, [victim], 60.0, 1, "dask_dl.data.schema", "partition_stats")()
+        clf = dask_dl.DeepLearningClassifier(hidden=[32], epochs=1, seed=1, client=client)
+        error, seconds = _fit_in_thread(lambda: clf.fit(frame, "C785"))
+        assert isinstance(error, dask_dl.ClusterUnavailableError), error
+        assert re.search(r"the statistics pass cannot go on: stalled: dask_dl-statistics-\S+ executing on "
+                         + re.escape(victim) + r".*restart", str(error)), error
+        assert seconds < 20  # the 2 s limit (siblings were quick), not the 60 s sleep
+        left = _tasks_left(client, users=frame)  # the error is kept, as Jupyter keeps the last one
+        assert left == [], left
+
+
+def test_a_slow_set_up_is_not_a_stall(cluster, mnist_dask, quick_setup_stall):
+    """Every statistics task takes 3 s (slow storage, say), longer than the 2 s minimum: each is
+    measured against its siblings (or the 8 s limit while none has finished), and the fit trains."""
+    frame, te = mnist_dask
+    cl, client = cluster()
+    with client:
+        frame = client.persist(frame)  # on the workers: in-memory data's statistics are the client's
+        _hang(client, sorted(client.nthreads()), 3.0, 100, "dask_dl.data.schema", "partition_stats")()
+        clf = dask_dl.DeepLearningClassifier(hidden=[32], epochs=1, seed=1, client=client)
+        error, seconds = _fit_in_thread(lambda: clf.fit(frame, "C785"))
+        assert error is None, error
+        assert seconds >= 6 and _error(clf, te) < 0.3  # two rounds of 3 s tasks on each worker
 
 
 def test_a_worker_error_names_the_partition(client2, iris):

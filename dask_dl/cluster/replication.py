@@ -6,7 +6,7 @@ import logging
 from ..errors import ClusterUnavailableError
 from ..task_names import task_key
 from .memory import encoded_bytes, memory_limits
-from .watch import WorkersUnavailable, wait_for
+from .watch import SetupStallWatch, TasksStalled, WorkersUnavailable, wait_for
 
 logger = logging.getLogger("dask_dl")
 
@@ -55,12 +55,14 @@ def replicate_blocks(client, futures: list, workers: list, quiet: bool = False, 
     while workers:
         out = submitted or submit_replicas(client, futures, workers)
         submitted = None  # a retry looks where the blocks are
+        copies = [f for fs in out.values() for f in fs]
         try:
-            wait_for(client, [f for fs in out.values() for f in fs], workers=workers,
-                     what="replicating the training data", quiet=quiet)
+            wait_for(client, copies, workers=workers, what="replicating the training data", quiet=quiet,
+                     setup_watch=SetupStallWatch([f.key for f in copies]))
             return out
-        except WorkersUnavailable as gone:
+        except (WorkersUnavailable, TasksStalled) as gone:
             # the message, not the exception: a kept log record would keep its traceback's futures
             logger.warning("dask_dl: replicate_training_data: %s; the others hold the copies", str(gone))
-            workers = [w for w in workers if w not in gone.lost and w not in gone.paused]
+            left_out = gone.workers if isinstance(gone, TasksStalled) else gone.lost | set(gone.paused)
+            workers = [w for w in workers if w not in left_out]
     raise ClusterUnavailableError("replicate_training_data: no worker is left to hold the training data")

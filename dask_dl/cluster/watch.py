@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 
-from ..errors import ClusterUnavailableError
+from ..errors import ClusterUnavailableError, exception_chain
 
 logger = logging.getLogger("dask_dl")
 
@@ -21,6 +21,14 @@ FIRST_REPORT_S = 10.0
 PAUSED_GRACE_S = 5.0
 # how long paused workers may hold up a set-up step before the fit fails with the reason
 SETUP_PAUSED_GIVE_UP_S = 30.0
+# a set-up task executing this long is stalled: once tasks of its kind have finished in the step,
+# max(SETUP_STALL_MIN_S, SETUP_STALL_FACTOR x the longest of them), else SETUP_STALL_ALONE_S (a
+# step's first tasks have no reference: one may stream a large partition)
+SETUP_STALL_MIN_S = 300.0
+SETUP_STALL_FACTOR = 10.0
+SETUP_STALL_ALONE_S = 1800.0
+SETUP_LOOK_S = 1.0       # how often a set-up wait asks the scheduler what executes
+HEARTBEAT_LAG_S = 5.0    # the scheduler learns what executes from worker heartbeats (up to seconds apart)
 
 
 class WorkersUnavailable(RuntimeError):
@@ -39,9 +47,9 @@ class TasksStalled(RuntimeError):
     """Tasks the wait watches have been processing on their workers far longer than expected: a
     worker that hangs (a stuck thread, a task its worker lost track of) would hold the fit forever."""
 
-    def __init__(self, stalled: dict, seconds: float, limit_s: float, doing: str):
+    def __init__(self, stalled: dict, seconds: float, limit_s: float, doing: str, state: str = "processing"):
         self.workers = set(stalled.values())
-        super().__init__(f"stalled: {', '.join(sorted(stalled))} processing on {', '.join(sorted(self.workers))} "
+        super().__init__(f"stalled: {', '.join(sorted(stalled))} {state} on {', '.join(sorted(self.workers))} "
                          f"for {seconds:.0f} s (limit {limit_s:.0f} s; {doing}); a worker that stays stalled "
                          "may be hung: restart it (client.restart())")
 
@@ -64,12 +72,14 @@ def running(states: dict) -> set:
 
 
 def wait_for(client, futures: list, *, workers, what: str, expected_s: float = 1.0, quiet: bool = False,
-             paused_grace_s: float = PAUSED_GRACE_S, watched: tuple = (), stalled_after_s: float | None = None) -> None:
+             paused_grace_s: float = PAUSED_GRACE_S, watched: tuple = (), stalled_after_s: float | None = None,
+             setup_watch: SetupStallWatch | None = None) -> None:
     """Wait until every future is finished (done or erred). Raise WorkersUnavailable as soon as one
     of ``workers`` is gone, or has been paused for memory longer than ``paused_grace_s``; past
     max(FIRST_REPORT_S, 10 x ``expected_s``) log one line on what each slow worker is doing. With
     ``stalled_after_s``, raise TasksStalled once a key of ``watched`` has been processing on a worker
-    (its inputs all computed: the scheduler's "processing") for that long, as seen from half of it on."""
+    (its inputs all computed: the scheduler's "processing") for that long, as seen from half of it on;
+    with ``setup_watch``, once a task the futures wait on has executed past its limit."""
     from distributed import wait
     workers, watched = set(workers), set(watched)
     poll = min(1.0, max(0.05, expected_s / 2))
@@ -92,6 +102,8 @@ def wait_for(client, futures: list, *, workers, what: str, expected_s: float = 1
             raise WorkersUnavailable(lost, overdue)
         if stalled_after_s is not None and watched and now - start >= stalled_after_s / 2:  # none in a normal wait
             _check_stalled(client, watched, processing_since, now, stalled_after_s, states)
+        if setup_watch is not None:
+            setup_watch.check(client, states)
         if now >= report_at and not quiet:
             logger.warning("dask_dl: %s has waited %.0f s (expected ~%.1f s): %s", what, now - start, expected_s,
                            describe(client, workers, states))
@@ -120,20 +132,88 @@ def _check_stalled(client, watched: set, since: dict, now: float, limit_s: float
                            describe(client, set(stalled.values()), states))
 
 
+class SetupStallWatch:
+    """Bounds a set-up wait on a task that never ends (a hung thread, a storage read that never
+    returns). Set-up tasks have no timed reference like a training round's, so each task executing
+    towards the waited-for keys is compared with the tasks of its kind (key prefix) that finished in
+    the wait: a task seen executing counts with its last-seen time, one that ended unseen with the
+    time since the previous look (plus the heartbeats' lag). The scheduler is asked once a second,
+    from the wait's first second on: a short wait never asks."""
+
+    def __init__(self, keys: list):
+        self.keys = list(keys)
+        self.last_look = time.perf_counter()
+        self.executing: dict = {}   # {key: (worker, seconds, prefix)} at the last look
+        self.longest: dict = {}     # {prefix: the longest a finished task of it can have executed}
+        self.broken = False         # the scheduler could not be asked: no bound (logged once)
+
+    def limit_s(self, prefix: str) -> float:
+        longest = self.longest.get(prefix)
+        return SETUP_STALL_ALONE_S if longest is None else max(SETUP_STALL_MIN_S, SETUP_STALL_FACTOR * longest)
+
+    def check(self, client, states: dict) -> None:
+        """Raise TasksStalled when a task the keys wait on has executed past its ``limit_s``."""
+        now = time.perf_counter()
+        if self.broken or now - self.last_look < SETUP_LOOK_S:
+            return
+        try:
+            executing, in_memory = client.run_on_scheduler(_executing_towards_function(), keys=self.keys)
+        except Exception as err:  # noqa: BLE001 - e.g. a scheduler that refuses pickled functions
+            self.broken = True
+            logger.warning("dask_dl: cannot watch the set-up for stalled tasks (%s): a hung task would be "
+                           "waited for", err)
+            return
+        since_last, self.last_look = now - self.last_look, now
+        for key, (_, seconds, prefix) in self.executing.items():
+            if key not in executing:  # ended since the last look
+                self.longest[prefix] = max(self.longest.get(prefix, 0.0), seconds + since_last)
+        for prefix in set(in_memory) - set(self.longest):  # ended unseen: within one look and a heartbeat
+            self.longest[prefix] = since_last + HEARTBEAT_LAG_S
+        self.executing = executing
+        stalled = {k: v for k, v in executing.items() if v[1] >= self.limit_s(v[2])}
+        if stalled:
+            raise TasksStalled({str(k): v[0] for k, v in stalled.items()}, max(v[1] for v in stalled.values()),
+                               min(self.limit_s(v[2]) for v in stalled.values()),
+                               describe(client, {v[0] for v in stalled.values()}, states), state="executing")
+
+
+def _executing_towards_function():
+    """The scheduler-side lookup, defined in a function so that it travels by value: the scheduler
+    need not have dask_dl installed."""
+    def executing_towards(dask_scheduler, keys):
+        """({key: (worker, seconds executing, key prefix)} of the executing tasks whose results
+        ``keys`` need, {key prefixes of those tasks already in memory})."""
+        todo = [dask_scheduler.tasks[k] for k in keys if k in dask_scheduler.tasks]
+        closure = set()
+        while todo and len(closure) < 1_000_000:
+            ts = todo.pop()
+            if ts not in closure:
+                closure.add(ts)
+                todo.extend(ts.dependencies)
+        executing = {ts.key: (ws.address, float(seconds), ts.prefix.name)
+                     for ws in dask_scheduler.workers.values()
+                     for ts, seconds in dict(getattr(ws, "executing", {})).items() if ts in closure}
+        return executing, {ts.prefix.name for ts in closure if ts.state == "memory"}
+    return executing_towards
+
+
 def wait_all(client, futures: list, *, what: str, quiet: bool = False) -> None:
     """A set-up wait (statistics, encoding, sampling): Dask recomputes a lost worker's tasks on
     the others, so a lost or paused worker is reported and waited past; it fails with the reason
-    when no worker is left running, or when paused workers have held the work up for
-    SETUP_PAUSED_GIVE_UP_S."""
+    when no worker is left running, when paused workers have held the work up for
+    SETUP_PAUSED_GIVE_UP_S, or when a task it waits on stalls (``SetupStallWatch``)."""
     paused_since = None
+    stalls = SetupStallWatch([f.key for f in futures])
     while True:
         states = worker_states(client) or (time.sleep(0.2), worker_states(client))[1]
         if not running(states):
             raise ClusterUnavailableError(f"{what} cannot go on: no worker is running "
                                           f"({describe(client, set(states), states)})")
         try:
-            wait_for(client, futures, workers=set(states), what=what, quiet=quiet)
+            wait_for(client, futures, workers=set(states), what=what, quiet=quiet, setup_watch=stalls)
             return
+        except TasksStalled as stuck:
+            raise ClusterUnavailableError(f"{what} cannot go on: {stuck}") from None
         except WorkersUnavailable as gone:  # kept as text: a log record must not keep its traceback
             message, paused = str(gone), bool(gone.paused)
         paused_since = (paused_since or time.perf_counter()) if paused else None
@@ -145,11 +225,8 @@ def wait_all(client, futures: list, *, what: str, quiet: bool = False) -> None:
 def _drop_tracebacks(err: BaseException) -> None:
     """Cut an exception chain's tracebacks: their frames hold the waited-for futures in reference
     cycles, which kept a finished fit's tasks on the cluster until the garbage collector ran."""
-    seen = set()
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        err.__traceback__ = None
-        err = err.__context__ or err.__cause__
+    for each in exception_chain(err):
+        each.__traceback__ = None
 
 
 def describe(client, workers, states: dict | None = None) -> str:
