@@ -168,3 +168,10 @@ def test_bench_concurrency_smoke(bench_path):
     import bench_concurrency
     table = bench_concurrency.main(["--rows", "600", "--epochs", "1"])
     assert list(table["models"]) == [4, 4] and list(table["fits"]) == [16, 16]
+
+
+def test_bench_watch_smoke(bench_path):
+    import bench_watch
+    table = bench_watch.main(["--partitions", "4", "50", "--looks", "3"])
+    assert list(table["partitions"]) == [4, 50]
+    assert (table["fastest_ms"] > 0).all() and (table["fastest_ms"] <= table["median_ms"]).all()

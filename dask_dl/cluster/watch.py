@@ -137,8 +137,9 @@ class SetupStallWatch:
     returns). Set-up tasks have no timed reference like a training round's, so each task executing
     towards the waited-for keys is compared with the tasks of its kind (key prefix) that finished in
     the wait: a task seen executing counts with its last-seen time, one that ended unseen with the
-    time since the previous look (plus the heartbeats' lag). The scheduler is asked once a second,
-    from the wait's first second on: a short wait never asks."""
+    time since the previous look (plus the heartbeats' lag). The scheduler is asked once a second
+    (less often for a graph whose walk takes over 20 ms), from the wait's first second on: a short
+    wait never asks."""
 
     def __init__(self, keys: list):
         self.keys = list(keys)
@@ -146,6 +147,7 @@ class SetupStallWatch:
         self.executing: dict = {}   # {key: (worker, seconds, prefix)} at the last look
         self.longest: dict = {}     # {prefix: the longest a finished task of it can have executed}
         self.broken = False         # the scheduler could not be asked: no bound (logged once)
+        self.look_s = 0.0           # what the last look took
 
     def limit_s(self, prefix: str) -> float:
         longest = self.longest.get(prefix)
@@ -154,8 +156,8 @@ class SetupStallWatch:
     def check(self, client, states: dict) -> None:
         """Raise TasksStalled when a task the keys wait on has executed past its ``limit_s``."""
         now = time.perf_counter()
-        if self.broken or now - self.last_look < SETUP_LOOK_S:
-            return
+        if self.broken or now - self.last_look < max(SETUP_LOOK_S, 50 * self.look_s):
+            return  # a look walks the step's graph on the scheduler: at most 2% of its time
         try:
             executing, in_memory = client.run_on_scheduler(_executing_towards_function(), keys=self.keys)
         except Exception as err:  # noqa: BLE001 - e.g. a scheduler that refuses pickled functions
@@ -163,6 +165,7 @@ class SetupStallWatch:
             logger.warning("dask_dl: cannot watch the set-up for stalled tasks (%s): a hung task would be "
                            "waited for", err)
             return
+        self.look_s = time.perf_counter() - now
         since_last, self.last_look = now - self.last_look, now
         for key, (_, seconds, prefix) in self.executing.items():
             if key not in executing:  # ended since the last look
