@@ -76,32 +76,45 @@ def test_replicated_data_iterates_over_every_workers_copy(client2, iris):
     assert part["train_samples_per_iteration"] == 150 and part["iterations"] == 4 and part["samples"] == 600
 
 
-@pytest.mark.parametrize("n_workers,threads,sizes", [(2, 1, [600, 400]), (2, 2, [600, 400]), (4, 2, [800, 800])])
-def test_replicated_workers_split_each_pass_between_them(n_workers, threads, sizes):
-    """Every worker holds every row: in one epoch (each worker 1/P of the rows, over any iterations)
-    the P workers together train on every row exactly once, as one node would."""
-    from dask_dl.cluster.loop import worker_stream
+def _replicated_visits(n_workers: int, threads: int, sizes: list, epochs: int, stream) -> list:
+    """How often each row of each block is trained when ``n_workers`` replicas stream ``epochs``
+    epochs in 7 iterations (which do not line up with the epochs); ``stream(wi, streamed)`` gives
+    a worker's (position, order seed, segment)."""
     from dask_dl.nn.hogwild import shard_plan
-    total = sum(sizes)
-    seen = {bi: [] for bi in range(len(sizes))}
+    share = sum(sizes) // n_workers * epochs  # each worker's samples over the fit
+    chunks = [share // 7] * 6 + [share - 6 * (share // 7)]
+    visits = [np.zeros(n, dtype=int) for n in sizes]
     for wi in range(n_workers):
         streamed = 0
-        for chunk in (total // n_workers // 3, total // n_workers - total // n_workers // 3):  # two iterations
-            position, seed = worker_stream(wi, n_workers, streamed, total, True, 7)
+        for chunk in chunks:
+            position, seed, segment = stream(wi, streamed)
             for bi, rows in shard_plan(sizes, n_samples=chunk, n_threads=threads, position=position,
-                                       order_seed=seed):
-                seen[bi].extend(np.concatenate(rows).tolist())
+                                       order_seed=seed, segment=segment):
+                np.add.at(visits[bi], np.concatenate(rows), 1)
             streamed += chunk
-    assert sum(len(v) for v in seen.values()) == total
-    for bi, n in enumerate(sizes):
-        # a thread resumes at round(position x its slice), and the blocks' shares of an iteration are
-        # rounded: a row or two per thread and iteration may be visited twice (and as many missed)
-        # where the splits do not divide evenly; independent row orders would miss about
-        # (1 - 1/P)^P of them (25% for two workers, 32% for four)
-        missed = n - len(set(seen[bi]))
-        assert missed <= (0 if n_workers == 2 else n_workers * 2 * threads)
+    return visits
+
+
+@pytest.mark.parametrize("n_workers,threads,sizes", [(2, 1, [600, 400]), (2, 2, [600, 400]), (4, 2, [800, 800])])
+def test_replicated_workers_split_each_pass_between_them(n_workers, threads, sizes):
+    """Every worker holds every row: over three epochs (each worker 1/P of the rows per epoch) the
+    P workers together train on every row once per epoch, as one node would."""
+    from dask_dl.cluster.loop import worker_stream
+    total = sum(sizes)
+    visits = _replicated_visits(n_workers, threads, sizes, 3,
+                                lambda wi, streamed: worker_stream(wi, n_workers, streamed, total, True, 7))
+    # a thread resumes at round(position x its segment), and the blocks' shares of an iteration are
+    # rounded: a row or two per thread and iteration may be visited once more or less
+    for v in visits:
+        assert v.sum() == pytest.approx(3 * len(v), abs=n_workers * threads * 7)
+        assert np.mean(v != 3) < 0.05, np.bincount(v)
+    # before each worker walked its own part of every pass (evenly spaced starts in one stream),
+    # the workers' halves overlapped after the first epoch: a quarter of the rows off by one or more
+    old = _replicated_visits(n_workers, threads, sizes, 3,
+                             lambda wi, streamed: (streamed / total + wi / n_workers, 7, (0, 1)))
+    assert all(np.mean(v != 3) > 0.2 for v in old)
     # partitioned data: each worker streams its own rows in an order of its own
-    assert worker_stream(1, 2, 50, 100, False, 7) == (0.5, 7 + 1000003)
+    assert worker_stream(1, 2, 50, 100, False, 7) == (0.5, 7 + 1000003, (0, 1))
 
 
 def test_replicas_live_on_every_worker_and_survive_the_memory_manager(client2):

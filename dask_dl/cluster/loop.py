@@ -90,17 +90,16 @@ def auto_speed(cfg) -> int:
 
 
 def worker_stream(wi: int, n_workers: int, streamed: int, rows: int, replicated: bool,
-                  seed: int) -> tuple[float, int]:
-    """Where worker ``wi`` resumes its row stream (in passes over its ``rows`` rows, after
-    ``streamed`` samples) and the seed of its row order. Replicated data: every worker holds every
-    row, so all walk ONE row order from evenly spaced starts and together cover the data once per
-    epoch (independent orders would see only 1 - (1 - 1/P)^P of the rows in an epoch); each pass
-    being a fresh order (``hogwild.visiting_order``), that holds exactly for the first epoch.
-    Partitioned data: each worker its own order."""
-    position = streamed / rows
+                  seed: int) -> tuple[float, int, tuple]:
+    """Where worker ``wi`` resumes its row stream (in passes, after it streamed ``streamed``
+    samples of its ``rows`` rows), the seed of its row order and its segment of each pass.
+    Replicated data: every worker holds every row, so all walk ONE row order, worker i the i-th of
+    P parts of each pass (``hogwild.visiting_order``): together they cover the data once per epoch,
+    every epoch (independent orders would see only 1 - (1 - 1/P)^P of the rows in an epoch).
+    Partitioned data: each worker its own order over its own rows."""
     if replicated:
-        return position + wi / n_workers, seed
-    return position, seed + 1000003 * wi
+        return streamed * n_workers / rows, seed, (wi, n_workers)
+    return streamed / rows, seed + 1000003 * wi, (0, 1)
 
 
 def samples_per_iteration(cfg, n_rows: int, n_threads_total: int, local_rows: int | None = None) -> int:
@@ -636,11 +635,11 @@ class IterationLoop:
         round_key = f"{self.fit_key}-{pg.reruns}-{iteration}"
         futs, after = [], dict(positions)
         for wi, (w, blocks) in enumerate(data.blocks_by_worker.items()):
-            position, order_seed = worker_stream(wi, len(data.blocks_by_worker), positions[w],
-                                                 data.rows_by_worker[w], data.replicated, cfg.seed)
+            position, order_seed, segment = worker_stream(wi, len(data.blocks_by_worker), positions[w],
+                                                          data.rows_by_worker[w], data.replicated, cfg.seed)
             spec = tasks.RoundSpec(
                 layout=self.layout, settings=settings, n_samples=int(budget[w]), n_seen=float(n_seen),
-                rng_seeds=(cfg.seed, iteration, wi), position=position, order_seed=order_seed,
+                rng_seeds=(cfg.seed, iteration, wi), position=position, order_seed=order_seed, segment=segment,
                 n_threads=cfg.task_threads,
                 elastic_key=elastic_key,
                 elastic_strength=float(cfg.params["elastic_averaging_regularization"]) if elastic_key else 0.0)

@@ -35,6 +35,7 @@ class RoundSpec:
     rng_seeds: tuple              # (fit seed, iteration, worker index): the dropout RNG streams
     position: float               # passes over this worker's rows that earlier rounds made
     order_seed: int               # seed of this worker's row order
+    segment: tuple = (0, 1)       # (i, P): replicated data's worker i walks the i-th of P parts of each pass
     n_threads: int | None = None  # None: the worker's own thread count
     elastic_key: str | None = None  # elastic averaging: the fit whose worker-local model trains
     elastic_strength: float = 0.0
@@ -88,7 +89,7 @@ def _train_blocks(state, blocks: list, spec: RoundSpec, n_threads: int, center=N
         return train_stream(state, blocks[0], spec, n_threads, center)
     return hogwild.train_shard(state, spec.layout, list(blocks), n_samples=spec.n_samples, settings=spec.settings,
                                n_threads=n_threads, rng_seeds=spec.rng_seeds, n_seen=spec.n_seen,
-                               position=spec.position, order_seed=spec.order_seed,
+                               position=spec.position, order_seed=spec.order_seed, segment=spec.segment,
                                center=center, elastic_strength=spec.elastic_strength)
 
 

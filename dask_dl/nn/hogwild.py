@@ -49,29 +49,43 @@ def thread_seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
-def visiting_order(n_rows: int, n_samples: int, start: int, seed: int) -> np.ndarray:
+def segment_bounds(n_rows: int, segment: tuple) -> tuple[int, int]:
+    """The rows [lo, hi) of a pass's permutation that part i of P walks (``segment`` = (i, P));
+    the whole pass where there are fewer rows than parts."""
+    i, parts = segment
+    lo, hi = n_rows * i // parts, n_rows * (i + 1) // parts
+    return (lo, hi) if hi > lo else (0, n_rows)
+
+
+def visiting_order(n_rows: int, n_samples: int, start: int, seed: int, segment: tuple = (0, 1)) -> np.ndarray:
     """Row indices for ``n_samples`` draws from a stream of passes over ``n_rows`` rows, starting at
     stream position ``start``: every pass visits every row once, so an epoch sees each row once
     however it is cut into iterations. Each pass is a fresh random permutation, as H2O draws a
     fresh random order of each chunk at every (sub-epoch) iteration: one order repeated every pass
-    let the validation logloss plateau higher on 10-epoch fits (benchmarks/README.md, issue 17)."""
+    let the validation logloss plateau higher on 10-epoch fits (benchmarks/README.md, issue 17).
+    ``segment`` (i, P): the stream of the i-th of P equal parts of each pass's permutation, so that
+    P workers holding the same rows (replicated) share every pass exactly, epoch after epoch."""
+    lo, hi = segment_bounds(n_rows, segment)
+    length = hi - lo
     out = np.empty(int(n_samples), dtype=np.int64)
     filled, pos = 0, int(start)
     while filled < n_samples:
-        p, offset = divmod(pos, n_rows)
-        order = np.random.default_rng([seed, p]).permutation(n_rows)
-        take = min(n_rows - offset, int(n_samples) - filled)
+        p, offset = divmod(pos, length)
+        order = np.random.default_rng([seed, p]).permutation(n_rows)[lo:hi]
+        take = min(length - offset, int(n_samples) - filled)
         out[filled:filled + take] = order[offset:offset + take]
         filled += take
         pos += take
     return out
 
 
-def shard_plan(sizes, *, n_samples: int, n_threads: int, position: float, order_seed: int) -> list:
+def shard_plan(sizes, *, n_samples: int, n_threads: int, position: float, order_seed: int,
+               segment: tuple = (0, 1)) -> list:
     """Which rows each HOGWILD! thread trains: [(block, [rows of thread 0, rows of thread 1, ...])] for
     ``n_samples`` draws over blocks of ``sizes`` rows, split in proportion to the blocks' sizes. Each
     block is cut into one contiguous slice per thread; a thread streams passes over its slice
-    (``visiting_order``, seeded from ``order_seed``), resuming ``position`` passes in."""
+    (``visiting_order``, seeded from ``order_seed``; ``segment``: its part of each pass), resuming
+    ``position`` passes in."""
     sizes = np.asarray(sizes, dtype=np.int64)
     plan = []
     for bi, (n, m) in enumerate(zip(sizes, proportional_split(n_samples, sizes))):
@@ -83,8 +97,9 @@ def shard_plan(sizes, *, n_samples: int, n_threads: int, position: float, order_
         for t in range(k):
             lo, hi = n * t // k, n * (t + 1) // k
             m_t = m * (t + 1) // k - m * t // k
-            start = int(round(position * (hi - lo)))
-            rows.append(lo + visiting_order(hi - lo, m_t, start, thread_seed(order_seed, bi, t, k)))
+            seg_lo, seg_hi = segment_bounds(hi - lo, segment)
+            start = int(round(position * (seg_hi - seg_lo)))
+            rows.append(lo + visiting_order(hi - lo, m_t, start, thread_seed(order_seed, bi, t, k), segment))
         plan.append((bi, rows))
     return plan
 
@@ -92,12 +107,13 @@ def shard_plan(sizes, *, n_samples: int, n_threads: int, position: float, order_
 def train_shard(state: np.ndarray, layout: NetworkLayout, blocks: list, *, n_samples: int,
                 settings: KernelSettings, n_threads: int, rng_seeds: tuple, n_seen: float,
                 position: float = 0.0, order_seed: int = 0, center: np.ndarray | None = None,
-                elastic_strength: float = 0.0) -> int:
+                elastic_strength: float = 0.0, segment: tuple = (0, 1)) -> int:
     """Train ``state`` in place on ``n_samples`` draws from ``blocks`` (``block_arrays``) with
     ``n_threads`` HOGWILD! threads; ``n_seen`` samples were trained before (the learning-rate
     schedule). ``rng_seeds`` seed each thread's dropout stream (with the block and thread),
     ``order_seed`` the row visiting order; ``position`` is how many passes over these blocks earlier
-    iterations made (each thread resumes its slice's stream there). With ``center`` every gradient
+    iterations made (each thread resumes its slice's stream there; ``segment``: the part of each
+    pass this worker walks, ``visiting_order``). With ``center`` every gradient
     gets ``elastic_strength * (state - center)`` (elastic averaging). Returns the samples trained."""
     sizes = [len(b[1]) for b in blocks]
     if sum(sizes) == 0 or n_samples <= 0:
@@ -105,7 +121,8 @@ def train_shard(state: np.ndarray, layout: NetworkLayout, blocks: list, *, n_sam
     kernel = _pick_kernel(layout, settings, elastic=center is not None)
     hp = settings.hp.astype(state.dtype)
     hp[HP_EA] = elastic_strength if center is not None else 0.0
-    plan = shard_plan(sizes, n_samples=n_samples, n_threads=n_threads, position=position, order_seed=order_seed)
+    plan = shard_plan(sizes, n_samples=n_samples, n_threads=n_threads, position=position, order_seed=order_seed,
+                      segment=segment)
     # thread_local_models: thread t > 0 trains copies[t] (thread 0 the state itself) in every block;
     # the copies are averaged into the state, weighted by the rows each thread trained, at the end
     k_max = max((len(rows) for _, rows in plan), default=1)
