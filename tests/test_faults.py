@@ -57,24 +57,30 @@ def _fit_with(client, frame, action, at_iteration: int, **params):
     log.addHandler(trigger)
     clf = dask_dl.DeepLearningClassifier(hidden=[32], seed=1, client=client, train_samples_per_iteration=1500,
                                          score_each_iteration=True, **{"epochs": 3, **params})
-    box = {}
+    try:
+        error, seconds = _fit_in_thread(lambda: clf.fit(frame, "C785"))
+    finally:
+        log.removeHandler(trigger)
+    assert trigger.fired, f"the fit ended before iteration {at_iteration}"
+    if error is not None:
+        raise error
+    return clf, seconds
+
+
+def _fit_in_thread(fit) -> tuple:
+    """(error or None, seconds) of ``fit()`` run in a thread, so that a hang fails the test."""
+    box, t0 = {}, time.perf_counter()
 
     def run():
         try:
-            box["clf"] = clf.fit(frame, "C785")
-        except BaseException as err:  # noqa: BLE001 - re-raised in the test
+            fit()
+        except BaseException as err:  # noqa: BLE001 - returned to the test
             box["error"] = err
-
-    t0 = time.perf_counter()
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     thread.join(FIT_BOUND_S)
-    log.removeHandler(trigger)
-    assert not thread.is_alive(), f"the fit hung for {FIT_BOUND_S} s after the fault"
-    assert trigger.fired, f"the fit ended before iteration {at_iteration}"
-    if "error" in box:
-        raise box["error"]
-    return box["clf"], time.perf_counter() - t0
+    assert not thread.is_alive(), f"the fit hung for {FIT_BOUND_S} s"
+    return box.get("error"), time.perf_counter() - t0
 
 
 def _tasks_left(client, users=None) -> list:
@@ -206,11 +212,6 @@ def _hang(client, workers, seconds: float, times: int, module: str = "dask_dl.nn
     return lambda: client.run(patch, workers=workers)
 
 
-def _hang_training(client, workers, seconds: float, times: int):
-    """On ``workers``: the next ``times`` training calls first sleep ``seconds``."""
-    return _hang(client, workers, seconds, times)
-
-
 @pytest.fixture
 def quick_stall(monkeypatch):
     """A round counts as stalled after 2 s (60 s, or 50x the last round, in a fit)."""
@@ -226,7 +227,7 @@ def test_a_stalled_worker_costs_rounds_not_the_fit(cluster, mnist_dask, dl_log, 
     cl, client = cluster()
     with client:
         victim = sorted(client.nthreads())[1]
-        clf, seconds = _fit_with(client, frame, _hang_training(client, [victim], 40.0, 1), 2, epochs=4)
+        clf, seconds = _fit_with(client, frame, _hang(client, [victim], 40.0, 1), 2, epochs=4)
         run = clf.model_.run
         assert run["reruns"] >= 1 and run["samples"] >= 4 * 4000 and _error(clf, te) < 0.25
         assert seconds < 35 and run["workers"] == 1  # the hung worker was not waited for
@@ -240,7 +241,7 @@ def test_workers_that_stay_stalled_fail_the_fit_with_the_reason(cluster, mnist_d
     cl, client = cluster()
     with client:
         t0 = []
-        hang = _hang_training(client, sorted(client.nthreads()), 30.0, 100)
+        hang = _hang(client, sorted(client.nthreads()), 30.0, 100)
         with pytest.raises(dask_dl.ClusterUnavailableError, match=r"stalled.*restart"):
             _fit_with(client, frame, lambda: (t0.append(time.perf_counter()), hang()), 2)
         assert time.perf_counter() - t0[0] < 20  # two 2 s limits, not the workers' 30 s sleeps
@@ -254,22 +255,6 @@ def quick_setup_stall(monkeypatch):
     monkeypatch.setattr(watch, "SETUP_STALL_FACTOR", 3.0)
     monkeypatch.setattr(watch, "SETUP_STALL_ALONE_S", 8.0)
     monkeypatch.setattr(watch, "HEARTBEAT_LAG_S", 0.5)
-
-
-def _fit_in_thread(fit) -> tuple:
-    """(error or None, seconds) of ``fit()`` run in a thread, so that a hang fails the test."""
-    box, t0 = {}, time.perf_counter()
-
-    def run():
-        try:
-            fit()
-        except BaseException as err:  # noqa: BLE001 - returned to the test
-            box["error"] = err
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(FIT_BOUND_S)
-    assert not thread.is_alive(), f"the fit hung for {FIT_BOUND_S} s"
-    return box.get("error"), time.perf_counter() - t0
 
 
 def test_a_hung_set_up_task_fails_the_fit_with_the_reason(cluster, mnist_dask, quick_setup_stall):

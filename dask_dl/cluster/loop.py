@@ -29,7 +29,7 @@ from . import tasks
 from .averaging import tree_average
 from .placement import TrainingData
 from .replan import replan
-from .watch import TasksStalled, WorkersUnavailable, describe, running, wait_for, worker_states
+from .watch import RoundStallWatch, TasksStalled, WorkersUnavailable, describe, running, wait_for, worker_states
 
 logger = logging.getLogger("dask_dl")
 
@@ -417,10 +417,10 @@ class IterationLoop:
         try:
             wait_for(self.client, [rnd.mean_f], workers=list(self.data.blocks_by_worker),
                      what=f"iteration {pg.iteration}", expected_s=max(pg.round_s, 0.05), quiet=self.quiet,
-                     watched=rnd.train_keys, stalled_after_s=self._stall_after_s)
+                     stalls=self._stall_watch(rnd.train_keys))
             result = rnd.mean_f.result()
         except WorkersUnavailable as gone:
-            failure = (str(gone), gone.lost | set(gone.paused))
+            failure = (str(gone), gone.workers)
         except TasksStalled as stuck:  # others train on while those workers are stuck, if any are left
             others = self._trainable(worker_states(self.client)) - stuck.workers
             failure = (str(stuck), stuck.workers if others else set(), True)
@@ -489,6 +489,10 @@ class IterationLoop:
         total_rows = sum(self.data.rows_by_worker.values())
         pg.positions = {w: int(pg.samples * r / total_rows) for w, r in self.data.rows_by_worker.items()}
         self._who_has = self.client.who_has(list(self.data.score_train) + list(self.data.score_valid or []))
+
+    def _stall_watch(self, keys) -> RoundStallWatch | None:
+        """A watch on ``keys`` at this fit's stall limit (none before the first round is timed)."""
+        return None if self._stall_after_s is None else RoundStallWatch(keys, self._stall_after_s)
 
     def _trainable(self, states: dict) -> set:
         """The running workers (``states``: ``worker_states``), less those a stalled round left out
@@ -740,7 +744,7 @@ class IterationLoop:
                                             validation=validation)
             try:  # the first attempt watches every worker: one paused with the scoring tasks ends it
                 wait_for(self.client, jobs, workers=available if attempt else set(states), what="scoring",
-                         quiet=self.quiet, watched=tuple(f.key for f in jobs), stalled_after_s=self._stall_after_s)
+                         quiet=self.quiet, stalls=self._stall_watch(f.key for f in jobs))
                 return self.client.gather(jobs)
             except (WorkersUnavailable, TasksStalled, CancelledError, KilledWorker) as err:
                 if attempt:

@@ -58,11 +58,10 @@ def replicate_blocks(client, futures: list, workers: list, quiet: bool = False, 
         copies = [f for fs in out.values() for f in fs]
         try:
             wait_for(client, copies, workers=workers, what="replicating the training data", quiet=quiet,
-                     setup_watch=SetupStallWatch([f.key for f in copies]))
+                     stalls=SetupStallWatch([f.key for f in copies]))
             return out
         except (WorkersUnavailable, TasksStalled) as gone:
             # the message, not the exception: a kept log record would keep its traceback's futures
             logger.warning("dask_dl: replicate_training_data: %s; the others hold the copies", str(gone))
-            left_out = gone.workers if isinstance(gone, TasksStalled) else gone.lost | set(gone.paused)
-            workers = [w for w in workers if w not in left_out]
+            workers = [w for w in workers if w not in gone.workers]
     raise ClusterUnavailableError("replicate_training_data: no worker is left to hold the training data")

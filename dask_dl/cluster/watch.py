@@ -36,6 +36,7 @@ class WorkersUnavailable(RuntimeError):
 
     def __init__(self, lost: set, paused: dict):
         self.lost, self.paused = set(lost), dict(paused)
+        self.workers = self.lost | set(self.paused)  # the workers to leave out, as TasksStalled's
         parts = [f"lost {sorted(self.lost)}"] if self.lost else []
         parts += [f"{a} paused for memory ({_memory_text(w)})" for a, w in self.paused.items()]
         advice = (": give the workers a larger memory_limit, or train with out_of_core=True or "
@@ -72,21 +73,17 @@ def running(states: dict) -> set:
 
 
 def wait_for(client, futures: list, *, workers, what: str, expected_s: float = 1.0, quiet: bool = False,
-             paused_grace_s: float = PAUSED_GRACE_S, watched: tuple = (), stalled_after_s: float | None = None,
-             setup_watch: SetupStallWatch | None = None) -> None:
+             paused_grace_s: float = PAUSED_GRACE_S, stalls: RoundStallWatch | SetupStallWatch | None = None) -> None:
     """Wait until every future is finished (done or erred). Raise WorkersUnavailable as soon as one
     of ``workers`` is gone, or has been paused for memory longer than ``paused_grace_s``; past
     max(FIRST_REPORT_S, 10 x ``expected_s``) log one line on what each slow worker is doing. With
-    ``stalled_after_s``, raise TasksStalled once a key of ``watched`` has been processing on a worker
-    (its inputs all computed: the scheduler's "processing") for that long, as seen from half of it on;
-    with ``setup_watch``, once a task the futures wait on has executed past its limit."""
+    ``stalls``, raise TasksStalled once it finds a task stalled."""
     from distributed import wait
-    workers, watched = set(workers), set(watched)
+    workers = set(workers)
     poll = min(1.0, max(0.05, expected_s / 2))
     start = time.perf_counter()
     report_at = start + max(FIRST_REPORT_S, 10.0 * expected_s)
     paused_since: dict = {}
-    processing_since: dict = {}
     while True:
         try:
             wait(futures, timeout=poll)
@@ -100,10 +97,8 @@ def wait_for(client, futures: list, *, workers, what: str, expected_s: float = 1
         overdue = _held_past(paused_since, paused, now, paused_grace_s)
         if lost or overdue:
             raise WorkersUnavailable(lost, overdue)
-        if stalled_after_s is not None and watched and now - start >= stalled_after_s / 2:  # none in a normal wait
-            _check_stalled(client, watched, processing_since, now, stalled_after_s, states)
-        if setup_watch is not None:
-            setup_watch.check(client, states)
+        if stalls is not None:
+            stalls.check(client, states)
         if now >= report_at and not quiet:
             logger.warning("dask_dl: %s has waited %.0f s (expected ~%.1f s): %s", what, now - start, expected_s,
                            describe(client, workers, states))
@@ -121,15 +116,28 @@ def _held_past(since: dict, current: dict, now: float, limit_s: float) -> dict:
     return {k: v for k, v in current.items() if now - since[k] >= limit_s}
 
 
-def _check_stalled(client, watched: set, since: dict, now: float, limit_s: float, states: dict) -> None:
-    """Note since when each ``watched`` key processes (``since``, updated); raise TasksStalled past
-    ``limit_s``. A key back in "waiting" (an input lost and recomputed) starts its clock again."""
-    # on any worker: a task may run away from the one it was meant for
-    now_processing = {str(k): a for a, keys in client.processing().items() for k in keys if str(k) in watched}
-    stalled = _held_past(since, now_processing, now, limit_s)
-    if stalled:
-        raise TasksStalled(stalled, max(now - since[k] for k in stalled), limit_s,
-                           describe(client, set(stalled.values()), states))
+class RoundStallWatch:
+    """Bounds a training round's (or scoring's) wait: TasksStalled once a key of ``watched`` has
+    been processing on a worker (its inputs all computed: the scheduler's "processing") for
+    ``limit_s``, as seen from half of it on (a normal wait never asks). A key back in "waiting" (an
+    input lost and recomputed) starts its clock again."""
+
+    def __init__(self, watched, limit_s: float):
+        self.watched, self.limit_s = {str(k) for k in watched}, limit_s
+        self.start = time.perf_counter()
+        self.since: dict = {}  # {key: when it was first seen processing}
+
+    def check(self, client, states: dict) -> None:
+        now = time.perf_counter()
+        if now - self.start < self.limit_s / 2:
+            return
+        # on any worker: a task may run away from the one it was meant for
+        now_processing = {str(k): a for a, keys in client.processing().items() for k in keys
+                          if str(k) in self.watched}
+        stalled = _held_past(self.since, now_processing, now, self.limit_s)
+        if stalled:
+            raise TasksStalled(stalled, max(now - self.since[k] for k in stalled), self.limit_s,
+                               describe(client, set(stalled.values()), states))
 
 
 class SetupStallWatch:
@@ -173,11 +181,12 @@ class SetupStallWatch:
         for prefix in set(in_memory) - set(self.longest):  # ended unseen: within one look and a heartbeat
             self.longest[prefix] = since_last + HEARTBEAT_LAG_S
         self.executing = executing
-        stalled = {k: v for k, v in executing.items() if v[1] >= self.limit_s(v[2])}
+        limits = {k: self.limit_s(prefix) for k, (_, _, prefix) in executing.items()}
+        stalled = {str(k): w for k, (w, seconds, _) in executing.items() if seconds >= limits[k]}
         if stalled:
-            raise TasksStalled({str(k): v[0] for k, v in stalled.items()}, max(v[1] for v in stalled.values()),
-                               min(self.limit_s(v[2]) for v in stalled.values()),
-                               describe(client, {v[0] for v in stalled.values()}, states), state="executing")
+            over = [k for k in executing if str(k) in stalled]
+            raise TasksStalled(stalled, max(executing[k][1] for k in over), min(limits[k] for k in over),
+                               describe(client, set(stalled.values()), states), state="executing")
 
 
 def _executing_towards_function():
@@ -213,7 +222,7 @@ def wait_all(client, futures: list, *, what: str, quiet: bool = False) -> None:
             raise ClusterUnavailableError(f"{what} cannot go on: no worker is running "
                                           f"({describe(client, set(states), states)})")
         try:
-            wait_for(client, futures, workers=set(states), what=what, quiet=quiet, setup_watch=stalls)
+            wait_for(client, futures, workers=set(states), what=what, quiet=quiet, stalls=stalls)
             return
         except TasksStalled as stuck:
             raise ClusterUnavailableError(f"{what} cannot go on: {stuck}") from None
